@@ -1,0 +1,95 @@
+//! The command line: argument types and printing. Parsing only; the work is in `ops`.
+//!
+//! stdout is data (a path, a reference, or JSON with `--format json`); stderr is for people.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::sign::keys::Algorithm;
+
+#[derive(Debug, Parser)]
+#[command(name = "sealroom", version, about = "Hermetic builds with signed SLSA provenance")]
+pub struct Cli {
+    /// The store's directory (default: $XDG_CACHE_HOME/sealroom, else ~/.cache/sealroom).
+    #[arg(long, global = true, env = "SEALROOM_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Output format for what the command reports on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline: resolve, build every step network-off, store, attest.
+    Build(BuildArgs),
+    /// Check an artifact against its provenance: signature, statement, subject, builder.
+    Verify(VerifyArgs),
+    /// Write a PEM key pair for signing provenance.
+    Keygen(KeygenArgs),
+    /// Base images without a registry.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Where artifacts and their `.intoto.jsonl` provenance are written.
+    #[arg(long, value_name = "DIR", default_value = "sealroom-out")]
+    pub out: PathBuf,
+    /// A PEM private key (PKCS#8, ECDSA P-256 or Ed25519) to sign provenance with.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+    /// The builder id recorded in provenance.
+    #[arg(long, value_name = "URI", default_value = crate::provenance::DEFAULT_BUILDER_ID)]
+    pub builder_id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The artifact to check.
+    pub artifact: PathBuf,
+    /// Its provenance (`<artifact>.intoto.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub provenance: PathBuf,
+    /// The PEM public key (SPKI) the provenance must be signed with.
+    #[arg(long, value_name = "PUB")]
+    pub key: PathBuf,
+    /// The builder id the provenance must name.
+    #[arg(long, value_name = "ID")]
+    pub builder_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    #[arg(long, value_enum, default_value_t = Algorithm::EcdsaP256)]
+    pub algorithm: Algorithm,
+    /// Writes PREFIX.key and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "sealroom")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Make a deterministic image from a directory or tar and load it into the engine; prints
+    /// the pinned reference `NAME@sha256:<id>`.
+    Import {
+        /// A directory, or a tar file (optionally gzip-compressed).
+        rootfs: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+}

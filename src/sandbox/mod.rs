@@ -1,0 +1,108 @@
+//! Running one step in isolation. `Sandbox` is the seam: `docker` runs steps in Docker
+//! containers through bollard; `fake` records what it was asked to run, for unit tests of the
+//! code that schedules steps.
+//!
+//! A sandbox is given everything a step may see (`StepRequest`) and nothing else: the image, the
+//! argv, the complete environment, the read-only inputs, the host directory that becomes `/out`.
+//! It does not decide any of these; `ops::build` does. It never touches the store.
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::digest::BlobDigest;
+use crate::error::ExitCode;
+use crate::spec::PinnedImage;
+
+/// Where a step's inputs and output are, inside the container.
+pub const INPUTS_DIR: &str = "/inputs";
+pub const OUT_DIR: &str = "/out";
+/// The working directory every step starts in.
+pub const WORK_DIR: &str = "/tmp";
+/// The user steps run as unless a spec asks for root: an unprivileged uid:gid.
+pub const DEFAULT_USER: &str = "1000:1000";
+/// The label every container sealroom makes carries, with the build id as its value.
+pub const BUILD_LABEL: &str = "dev.sealroom.build";
+/// The label naming the step a container runs.
+pub const STEP_LABEL: &str = "dev.sealroom.step";
+
+/// Everything one step run may see.
+#[derive(Debug, Clone)]
+pub struct StepRequest {
+    /// The step's name, for labels and log prefixes.
+    pub step: String,
+    /// Identifies the build the container belongs to (a label), so leftovers can be found.
+    pub build_id: String,
+    pub image: PinnedImage,
+    pub argv: Vec<String>,
+    /// The complete environment; nothing else is set.
+    pub env: BTreeMap<String, String>,
+    pub workdir: String,
+    /// `uid:gid` inside the container.
+    pub user: String,
+    /// Host directories mounted read-only at `/inputs/<name>`.
+    pub inputs: Vec<InputMount>,
+    /// The host directory mounted at `/out`, empty and writable by `user`.
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputMount {
+    pub name: String,
+    pub host_path: PathBuf,
+}
+
+/// What came of a step that ran to its end (whatever its exit status).
+#[derive(Debug, Clone)]
+pub struct StepOutcome {
+    pub exit_status: i64,
+    /// The last lines the step printed (stdout and stderr), for error messages.
+    pub log_tail: Vec<String>,
+    /// The sha256 of the whole log, recorded as a byproduct in provenance.
+    pub log_digest: BlobDigest,
+}
+
+impl StepOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.exit_status == 0
+    }
+}
+
+/// Runs steps. Implementations must leave nothing behind (no container, no temp file) on any
+/// path, success or error.
+pub trait Sandbox: Send + Sync {
+    fn run(
+        &self,
+        request: &StepRequest,
+    ) -> impl std::future::Future<Output = Result<StepOutcome, SandboxError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
+    )]
+    EngineUnreachable { detail: String },
+    #[error(
+        "base image `{image}` is not in the container engine\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}`, then pin the digest it prints"
+    )]
+    ImageMissing { image: PinnedImage, name: String },
+    #[error("container engine error while {action} for step `{step}`: {detail}")]
+    Engine {
+        step: String,
+        action: &'static str,
+        detail: String,
+    },
+}
+
+impl SandboxError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            SandboxError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
+            SandboxError::ImageMissing { .. } => ExitCode::BadInput,
+            SandboxError::Engine { .. } => ExitCode::StepFailed,
+        }
+    }
+}

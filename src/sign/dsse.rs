@@ -1,0 +1,1 @@
+//! DSSE envelopes and the pre-authentication encoding (PAE).
