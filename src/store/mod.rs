@@ -8,36 +8,82 @@
 //! <root>/v1/blobs/sha256/<hex>        file contents, read-only
 //! <root>/v1/trees/sha256/<hex>        canonical tree objects (see `tree`)
 //! <root>/v1/checkouts/<tree hex>/     a tree materialized read-only, shared by steps
+//! <root>/v1/actions/                  reserved for the action cache
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
 //! ```
 //!
 //! Every write goes to `tmp/` first and is renamed into place, so a crash leaves either nothing
 //! or a whole, correct entry; an entry's name is always the digest of its content. This module
 //! does no networking and knows nothing of specs or containers.
+//!
+//! - `blob`: adding blobs (from a file or a reader, hashed while streaming) and copying them out.
+//! - `walk`: hashing a directory into blobs and tree objects (`add_tree`).
+//! - `checkout`: writing trees back out (shared read-only checkouts, writable copies) and
+//!   removing read-only trees.
+//! - `tree`: the canonical tree object and its encoding.
 
+mod blob;
+mod checkout;
 pub mod tree;
+mod walk;
 
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::ExitCode;
 
-pub use tree::{Entry, EntryKind, TreeObject};
+pub use checkout::remove_tree_force;
+pub use tree::{Entry, EntryKind, TreeObject, TreeObjectError};
+
+/// The directory under the root that holds this version of the layout.
+pub const LAYOUT_VERSION: &str = "v1";
+
+/// The standard cache directory tag (<https://bford.info/cachedir/>), so backup tools skip us.
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by sealroom.\n\
+# For information about cache directory tags, see https://bford.info/cachedir/\n";
 
 /// The store's default location: `$XDG_CACHE_HOME/sealroom`, else `~/.cache/sealroom`.
 pub fn default_root() -> PathBuf {
-    unimplemented!("store helper")
+    default_root_from(std::env::var_os("XDG_CACHE_HOME"), std::env::home_dir())
 }
 
+/// `default_root` without the environment. The XDG spec says a relative `XDG_CACHE_HOME` is
+/// invalid and must be ignored; without any home directory we fall back to the current one.
+fn default_root_from(xdg_cache_home: Option<std::ffi::OsString>, home: Option<PathBuf>) -> PathBuf {
+    match xdg_cache_home.map(PathBuf::from) {
+        Some(cache) if cache.is_absolute() => cache.join("sealroom"),
+        _ => home.unwrap_or_default().join(".cache").join("sealroom"),
+    }
+}
+
+/// A store on disk. Cheap to clone; every method may be called from several threads and
+/// several processes at once (writes are rename-into-place, and losing a race is not an error).
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
 }
 
 impl Store {
     /// Opens the store at `root`, creating the versioned layout and `CACHEDIR.TAG` if needed.
+    /// The root is made absolute (checkouts are bind-mounted, which needs absolute paths).
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let _ = root;
-        unimplemented!("store helper")
+        let root = std::path::absolute(root).map_err(|e| StoreError::io("resolving", root, e))?;
+        let store = Store { root };
+        for dir in [
+            store.blobs_dir(),
+            store.trees_dir(),
+            store.checkouts_dir(),
+            store.actions_dir(),
+            store.tmp_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating", &dir, e))?;
+        }
+        store.write_cachedir_tag()?;
+        Ok(store)
     }
 
     pub fn root(&self) -> &Path {
@@ -46,41 +92,191 @@ impl Store {
 
     /// Hashes the directory tree at `dir` into the store (blobs and tree objects) and returns
     /// its digest. `exclude` is given each path relative to `dir` (with `/` separators).
-    pub fn add_tree(&self, dir: &Path, exclude: &dyn Fn(&str) -> bool) -> Result<TreeDigest, StoreError> {
-        let _ = (dir, exclude);
-        unimplemented!("store helper")
+    pub fn add_tree(
+        &self,
+        dir: &Path,
+        exclude: &dyn Fn(&str) -> bool,
+    ) -> Result<TreeDigest, StoreError> {
+        walk::add_tree(self, dir, exclude)
     }
 
     /// A directory holding `tree`, read-only, made once and shared by every step that mounts it.
     pub fn materialize(&self, tree: &TreeDigest) -> Result<PathBuf, StoreError> {
-        let _ = tree;
-        unimplemented!("store helper")
+        checkout::materialize(self, tree)
     }
 
-    /// The tree object stored under `digest`.
+    /// Writes `tree` to `dest`, which must not exist yet, with ordinary writable permissions
+    /// (files 0644 or 0755, directories 0755). For copying outputs out of the store.
+    pub fn checkout(&self, tree: &TreeDigest, dest: &Path) -> Result<(), StoreError> {
+        checkout::checkout(self, tree, dest)
+    }
+
+    /// Stores `tree` (already validated by `TreeObject::new`) and returns its digest.
+    pub fn add_tree_object(&self, tree: &TreeObject) -> Result<TreeDigest, StoreError> {
+        let bytes = tree.canonical_bytes();
+        let digest = TreeDigest::of(&bytes);
+        let dest = self.tree_path(&digest);
+        if dest.is_file() {
+            return Ok(digest);
+        }
+        let mut temp = self.temp_file("tree-")?;
+        temp.write_all(&bytes)
+            .map_err(|e| StoreError::io("writing", temp.path(), e))?;
+        self.commit(temp, &dest)?;
+        Ok(digest)
+    }
+
+    /// The tree object stored under `digest`, checked against its name.
     pub fn read_tree(&self, digest: &TreeDigest) -> Result<TreeObject, StoreError> {
-        let _ = digest;
-        unimplemented!("store helper")
+        let path = self.tree_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingTree {
+                    digest: *digest,
+                    path,
+                });
+            }
+            Err(e) => return Err(StoreError::io("reading", &path, e)),
+        };
+        let found = TreeDigest::of(&bytes);
+        if found != *digest {
+            return Err(StoreError::CorruptTree {
+                path,
+                expected: *digest,
+                found,
+            });
+        }
+        TreeObject::from_canonical_bytes(&bytes)
+            .map_err(|source| StoreError::InvalidTreeObject { path, source })
     }
 
     /// The entry at `path` (relative, `/`-separated) inside `root`, if there is one.
+    ///
+    /// Empty and `.` segments are ignored; `..` and absolute paths are an error. Symlinks are
+    /// not followed: a path that goes through one (or through a file) has no entry. The empty
+    /// path names `root` itself, as a directory entry with an empty name.
     pub fn lookup(&self, root: &TreeDigest, path: &str) -> Result<Option<Entry>, StoreError> {
-        let _ = (root, path);
-        unimplemented!("store helper")
+        let segments: Vec<&str> = path
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect();
+        if path.starts_with('/') || segments.contains(&"..") {
+            return Err(StoreError::InvalidLookupPath {
+                path: path.to_string(),
+            });
+        }
+        let mut current = Entry {
+            name: String::new(),
+            kind: EntryKind::Directory { digest: *root },
+        };
+        for segment in segments {
+            let EntryKind::Directory { digest } = current.kind else {
+                return Ok(None);
+            };
+            match self.read_tree(&digest)?.get(segment) {
+                Some(entry) => current = entry.clone(),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(current))
     }
 
     /// Where the blob named `digest` lives (it may not exist).
     pub fn blob_path(&self, digest: &BlobDigest) -> PathBuf {
-        let _ = digest;
-        unimplemented!("store helper")
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Where the tree object named `digest` lives (it may not exist).
+    pub fn tree_path(&self, digest: &TreeDigest) -> PathBuf {
+        self.trees_dir().join(digest.hex())
+    }
+
+    /// Where `materialize` puts `tree` (it may not exist yet).
+    pub fn checkout_path(&self, tree: &TreeDigest) -> PathBuf {
+        self.checkouts_dir().join(tree.hex())
+    }
+
+    pub fn has_blob(&self, digest: &BlobDigest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    pub fn has_tree(&self, digest: &TreeDigest) -> bool {
+        self.tree_path(digest).is_file()
     }
 
     /// A fresh temporary directory inside the store (same filesystem, so it can be renamed in).
+    /// Dropping it removes it, unless it holds read-only directories: use `remove_tree_force`.
     pub fn temp_dir(&self) -> Result<tempfile::TempDir, StoreError> {
-        unimplemented!("store helper")
+        let tmp = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix("dir-")
+            .tempdir_in(&tmp)
+            .map_err(|e| StoreError::io("creating a temporary directory in", &tmp, e))
+    }
+
+    /// `<root>/v1/actions/`: reserved for the action cache; the store itself never writes there.
+    pub fn actions_dir(&self) -> PathBuf {
+        self.version_dir().join("actions")
+    }
+
+    fn version_dir(&self) -> PathBuf {
+        self.root.join(LAYOUT_VERSION)
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.version_dir().join("blobs").join("sha256")
+    }
+
+    fn trees_dir(&self) -> PathBuf {
+        self.version_dir().join("trees").join("sha256")
+    }
+
+    fn checkouts_dir(&self) -> PathBuf {
+        self.version_dir().join("checkouts")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.version_dir().join("tmp")
+    }
+
+    /// A temp file in `tmp/`, removed when dropped unless committed.
+    fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, StoreError> {
+        let tmp = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(&tmp)
+            .map_err(|e| StoreError::io("creating a temporary file in", &tmp, e))
+    }
+
+    /// Makes a fully written temp file read-only, syncs it and renames it to `dest`. If `dest`
+    /// appeared meanwhile (another process stored the same content), the rename replaces it
+    /// with identical bytes, which is harmless.
+    fn commit(&self, temp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
+        let file = temp.as_file();
+        file.set_permissions(fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io("setting permissions of", temp.path(), e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("syncing", temp.path(), e))?;
+        temp.persist(dest)
+            .map_err(|e| StoreError::io("renaming into place", dest, e.error))?;
+        Ok(())
+    }
+
+    fn write_cachedir_tag(&self) -> Result<(), StoreError> {
+        let dest = self.root.join("CACHEDIR.TAG");
+        if dest.is_file() {
+            return Ok(());
+        }
+        let mut temp = self.temp_file("cachedir-tag-")?;
+        temp.write_all(CACHEDIR_TAG.as_bytes())
+            .map_err(|e| StoreError::io("writing", temp.path(), e))?;
+        self.commit(temp, &dest)
     }
 }
 
+/// Everything that can go wrong in the store. Each variant says where, and what was expected
+/// and found.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O error: {action} `{path}`: {source}")]
@@ -90,10 +286,127 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Something in a tree being added that a tree object cannot hold.
+    #[error(
+        "unsupported file type at `{path}` (in `{tree_root}`): expected a regular file, directory or symlink, found a {found}"
+    )]
+    UnsupportedFileType {
+        tree_root: PathBuf,
+        /// Relative to `tree_root`.
+        path: PathBuf,
+        found: &'static str,
+    },
+    #[error(
+        "file name at `{path}` (in `{tree_root}`) is not valid UTF-8: tree entries must have UTF-8 names"
+    )]
+    NonUtf8Name { tree_root: PathBuf, path: PathBuf },
+    #[error(
+        "symlink target of `{path}` (in `{tree_root}`) is not valid UTF-8: tree entries must have UTF-8 symlink targets"
+    )]
+    NonUtf8SymlinkTarget { tree_root: PathBuf, path: PathBuf },
+    #[error("expected a directory at `{path}`, found a {found}")]
+    NotADirectory { path: PathBuf, found: &'static str },
+    #[error("invalid entry in `{path}`: {source}")]
+    InvalidEntry {
+        path: PathBuf,
+        #[source]
+        source: TreeObjectError,
+    },
+    #[error(
+        "tree {digest} is not in the store (expected `{path}`); hint: run `sealroom store verify`"
+    )]
+    MissingTree { digest: TreeDigest, path: PathBuf },
+    #[error(
+        "blob {digest} is not in the store (expected `{path}`); hint: run `sealroom store verify`"
+    )]
+    MissingBlob { digest: BlobDigest, path: PathBuf },
+    #[error(
+        "corrupt tree object `{path}`: expected content with digest {expected}, found {found}; hint: run `sealroom store verify`"
+    )]
+    CorruptTree {
+        path: PathBuf,
+        expected: TreeDigest,
+        found: TreeDigest,
+    },
+    #[error(
+        "corrupt blob `{path}`: expected content with digest {expected}, found {found}; hint: run `sealroom store verify`"
+    )]
+    CorruptBlob {
+        path: PathBuf,
+        expected: BlobDigest,
+        found: BlobDigest,
+    },
+    #[error("corrupt tree object `{path}`: {source}; hint: run `sealroom store verify`")]
+    InvalidTreeObject {
+        path: PathBuf,
+        #[source]
+        source: TreeObjectError,
+    },
+    /// Content added with an expected digest (a pinned download) hashed to something else.
+    /// Nothing was stored.
+    #[error(
+        "content of {origin} does not match its pinned digest: expected {expected}, found {found} ({size} bytes)"
+    )]
+    DigestMismatch {
+        origin: String,
+        expected: BlobDigest,
+        found: BlobDigest,
+        size: u64,
+    },
+    /// Reading the source of a blob failed (a download, an archive member, ...).
+    #[error("reading {origin}: {source}")]
+    Read {
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot check out into `{path}`: expected a path that does not exist yet, found an existing entry"
+    )]
+    DestinationExists { path: PathBuf },
+    #[error(
+        "cannot look up `{path}` in a tree: expected a relative `/`-separated path without `..`"
+    )]
+    InvalidLookupPath { path: String },
 }
 
 impl StoreError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> StoreError {
+        StoreError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Content the user gave us (a source tree, a step's output, a path) that the store cannot
+    /// hold is bad input (1); so is a store whose files are missing or corrupt, since that is a
+    /// damaged file on the user's disk rather than a bug, and `store verify` repairs it. A pinned
+    /// digest that does not match is a failed verification (4).
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::BadInput
+        match self {
+            StoreError::DigestMismatch { .. } => ExitCode::VerificationFailed,
+            StoreError::Io { .. }
+            | StoreError::UnsupportedFileType { .. }
+            | StoreError::NonUtf8Name { .. }
+            | StoreError::NonUtf8SymlinkTarget { .. }
+            | StoreError::NotADirectory { .. }
+            | StoreError::InvalidEntry { .. }
+            | StoreError::MissingTree { .. }
+            | StoreError::MissingBlob { .. }
+            | StoreError::CorruptTree { .. }
+            | StoreError::CorruptBlob { .. }
+            | StoreError::InvalidTreeObject { .. }
+            | StoreError::Read { .. }
+            | StoreError::DestinationExists { .. }
+            | StoreError::InvalidLookupPath { .. } => ExitCode::BadInput,
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;
