@@ -287,6 +287,19 @@ impl Validator<'_> {
                     Some("a source is a directory tree; point `path` at the directory that holds the file".to_string()),
                 ));
             }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.invalid(
+                    raw_path.span(),
+                    format!(
+                        "expected a directory for source `{name}`, found nothing at `{}`",
+                        path.display()
+                    ),
+                    Some(
+                        "create it, or fix `path`: it is relative to the directory that holds the spec"
+                            .to_string(),
+                    ),
+                ));
+            }
             Err(error) => {
                 return Err(self.invalid(
                     raw_path.span(),
