@@ -8,11 +8,17 @@
 //! This module reads the spec file only; it never touches the store, the network or Docker.
 //! The format is documented in `docs/spec.md`.
 
+mod diagnostics;
+mod graph;
 pub mod raw;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::digest::{BlobDigest, ImageDigest};
 
@@ -81,8 +87,64 @@ pub enum InputKind {
 pub struct Name(String);
 
 impl Name {
+    /// The longest name accepted.
+    pub const MAX_LEN: usize = 64;
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    fn is_valid(s: &str) -> bool {
+        let mut bytes = s.bytes();
+        let first_ok = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        first_ok
+            && s.len() <= Self::MAX_LEN
+            && bytes.all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+    }
+}
+
+impl FromStr for Name {
+    type Err = InvalidValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "a name of lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit";
+        if Self::is_valid(s) {
+            return Ok(Name(s.to_string()));
+        }
+        if s.is_empty() {
+            return Err(InvalidValue::new(format!(
+                "expected {FORM}, found an empty string"
+            )));
+        }
+        if s.len() > Self::MAX_LEN {
+            return Err(InvalidValue::new(format!(
+                "expected a name of at most {} characters, found {} characters",
+                Self::MAX_LEN,
+                s.len()
+            )));
+        }
+        // Offer the nearest valid spelling when there is an obvious one.
+        let suggestion: String = s
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let suggestion = suggestion.trim_start_matches(['.', '_', '-']);
+        let hint = Self::is_valid(suggestion).then(|| format!("try `{suggestion}`"));
+        Err(InvalidValue {
+            message: format!("expected {FORM}, found `{s}`"),
+            hint,
+        })
     }
 }
 
@@ -93,23 +155,71 @@ impl fmt::Display for Name {
 }
 
 /// A non-empty relative path with `/` separators that cannot escape its root: no leading `/`,
-/// no `..`, no empty or `.` segments once normalized.
+/// no `..`, no empty or `.` segments once normalized. The one exception is the root itself,
+/// written `.` (a source's `path = "."`); it has no segments.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelativePath(String);
 
+/// Why a string is not a [`RelativePath`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RelativePathError {
+    #[error("the path is empty")]
+    Empty,
+    #[error("the path is absolute")]
+    Absolute,
+    #[error("the path escapes with `..`")]
+    Escapes,
+    #[error("the path contains a NUL character")]
+    Nul,
+}
+
 impl RelativePath {
+    /// The root itself, `.`.
+    pub fn root() -> Self {
+        RelativePath(".".to_string())
+    }
+
+    /// Whether this is the root, `.`.
+    pub fn is_root(&self) -> bool {
+        self.0 == "."
+    }
+
+    /// Normalizes `path`: drops empty and `.` segments. Rejects an absolute path, any `..`
+    /// segment and a path that is empty once normalized (the root is not accepted here).
+    pub fn parse(path: &str) -> Result<Self, RelativePathError> {
+        if path.contains('\0') {
+            return Err(RelativePathError::Nul);
+        }
+        if path.starts_with('/') {
+            return Err(RelativePathError::Absolute);
+        }
+        let mut segments = Vec::new();
+        for segment in path.split('/') {
+            match segment {
+                "" | "." => {}
+                ".." => return Err(RelativePathError::Escapes),
+                _ => segments.push(segment),
+            }
+        }
+        if segments.is_empty() {
+            return Err(RelativePathError::Empty);
+        }
+        Ok(RelativePath(segments.join("/")))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The path's segments, in order.
+    /// The path's segments, in order (none for the root).
     pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0.split('/')
+        self.0.split('/').filter(|segment| *segment != ".")
     }
 
     /// This path below `root` on the host.
     pub fn under(&self, root: &Path) -> PathBuf {
-        self.segments().fold(root.to_path_buf(), |path, segment| path.join(segment))
+        self.segments()
+            .fold(root.to_path_buf(), |path, segment| path.join(segment))
     }
 }
 
@@ -127,6 +237,45 @@ pub struct PinnedImage {
     pub digest: ImageDigest,
 }
 
+impl FromStr for PinnedImage {
+    type Err = InvalidValue;
+
+    /// Parses `name@sha256:<64 hex>`; `name` may carry a tag (`name:tag@sha256:...`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((name, digest)) = s.rsplit_once('@') else {
+            return Err(InvalidValue {
+                message: format!("expected an image pinned by digest, `name@sha256:<64 hex>`, found `{s}`"),
+                hint: Some(
+                    "run `sealroom image import ROOTFS --name NAME` and use the reference it prints, \
+                     or use the `name@sha256:...` that the recipe in `sandbox/` printed"
+                        .to_string(),
+                ),
+            });
+        };
+        let name_ok = !name.is_empty()
+            && name.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b'-' | b'/' | b':')
+            });
+        if !name_ok {
+            return Err(InvalidValue::new(format!(
+                "expected an image name of lower-case letters, digits, `.`, `_`, `-`, `/` and `:` before `@`, found `{name}`"
+            )));
+        }
+        let digest = digest.parse::<ImageDigest>().map_err(|_| InvalidValue {
+            message: format!(
+                "expected `sha256:<64 lower-case hex>` after `@` in the image, found `{digest}`"
+            ),
+            hint: Some("copy the whole reference that `sealroom image import` printed".to_string()),
+        })?;
+        Ok(PinnedImage {
+            name: name.to_string(),
+            digest,
+        })
+    }
+}
+
 impl fmt::Display for PinnedImage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.name, self.digest)
@@ -134,12 +283,81 @@ impl fmt::Display for PinnedImage {
 }
 
 /// Which files of a source tree are left out, matched against the path relative to the source.
+///
+/// Patterns are globs (`*`, `?`, `[abc]`, `{a,b}`, `**`), where `*` never crosses a `/`.
+/// A pattern without `/` matches a file or directory of that name at any depth; a pattern with a
+/// `/` (or starting with one) is matched against the whole path from the source root. An
+/// excluded directory takes everything below it along.
 #[derive(Debug, Clone, Default)]
 pub struct Exclude {
     patterns: Vec<String>,
+    /// Patterns with a `/`, matched against the whole relative path.
+    anchored: GlobSet,
+    /// Patterns without a `/`, matched against one path segment.
+    any_depth: GlobSet,
 }
 
 impl Exclude {
+    /// Compiles the patterns; the error names the first pattern that is not a valid glob.
+    pub fn new<I, S>(patterns: I) -> Result<Self, ExcludeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let patterns: Vec<String> = patterns.into_iter().map(Into::into).collect();
+        let mut anchored = GlobSetBuilder::new();
+        let mut any_depth = GlobSetBuilder::new();
+        for (index, pattern) in patterns.iter().enumerate() {
+            let error = |problem: String| ExcludeError {
+                index,
+                pattern: pattern.clone(),
+                problem,
+            };
+            if pattern.is_empty() {
+                return Err(error("the pattern is empty".to_string()));
+            }
+            if pattern.len() > 1 && pattern.ends_with('/') {
+                return Err(error(
+                    "a pattern cannot end with `/`; an excluded directory excludes everything below it anyway"
+                        .to_string(),
+                ));
+            }
+            let (glob, is_anchored) = match pattern.strip_prefix('/') {
+                Some(rest) => (rest, true),
+                None => (pattern.as_str(), pattern.contains('/')),
+            };
+            if glob.is_empty() {
+                return Err(error(
+                    "`/` alone would exclude the whole source".to_string(),
+                ));
+            }
+            if glob.split('/').any(|segment| segment == "..") {
+                return Err(error("a pattern cannot contain `..`".to_string()));
+            }
+            let compiled = GlobBuilder::new(glob)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| error(e.kind().to_string()))?;
+            if is_anchored {
+                anchored.add(compiled);
+            } else {
+                any_depth.add(compiled);
+            }
+        }
+        let build = |builder: GlobSetBuilder| {
+            builder.build().map_err(|e| ExcludeError {
+                index: 0,
+                pattern: e.glob().unwrap_or_default().to_string(),
+                problem: e.kind().to_string(),
+            })
+        };
+        Ok(Self {
+            anchored: build(anchored)?,
+            any_depth: build(any_depth)?,
+            patterns,
+        })
+    }
+
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
@@ -147,8 +365,51 @@ impl Exclude {
     /// Whether `relative` (with `/` separators) is excluded. A directory that is excluded takes
     /// everything below it along.
     pub fn is_excluded(&self, relative: &str) -> bool {
-        let _ = relative;
-        unimplemented!("spec helper")
+        let relative = relative.trim_start_matches("./").trim_matches('/');
+        if relative.is_empty() || self.patterns.is_empty() {
+            return false;
+        }
+        // Check the path and each of its ancestors, so that an excluded directory excludes
+        // everything below it.
+        let mut end = 0;
+        for segment in relative.split('/') {
+            let prefix = &relative[..end + segment.len()];
+            end += segment.len() + 1;
+            if segment.is_empty() || segment == "." {
+                continue;
+            }
+            if self.any_depth.is_match(segment) || self.anchored.is_match(prefix) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// An exclude pattern that is not a valid glob.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid exclude pattern `{pattern}`: {problem}")]
+pub struct ExcludeError {
+    /// The pattern's position in the list.
+    pub index: usize,
+    pub pattern: String,
+    pub problem: String,
+}
+
+/// A value that does not have the form its type requires. `load` adds where it was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidValue {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl InvalidValue {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            hint: None,
+        }
     }
 }
 
@@ -184,7 +445,29 @@ pub enum SpecError {
 }
 
 /// Reads, parses and validates the spec at `path`.
+///
+/// Locations in errors use `path` as given; `Spec::path` is made absolute.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let _ = path;
-    unimplemented!("spec helper")
+    let read_error = |source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    let absolute = std::path::absolute(path).map_err(read_error)?;
+    validate::spec(path, absolute, &bytes)
+}
+
+impl Spec {
+    /// The directory that holds the spec; source paths are relative to it.
+    pub fn directory(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    pub fn source(&self, name: &Name) -> Option<&Source> {
+        self.sources.iter().find(|source| &source.name == name)
+    }
+
+    pub fn step(&self, name: &Name) -> Option<&Step> {
+        self.steps.iter().find(|step| &step.name == name)
+    }
 }

@@ -1,2 +1,64 @@
 //! The serde mirror of the spec's TOML, with spans for error locations. Not the model: nothing
 //! here is validated beyond TOML types and unknown keys.
+//!
+//! Every key is optional at this level, even the required ones, so that `load` can say which
+//! key is missing in its own words and point at the table that lacks it. Every value keeps its
+//! span (byte offsets into the file) so that an error can name a line and column.
+//!
+//! `#[serde(deny_unknown_fields)]` everywhere: a misspelt key is an error, never ignored.
+//! `[[fetch]]` (issue [B]) is not accepted yet, so it is an unknown key too.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// The whole spec file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub version: Option<Spanned<i64>>,
+    pub name: Option<Spanned<String>>,
+    pub source_date_epoch: Option<Spanned<i64>>,
+    pub sandbox: Option<Spanned<RawSandbox>>,
+    #[serde(default)]
+    pub source: Vec<Spanned<RawSource>>,
+    #[serde(default)]
+    pub step: Vec<Spanned<RawStep>>,
+}
+
+/// `[sandbox]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    pub image: Option<Spanned<String>>,
+}
+
+/// One `[[source]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub name: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+}
+
+/// One `[[step]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub inputs: Vec<Spanned<String>>,
+    pub run: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    pub artifacts: Vec<Spanned<String>>,
+}
+
+/// Parses the text of a spec file into the mirror. Errors are toml's own; `load` rewords them.
+pub fn parse(text: &str) -> Result<RawSpec, toml::de::Error> {
+    toml::from_str(text)
+}

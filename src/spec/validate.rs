@@ -1,0 +1,636 @@
+//! From the raw mirror to the model: every rule of `docs/spec.md`, each broken rule one
+//! located `SpecError::Invalid`. The first error found is returned.
+//!
+//! Reads nothing but the spec's bytes (given) and the metadata of source directories.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde_spanned::Spanned;
+
+use super::diagnostics::{SourceText, closest, quoted_list};
+use super::graph::{Cycle, topological_order};
+use super::raw::{self, RawSource, RawSpec, RawStep};
+use super::{
+    Exclude, Input, InputKind, Name, PinnedImage, RelativePath, RelativePathError, SPEC_VERSION,
+    SandboxSettings, Source, Spec, SpecError, Step,
+};
+use crate::digest::BlobDigest;
+
+/// The variable a spec sets with `source_date_epoch`, never through `env`.
+const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+pub(crate) fn spec(
+    display_path: &Path,
+    absolute: PathBuf,
+    bytes: &[u8],
+) -> Result<Spec, SpecError> {
+    let digest = BlobDigest::of(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            // Locate the bad byte in the valid prefix.
+            let valid = std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default();
+            let source = SourceText {
+                path: display_path,
+                text: valid,
+            };
+            return Err(source.invalid(
+                valid.len()..valid.len(),
+                "expected UTF-8 text, found a byte that is not UTF-8",
+                Some("save the spec as UTF-8".to_string()),
+            ));
+        }
+    };
+    let source = SourceText {
+        path: display_path,
+        text,
+    };
+    let raw = raw::parse(text).map_err(|error| source.toml_error(&error))?;
+    let directory = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
+    Validator {
+        source: &source,
+        names: HashMap::new(),
+    }
+    .spec(raw, absolute, digest, &directory)
+}
+
+/// What a name is taken by, for duplicate and input errors.
+struct Declared {
+    kind: InputKind,
+    index: usize,
+    span: Range<usize>,
+}
+
+struct Validator<'a> {
+    source: &'a SourceText<'a>,
+    names: HashMap<Name, Declared>,
+}
+
+impl Validator<'_> {
+    fn invalid(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> SpecError {
+        self.source.invalid(span, message, hint)
+    }
+
+    fn spec(
+        mut self,
+        raw: RawSpec,
+        path: PathBuf,
+        digest: BlobDigest,
+        directory: &Path,
+    ) -> Result<Spec, SpecError> {
+        self.version(raw.version.as_ref())?;
+        let name = match &raw.name {
+            Some(name) => self.name(name)?,
+            None => {
+                return Err(self.invalid(
+                    0..0,
+                    "missing key `name`",
+                    Some("add `name = \"<project>\"` at the top of the spec".to_string()),
+                ));
+            }
+        };
+        let source_date_epoch = match &raw.source_date_epoch {
+            None => 0,
+            Some(epoch) => u64::try_from(*epoch.get_ref()).map_err(|_| {
+                self.invalid(
+                    epoch.span(),
+                    format!(
+                        "expected a non-negative integer (seconds since 1970-01-01 UTC) for `source_date_epoch`, found {}",
+                        epoch.get_ref()
+                    ),
+                    None,
+                )
+            })?,
+        };
+        let sandbox = self.sandbox(raw.sandbox.as_ref())?;
+
+        let mut sources = Vec::with_capacity(raw.source.len());
+        for (index, raw_source) in raw.source.iter().enumerate() {
+            sources.push(self.source(index, raw_source, directory)?);
+        }
+
+        // Declare every step's name first: a step may take a later step as input.
+        let mut step_names = Vec::with_capacity(raw.step.len());
+        for (index, raw_step) in raw.step.iter().enumerate() {
+            let Some(name) = &raw_step.get_ref().name else {
+                return Err(self.invalid(
+                    raw_step.span(),
+                    "missing key `name` in this `[[step]]`",
+                    Some("add `name = \"<step>\"`".to_string()),
+                ));
+            };
+            step_names.push(self.declare(name, InputKind::Step, index)?);
+        }
+        let mut steps = Vec::with_capacity(raw.step.len());
+        for (raw_step, name) in raw.step.iter().zip(step_names) {
+            steps.push(self.step(raw_step, name)?);
+        }
+        self.check_artifacts_do_not_collide(&raw.step, &steps)?;
+        let steps = self.order(&raw.step, steps)?;
+
+        Ok(Spec {
+            path,
+            digest,
+            name,
+            sandbox,
+            source_date_epoch,
+            sources,
+            steps,
+        })
+    }
+
+    fn version(&self, version: Option<&Spanned<i64>>) -> Result<(), SpecError> {
+        let Some(version) = version else {
+            return Err(self.invalid(
+                0..0,
+                "missing key `version`",
+                Some(format!(
+                    "add `version = {SPEC_VERSION}` at the top of the spec"
+                )),
+            ));
+        };
+        if *version.get_ref() != i64::from(SPEC_VERSION) {
+            return Err(self.invalid(
+                version.span(),
+                format!(
+                    "expected `version = {SPEC_VERSION}`, found `version = {}`",
+                    version.get_ref()
+                ),
+                Some(format!(
+                    "this sealroom reads spec version {SPEC_VERSION} only"
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    fn name(&self, name: &Spanned<String>) -> Result<Name, SpecError> {
+        name.get_ref()
+            .parse::<Name>()
+            .map_err(|invalid| self.invalid(name.span(), invalid.message, invalid.hint))
+    }
+
+    /// Parses a source or step name and claims it in the one namespace they share.
+    fn declare(
+        &mut self,
+        name: &Spanned<String>,
+        kind: InputKind,
+        index: usize,
+    ) -> Result<Name, SpecError> {
+        let parsed = self.name(name)?;
+        if let Some(first) = self.names.get(&parsed) {
+            return Err(self.invalid(
+                name.span(),
+                format!(
+                    "duplicate name `{parsed}`: the {} at {} has it already",
+                    kind_word(first.kind),
+                    self.source.location(first.span.start)
+                ),
+                Some("sources and steps share one namespace; rename one of them".to_string()),
+            ));
+        }
+        self.names.insert(
+            parsed.clone(),
+            Declared {
+                kind,
+                index,
+                span: name.span(),
+            },
+        );
+        Ok(parsed)
+    }
+
+    fn sandbox(
+        &self,
+        sandbox: Option<&Spanned<raw::RawSandbox>>,
+    ) -> Result<SandboxSettings, SpecError> {
+        let Some(sandbox) = sandbox else {
+            return Err(self.invalid(
+                0..0,
+                "missing table `[sandbox]`",
+                Some("add `[sandbox]` with `image = \"<name>@sha256:<64 hex>\"`".to_string()),
+            ));
+        };
+        let Some(image) = &sandbox.get_ref().image else {
+            return Err(self.invalid(
+                sandbox.span(),
+                "missing key `image` in `[sandbox]`",
+                Some("add `image = \"<name>@sha256:<64 hex>\"`, as printed by `sealroom image import`".to_string()),
+            ));
+        };
+        let image = image
+            .get_ref()
+            .parse::<PinnedImage>()
+            .map_err(|invalid| self.invalid(image.span(), invalid.message, invalid.hint))?;
+        Ok(SandboxSettings { image })
+    }
+
+    fn source(
+        &mut self,
+        index: usize,
+        raw: &Spanned<RawSource>,
+        directory: &Path,
+    ) -> Result<Source, SpecError> {
+        let table = raw.get_ref();
+        let Some(raw_name) = &table.name else {
+            return Err(self.invalid(
+                raw.span(),
+                "missing key `name` in this `[[source]]`",
+                Some("add `name = \"<source>\"`".to_string()),
+            ));
+        };
+        let name = self.declare(raw_name, InputKind::Source, index)?;
+        let Some(raw_path) = &table.path else {
+            return Err(self.invalid(
+                raw.span(),
+                format!("missing key `path` in source `{name}`"),
+                Some("add `path = \".\"` (relative to the spec's directory)".to_string()),
+            ));
+        };
+        let declared_path = match RelativePath::parse(raw_path.get_ref()) {
+            Ok(path) => path,
+            Err(RelativePathError::Empty) if !raw_path.get_ref().is_empty() => RelativePath::root(),
+            Err(problem) => {
+                let found = raw_path.get_ref();
+                let (message, hint) = match problem {
+                    RelativePathError::Empty => (
+                        "expected a directory relative to the spec's directory, found an empty path".to_string(),
+                        Some("write `path = \".\"` for the spec's own directory".to_string()),
+                    ),
+                    RelativePathError::Absolute => (
+                        format!("expected a path relative to the spec's directory, found the absolute path `{found}`"),
+                        Some("write the path relative to the directory that holds the spec".to_string()),
+                    ),
+                    RelativePathError::Escapes => (
+                        format!("expected a path inside the spec's directory, found `{found}`, which uses `..`"),
+                        Some("move the spec to a directory that contains the source".to_string()),
+                    ),
+                    RelativePathError::Nul => ("a source path cannot contain a NUL character".to_string(), None),
+                };
+                return Err(self.invalid(raw_path.span(), message, hint));
+            }
+        };
+        let path = declared_path.under(directory);
+        match std::fs::metadata(&path) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => {
+                return Err(self.invalid(
+                    raw_path.span(),
+                    format!("expected a directory for source `{name}`, found a file at `{}`", path.display()),
+                    Some("a source is a directory tree; point `path` at the directory that holds the file".to_string()),
+                ));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.invalid(
+                    raw_path.span(),
+                    format!(
+                        "expected a directory for source `{name}`, found nothing at `{}`",
+                        path.display()
+                    ),
+                    Some(
+                        "create it, or fix `path`: it is relative to the directory that holds the spec"
+                            .to_string(),
+                    ),
+                ));
+            }
+            Err(error) => {
+                return Err(self.invalid(
+                    raw_path.span(),
+                    format!(
+                        "expected a directory for source `{name}` at `{}`: {error}",
+                        path.display()
+                    ),
+                    None,
+                ));
+            }
+        }
+        let exclude = Exclude::new(
+            table
+                .exclude
+                .iter()
+                .map(|pattern| pattern.get_ref().clone()),
+        )
+        .map_err(|error| {
+            let span = table
+                .exclude
+                .get(error.index)
+                .map_or(raw.span(), |pattern| pattern.span());
+            self.invalid(
+                span,
+                format!(
+                    "expected a glob pattern in `exclude`, found `{}`: {}",
+                    error.pattern, error.problem
+                ),
+                None,
+            )
+        })?;
+        Ok(Source {
+            name,
+            path,
+            declared_path,
+            exclude,
+        })
+    }
+
+    fn step(&self, raw: &Spanned<RawStep>, name: Name) -> Result<Step, SpecError> {
+        let table = raw.get_ref();
+        let inputs = self.inputs(&name, &table.inputs)?;
+
+        let Some(run) = &table.run else {
+            return Err(self.invalid(
+                raw.span(),
+                format!("missing key `run` in step `{name}`"),
+                Some(
+                    "add the command to run as an argv, e.g. `run = [\"sh\", \"-c\", \"make\"]`"
+                        .to_string(),
+                ),
+            ));
+        };
+        let argv = run.get_ref();
+        let Some(program) = argv.first() else {
+            return Err(self.invalid(
+                run.span(),
+                format!("expected a non-empty argv for `run` in step `{name}`, found `[]`"),
+                Some("e.g. `run = [\"sh\", \"-c\", \"make\"]`".to_string()),
+            ));
+        };
+        if program.get_ref().is_empty() {
+            return Err(self.invalid(
+                program.span(),
+                format!("expected a program as the first element of `run` in step `{name}`, found an empty string"),
+                None,
+            ));
+        }
+        if let Some(argument) = argv
+            .iter()
+            .find(|argument| argument.get_ref().contains('\0'))
+        {
+            return Err(self.invalid(
+                argument.span(),
+                "an argument of `run` cannot contain a NUL character",
+                None,
+            ));
+        }
+
+        let mut env = BTreeMap::new();
+        for (key, value) in &table.env {
+            self.env_key(key)?;
+            if value.get_ref().contains('\0') {
+                return Err(self.invalid(
+                    value.span(),
+                    format!(
+                        "the value of `{}` cannot contain a NUL character",
+                        key.get_ref()
+                    ),
+                    None,
+                ));
+            }
+            env.insert(key.get_ref().clone(), value.get_ref().clone());
+        }
+
+        let mut artifacts: Vec<RelativePath> = Vec::with_capacity(table.artifacts.len());
+        for raw_artifact in &table.artifacts {
+            artifacts.push(self.artifact(raw_artifact)?);
+        }
+
+        Ok(Step {
+            name,
+            inputs,
+            run: argv
+                .iter()
+                .map(|argument| argument.get_ref().clone())
+                .collect(),
+            env,
+            artifacts,
+        })
+    }
+
+    fn inputs(&self, step: &Name, raw_inputs: &[Spanned<String>]) -> Result<Vec<Input>, SpecError> {
+        let mut inputs: Vec<Input> = Vec::with_capacity(raw_inputs.len());
+        for raw_input in raw_inputs {
+            let name = self.name(raw_input)?;
+            let Some(declared) = self.names.get(&name) else {
+                let mut known: Vec<(&Name, &Declared)> = self.names.iter().collect();
+                known.sort_by_key(|(_, declared)| {
+                    (declared.kind == InputKind::Step, declared.index)
+                });
+                let known: Vec<&str> = known.iter().map(|(name, _)| name.as_str()).collect();
+                let hint = match closest(name.as_str(), known.iter().copied()) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => {
+                        format!("add a `[[source]]` or `[[step]]` named `{name}`, or fix the name")
+                    }
+                };
+                return Err(self.invalid(
+                    raw_input.span(),
+                    format!(
+                        "input `{name}` of step `{step}` names no source or step; known names: {}",
+                        quoted_list(known)
+                    ),
+                    Some(hint),
+                ));
+            };
+            if &name == step {
+                return Err(self.invalid(
+                    raw_input.span(),
+                    format!("step `{step}` lists itself as an input"),
+                    Some("a step cannot read its own output; remove it from `inputs`".to_string()),
+                ));
+            }
+            if inputs.iter().any(|input| input.name == name) {
+                return Err(self.invalid(
+                    raw_input.span(),
+                    format!("step `{step}` lists input `{name}` twice"),
+                    Some("remove the second one".to_string()),
+                ));
+            }
+            inputs.push(Input {
+                name,
+                kind: declared.kind,
+            });
+        }
+        Ok(inputs)
+    }
+
+    fn env_key(&self, key: &Spanned<String>) -> Result<(), SpecError> {
+        let text = key.get_ref();
+        let mut bytes = text.bytes();
+        let valid = bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(self.invalid(
+                key.span(),
+                format!(
+                    "expected an environment variable name of letters, digits and `_`, not starting with a digit, found `{text}`"
+                ),
+                None,
+            ));
+        }
+        if text == SOURCE_DATE_EPOCH {
+            return Err(self.invalid(
+                key.span(),
+                "`SOURCE_DATE_EPOCH` cannot be set in `env`: sealroom sets it for every step",
+                Some("set `source_date_epoch = <seconds>` at the top of the spec".to_string()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn artifact(&self, raw: &Spanned<String>) -> Result<RelativePath, SpecError> {
+        let found = raw.get_ref();
+        // `/out/x` is the path as the step sees it: accept it as `x`.
+        let (relative, was_absolute) = match found.strip_prefix("/out") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                (rest.trim_start_matches('/'), true)
+            }
+            _ => (found.as_str(), false),
+        };
+        RelativePath::parse(relative).map_err(|problem| {
+            let (message, hint) = match problem {
+                RelativePathError::Empty if was_absolute => (
+                    format!("expected a file under /out as an artifact, found `{found}`"),
+                    Some("name the file, e.g. `bin/hello` for /out/bin/hello".to_string()),
+                ),
+                RelativePathError::Empty => ("expected a file under /out as an artifact, found an empty path".to_string(), None),
+                RelativePathError::Absolute => (
+                    format!("artifact `{found}` is outside /out"),
+                    Some("a step writes only to /out; write the path relative to it, e.g. `bin/hello`".to_string()),
+                ),
+                RelativePathError::Escapes => (
+                    format!("artifact `{found}` is outside /out: it escapes with `..`"),
+                    Some("write the path relative to /out, without `..`".to_string()),
+                ),
+                RelativePathError::Nul => ("an artifact path cannot contain a NUL character".to_string(), None),
+            };
+            self.invalid(raw.span(), message, hint)
+        })
+    }
+
+    /// All artifacts land side by side in `--out`, so no two may have the same path, and no
+    /// artifact may lie under another.
+    fn check_artifacts_do_not_collide(
+        &self,
+        raw_steps: &[Spanned<RawStep>],
+        steps: &[Step],
+    ) -> Result<(), SpecError> {
+        let mut seen: Vec<(&RelativePath, &Name, Range<usize>)> = Vec::new();
+        for (raw_step, step) in raw_steps.iter().zip(steps) {
+            for (artifact, raw_artifact) in step.artifacts.iter().zip(&raw_step.get_ref().artifacts)
+            {
+                for (earlier, earlier_step, earlier_span) in &seen {
+                    let location = self.source.location(earlier_span.start);
+                    let owner = if *earlier_step == &step.name {
+                        "this step".to_string()
+                    } else {
+                        format!("step `{earlier_step}`")
+                    };
+                    if *earlier == artifact {
+                        return Err(self.invalid(
+                            raw_artifact.span(),
+                            format!("artifact `{artifact}` is listed twice: {owner} lists it at {location}"),
+                            Some("artifacts share one directory in --out; remove one or write it to another path".to_string()),
+                        ));
+                    }
+                    if let Some((outer, inner)) = nested(earlier, artifact) {
+                        return Err(self.invalid(
+                            raw_artifact.span(),
+                            format!(
+                                "artifact `{artifact}` collides with artifact `{earlier}` of {owner} at {location}: `{inner}` lies under `{outer}`"
+                            ),
+                            Some("artifacts are files side by side in --out; list only the files".to_string()),
+                        ));
+                    }
+                }
+                seen.push((artifact, &step.name, raw_artifact.span()));
+            }
+        }
+        Ok(())
+    }
+
+    fn order(
+        &self,
+        raw_steps: &[Spanned<RawStep>],
+        steps: Vec<Step>,
+    ) -> Result<Vec<Step>, SpecError> {
+        let index_of: HashMap<&Name, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| (&step.name, index))
+            .collect();
+        let step_inputs: Vec<Vec<usize>> = steps
+            .iter()
+            .map(|step| {
+                step.inputs
+                    .iter()
+                    .filter(|input| input.kind == InputKind::Step)
+                    .filter_map(|input| index_of.get(&input.name).copied())
+                    .collect()
+            })
+            .collect();
+        match topological_order(&step_inputs) {
+            Ok(order) => {
+                let mut slots: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+                Ok(order
+                    .into_iter()
+                    .filter_map(|index| slots[index].take())
+                    .collect())
+            }
+            Err(Cycle(cycle)) => {
+                let names: Vec<&str> = cycle
+                    .iter()
+                    .map(|&index| steps[index].name.as_str())
+                    .collect();
+                // Point at the input of the cycle's first step that closes the cycle.
+                let first = cycle.first().copied().unwrap_or(0);
+                let before = cycle.iter().rev().nth(1).copied().unwrap_or(first);
+                let span = raw_steps[first]
+                    .get_ref()
+                    .inputs
+                    .iter()
+                    .find(|input| input.get_ref() == steps[before].name.as_str())
+                    .map_or(raw_steps[first].span(), |input| input.span());
+                Err(self.invalid(
+                    span,
+                    format!("dependency cycle: {}", names.join(" -> ")),
+                    Some("each step on the cycle is an input of the next; remove one of these inputs".to_string()),
+                ))
+            }
+        }
+    }
+}
+
+/// If one path lies under the other: (the outer, the inner).
+fn nested<'a>(
+    a: &'a RelativePath,
+    b: &'a RelativePath,
+) -> Option<(&'a RelativePath, &'a RelativePath)> {
+    let under = |outer: &RelativePath, inner: &RelativePath| {
+        inner
+            .as_str()
+            .strip_prefix(outer.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if under(a, b) {
+        Some((a, b))
+    } else if under(b, a) {
+        Some((b, a))
+    } else {
+        None
+    }
+}
+
+fn kind_word(kind: InputKind) -> &'static str {
+    match kind {
+        InputKind::Source => "source",
+        InputKind::Step => "step",
+    }
+}
