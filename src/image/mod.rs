@@ -2,22 +2,210 @@
 //! becomes an image whose id depends only on the tree's content, loaded into Docker through
 //! bollard.
 //!
-//! Determinism: entries sorted by path, every mtime fixed, uid/gid 0, no user or group names,
-//! a fixed config (no creation time, no history timestamps). The image id is the sha256 of the
-//! config JSON, so the same tree always gives the same `name@sha256:<id>`.
+//! Determinism (docs/images.md has the full rules): one uncompressed layer whose entries are
+//! sorted by path bytes, every mtime 0, uid/gid 0, no user or group names, permission bits kept
+//! but set-uid/set-gid dropped, symlinks kept, hard links stored as regular files, device files
+//! refused; a fixed config (no creation time, no history). The image id is the sha256 of the
+//! config JSON, which names the layer by its sha256, so the same tree always gives the same
+//! `name@sha256:<id>`.
+//!
+//! - [`rootfs`] reads a directory or tar into a sorted entry list (no contents in memory).
+//! - [`layer`] writes that list as the layer tar, hashing as it streams to a temp file.
+//! - [`archive`] makes the config JSON and streams the docker-archive.
+//! - [`engine`] loads it through bollard and checks the id; [`ensure_present`] checks a pin.
+//!
+//! This module never pulls: images come from a tree on this machine or are already present.
 
+pub mod archive;
+pub mod engine;
+pub mod layer;
+pub mod name;
+pub mod rootfs;
+
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use tempfile::NamedTempFile;
+
+pub use engine::{ensure_present, load};
+pub use name::RepositoryName;
+
+use crate::digest::{BlobDigest, ImageDigest};
 use crate::error::ExitCode;
+use crate::spec::PinnedImage;
+
+/// An image built on disk, not yet loaded: its config, id and layer.
+pub struct BuiltImage {
+    /// The config JSON; its sha256 is `digest`.
+    pub config: Vec<u8>,
+    /// The image id.
+    pub digest: ImageDigest,
+    /// The layer tar's sha256 (its `diff_id`) and size.
+    pub layer_digest: BlobDigest,
+    pub layer_size: u64,
+    /// The layer tar, deleted when this value is dropped.
+    pub layer: NamedTempFile,
+}
+
+/// Builds the image of `rootfs` (a directory, or a tar file, plain or gzip) in the system temp
+/// directory. Blocking: reads the whole tree and writes the layer.
+pub fn build(rootfs: &Path) -> Result<BuiltImage, ImageError> {
+    build_in(rootfs, &std::env::temp_dir())
+}
+
+/// [`build`], with the layer's temp file in `temp_dir`.
+pub fn build_in(rootfs: &Path, temp_dir: &Path) -> Result<BuiltImage, ImageError> {
+    let architecture = archive::host_architecture()?;
+    let tree = rootfs::Rootfs::read(rootfs)?;
+    let layer = layer::write_layer(&tree, temp_dir)?;
+    let (config, digest) = archive::config_json(architecture, layer.diff_id);
+    Ok(BuiltImage {
+        config,
+        digest,
+        layer_digest: layer.diff_id,
+        layer_size: layer.size,
+        layer: layer.file,
+    })
+}
+
+/// Builds the image of `rootfs`, loads it tagged `name:latest`, and returns `name@<image id>`.
+pub async fn import(
+    docker: &Docker,
+    rootfs: &Path,
+    name: &RepositoryName,
+) -> Result<PinnedImage, ImageError> {
+    let rootfs = rootfs.to_path_buf();
+    let built = tokio::task::spawn_blocking(move || build(&rootfs))
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
+    load(docker, &built, name).await
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens")]
+    #[error(
+        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
+    )]
     EngineUnreachable { detail: String },
+
+    #[error("the container engine refused the request: {detail}")]
+    EngineRefused { detail: String },
+
+    #[error(
+        "the engine reports image id `{found}` for `{reference}`, expected `{expected}` (the sha256 of the config)\n  hint: engines that store images in containerd name them by manifest digest; use the classic image store"
+    )]
+    IdMismatch {
+        reference: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error(
+        "the engine has no image `{image}`\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}`; the same tree gives the same digest",
+        name = image.name
+    )]
+    NotPresent { image: PinnedImage },
+
+    #[error("invalid image name `{name}`: {reason}")]
+    InvalidName { name: String, reason: String },
+
+    #[error("root filesystem `{path}` does not exist")]
+    RootfsNotFound { path: PathBuf },
+
+    #[error("`{path}` is neither a directory nor a tar file (plain or gzip)")]
+    NotDirectoryOrTar { path: PathBuf },
+
+    #[error("cannot read `{path}`: {source}")]
+    ReadRootfs {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("`{path}` is not a readable tar: {source}")]
+    CorruptTar {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "`{entry}` in `{rootfs}` is a {what}; an image holds only regular files, directories and symlinks\n  hint: remove it (the engine provides /dev at run time)"
+    )]
+    SpecialFile {
+        rootfs: PathBuf,
+        entry: String,
+        what: &'static str,
+    },
+
+    #[error(
+        "tar entry `{entry}` in `{path}` is a {kind}; expected a file, directory, symlink or hard link"
+    )]
+    UnsupportedTarEntry {
+        path: PathBuf,
+        entry: String,
+        kind: String,
+    },
+
+    #[error(
+        "hard link `{entry}` in `{path}` points to `{target}`, which is not a regular file in the tar"
+    )]
+    DanglingHardLink {
+        path: PathBuf,
+        entry: String,
+        target: String,
+    },
+
+    #[error("`{entry}` in `{rootfs}` has a `..` component; every path must stay inside the root")]
+    UnsafePath { rootfs: PathBuf, entry: String },
+
+    #[error(
+        "`{entry}` in `{rootfs}` is named like a layer whiteout (`.wh.*`), which the engine would read as a deletion"
+    )]
+    WhiteoutName { rootfs: PathBuf, entry: String },
+
+    #[error("cannot add `{entry}` to the layer: {source}")]
+    WriteLayer {
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "cannot write the image's temp files: {source}\n  hint: the layer needs about as much free space as the tree, in TMPDIR"
+    )]
+    WriteTemp {
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "unsupported host architecture `{arch}`; expected x86_64, aarch64, arm, x86, powerpc64le, s390x or riscv64"
+    )]
+    UnsupportedArchitecture { arch: &'static str },
 }
 
 impl ImageError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             ImageError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
+            // Our archive is always well-formed and our id always the engine's: a refusal or a
+            // mismatch is a bug (or an engine that works differently), not the user's input.
+            ImageError::EngineRefused { .. } | ImageError::IdMismatch { .. } => ExitCode::Internal,
+            ImageError::NotPresent { .. }
+            | ImageError::InvalidName { .. }
+            | ImageError::RootfsNotFound { .. }
+            | ImageError::NotDirectoryOrTar { .. }
+            | ImageError::ReadRootfs { .. }
+            | ImageError::CorruptTar { .. }
+            | ImageError::SpecialFile { .. }
+            | ImageError::UnsupportedTarEntry { .. }
+            | ImageError::DanglingHardLink { .. }
+            | ImageError::UnsafePath { .. }
+            | ImageError::WhiteoutName { .. }
+            | ImageError::WriteLayer { .. }
+            | ImageError::WriteTemp { .. }
+            | ImageError::UnsupportedArchitecture { .. } => ExitCode::BadInput,
         }
     }
 }

@@ -2,11 +2,28 @@
 
 use std::path::Path;
 
+use crate::image::{self, ImageError, RepositoryName};
+use crate::sandbox::SandboxError;
 use crate::spec::PinnedImage;
 
 /// Makes a deterministic image of `rootfs` (a directory, or a tar file, possibly compressed),
 /// loads it into the engine tagged `name`, and returns `name@sha256:<image id>`.
 pub async fn image_import(rootfs: &Path, name: &str) -> Result<PinnedImage, crate::Error> {
-    let _ = (rootfs, name);
-    unimplemented!("image helper")
+    let name = RepositoryName::parse(name)?;
+    // Bad input is reported before the engine is asked anything.
+    if !rootfs.exists() {
+        return Err(ImageError::RootfsNotFound {
+            path: rootfs.into(),
+        }
+        .into());
+    }
+    let docker = crate::sandbox::docker::connect()
+        .await
+        .map_err(|error| match error {
+            SandboxError::EngineUnreachable { detail } => {
+                crate::Error::from(ImageError::EngineUnreachable { detail })
+            }
+            other => crate::Error::from(other),
+        })?;
+    Ok(image::import(&docker, rootfs, &name).await?)
 }
