@@ -471,3 +471,60 @@ impl Spec {
         self.steps.iter().find(|step| &step.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_form() {
+        assert!("a".parse::<Name>().is_ok());
+        assert!("zlib-1.3.1_x".parse::<Name>().is_ok());
+        assert!("0day".parse::<Name>().is_ok());
+        assert!("a".repeat(64).parse::<Name>().is_ok());
+        for bad in ["", "-a", ".a", "_a", "A", "a b", "a/b", "é"] {
+            assert!(bad.parse::<Name>().is_err(), "{bad:?}");
+        }
+        assert!("a".repeat(65).parse::<Name>().is_err());
+    }
+
+    #[test]
+    fn relative_paths_are_normalized_and_cannot_escape() {
+        let path = RelativePath::parse("./a//b/./c/").unwrap();
+        assert_eq!(path.as_str(), "a/b/c");
+        assert_eq!(path.segments().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(path.under(Path::new("/out")), Path::new("/out/a/b/c"));
+        assert_eq!(RelativePath::parse(""), Err(RelativePathError::Empty));
+        assert_eq!(RelativePath::parse("./."), Err(RelativePathError::Empty));
+        assert_eq!(RelativePath::parse("/a"), Err(RelativePathError::Absolute));
+        assert_eq!(
+            RelativePath::parse("a/../b"),
+            Err(RelativePathError::Escapes)
+        );
+        assert_eq!(RelativePath::parse("a\0b"), Err(RelativePathError::Nul));
+
+        let root = RelativePath::root();
+        assert!(root.is_root());
+        assert_eq!(root.segments().count(), 0);
+        assert_eq!(root.under(Path::new("/src")), Path::new("/src"));
+    }
+
+    #[test]
+    fn pinned_images_parse_and_show_the_same() {
+        let text = format!("registry:5000/team/gcc:12@sha256:{}", "ab".repeat(32));
+        let image: PinnedImage = text.parse().unwrap();
+        assert_eq!(image.name, "registry:5000/team/gcc:12");
+        assert_eq!(image.to_string(), text);
+        assert!("busybox".parse::<PinnedImage>().is_err());
+        assert!(
+            format!("@sha256:{}", "ab".repeat(32))
+                .parse::<PinnedImage>()
+                .is_err()
+        );
+        assert!(
+            format!("busybox@sha256:{}", "AB".repeat(32))
+                .parse::<PinnedImage>()
+                .is_err()
+        );
+    }
+}
