@@ -27,12 +27,37 @@ fn main() -> ProcessExitCode {
 
 /// Prints `value` as JSON on stdout (for `--format json`).
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialize")
+    );
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Build(_args) => unimplemented!("build"),
+        Command::Build(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            let options = ops::build::BuildOptions {
+                out_dir: args.out,
+                key: args.key,
+                builder_id: args.builder_id,
+                jobs: args.jobs.map(usize::from).unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, |cpus| cpus.get())
+                }),
+                keep_going: args.keep_going,
+                no_cache: args.no_cache,
+            };
+            let report = ops::build::build(&args.spec, &store, &options).await?;
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => {
+                    for artifact in &report.artifacts {
+                        println!("{}", artifact.path.display());
+                    }
+                }
+            }
+            Ok(())
+        }
         Command::Verify(args) => {
             let report = ops::verify::verify(
                 &args.artifact,

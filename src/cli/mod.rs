@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::sign::keys::Algorithm;
 
 #[derive(Debug, Parser)]
-#[command(name = "sealroom", version, about = "Hermetic builds with signed SLSA provenance")]
+#[command(
+    name = "sealroom",
+    version,
+    about = "Hermetic builds with signed SLSA provenance"
+)]
 pub struct Cli {
     /// The store's directory (default: $XDG_CACHE_HOME/sealroom, else ~/.cache/sealroom).
     #[arg(long, global = true, env = "SEALROOM_STORE", value_name = "DIR")]
@@ -56,6 +60,15 @@ pub struct BuildArgs {
     /// The builder id recorded in provenance.
     #[arg(long, value_name = "URI", default_value = crate::provenance::DEFAULT_BUILDER_ID)]
     pub builder_id: String,
+    /// How many steps may run at once (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// After a step fails, still run the steps that do not depend on it.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Run every step, even those the action cache has a result for.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, clap::Args)]

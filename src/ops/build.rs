@@ -1,17 +1,784 @@
-//! `sealroom build`: resolve, run every step in the sandbox, store outputs, write artifacts and
-//! their provenance.
-use crate::error::ExitCode;
+//! `sealroom build`: resolve the spec, run every step in the sandbox with the network off, store
+//! each step's `/out` as a tree, then write the artifacts and their signed provenance to `--out`.
+//!
+//! Nothing reaches `--out` until every step has succeeded, and nothing reaches the store that is
+//! not named by its digest: a failed build leaves the output directory as it was.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
+use crate::error::{Error, ExitCode};
+use crate::sandbox::docker::DockerSandbox;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio_util::sync::CancellationToken;
+
+use crate::sandbox::{DEFAULT_USER, InputMount, Sandbox, SandboxError, StepRequest, WORK_DIR};
+use crate::sign::keys::SigningKey;
+use crate::spec::{self, Name, Spec, Step};
+use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
+use crate::store::{EntryKind, Store};
+
+/// The `PATH` every step gets (the spec may set another).
+pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Where artifacts and their `.intoto.jsonl` go.
+    pub out_dir: PathBuf,
+    /// The private key to sign provenance with; unsigned statements without one.
+    pub key: Option<PathBuf>,
+    /// Recorded as `runDetails.builder.id`.
+    pub builder_id: String,
+    /// How many steps may run at once.
+    pub jobs: usize,
+    /// Run the steps that do not depend on a failed one before reporting the failure.
+    pub keep_going: bool,
+    /// Run every step, even those the action cache has a result for.
+    pub no_cache: bool,
+}
+
+/// What a build did, for the summary on stderr and `--format json` on stdout.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildReport {
+    pub build_id: String,
+    pub spec: PathBuf,
+    pub signed: bool,
+    pub steps: Vec<StepReport>,
+    pub artifacts: Vec<ArtifactReport>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    pub name: String,
+    /// Taken from the action cache: no container was started.
+    pub cached: bool,
+    pub action: ActionDigest,
+    pub output: TreeDigest,
+    pub log: BlobDigest,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ArtifactReport {
+    pub step: String,
+    pub path: PathBuf,
+    pub digest: BlobDigest,
+    pub provenance: PathBuf,
+}
+
+/// Loads the spec and the key, connects to Docker, checks the pinned image and builds.
+/// A bad spec or key fails before anything is written or any engine is contacted.
+pub async fn build(
+    spec_path: &Path,
+    store_root: &Path,
+    options: &BuildOptions,
+) -> Result<BuildReport, Error> {
+    let spec = spec::load(spec_path)?;
+    let signer = options
+        .key
+        .as_deref()
+        .map(SigningKey::from_pem_file)
+        .transpose()?;
+    let sandbox = DockerSandbox::connect().await?;
+    sandbox.check_image(&spec.sandbox.image).await?;
+    let store = Store::open(store_root)?;
+    run(&sandbox, &store, &spec, options, signer.as_ref()).await
+}
+
+/// The build proper, with the sandbox and store given (a fake sandbox in unit tests).
+pub async fn run<S: Sandbox>(
+    sandbox: &S,
+    store: &Store,
+    spec: &Spec,
+    options: &BuildOptions,
+    signer: Option<&SigningKey>,
+) -> Result<BuildReport, Error> {
+    let build_id = new_build_id();
+    let started_on = SystemTime::now();
+
+    let mut trees: HashMap<Name, TreeDigest> = HashMap::new();
+    let mut source_trees = Vec::new();
+    for source in &spec.sources {
+        let exclude = &source.exclude;
+        let tree = store.add_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
+        eprintln!("source {}: {tree}", source.name);
+        trees.insert(source.name.clone(), tree);
+        source_trees.push((source, tree));
+    }
+
+    let steps = run_steps(sandbox, store, spec, options, &build_id, &mut trees).await?;
+
+    let finished_on = SystemTime::now();
+    let context = crate::ops::attest::BuildContext {
+        spec,
+        build_id: &build_id,
+        builder_id: &options.builder_id,
+        started_on,
+        finished_on,
+        sources: &source_trees,
+        steps: &steps,
+    };
+    let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
+    if signer.is_none() {
+        eprintln!("warning: no --key given: provenance is written unsigned");
+    }
+    Ok(BuildReport {
+        build_id,
+        spec: spec.path.clone(),
+        signed: signer.is_some(),
+        steps,
+        artifacts,
+    })
+}
+
+/// Runs the step graph: a step starts as soon as every input it names is ready, with at most
+/// `options.jobs` running at once. On the first failure no new step starts and the running
+/// ones are stopped (their containers removed), unless `keep_going`: then every step that does
+/// not depend on a failed one still runs, and the first failure is returned at the end.
+async fn run_steps<S: Sandbox>(
+    sandbox: &S,
+    store: &Store,
+    spec: &Spec,
+    options: &BuildOptions,
+    build_id: &str,
+    trees: &mut HashMap<Name, TreeDigest>,
+) -> Result<Vec<StepReport>, Error> {
+    let cancel = CancellationToken::new();
+    let runner = StepRunner {
+        sandbox,
+        store,
+        spec,
+        build_id,
+        no_cache: options.no_cache,
+        cancel: &cancel,
+    };
+    let jobs = options.jobs.max(1);
+    let mut waiting: Vec<&Step> = spec.steps.iter().collect();
+    let mut running = FuturesUnordered::new();
+    let mut reports = Vec::new();
+    let mut failures: Vec<Error> = Vec::new();
+    loop {
+        if failures.is_empty() || options.keep_going {
+            while running.len() < jobs {
+                let ready = waiting.iter().position(|step| {
+                    step.inputs
+                        .iter()
+                        .all(|input| trees.contains_key(&input.name))
+                });
+                let Some(index) = ready else { break };
+                let step = waiting.remove(index);
+                let inputs = step
+                    .inputs
+                    .iter()
+                    .map(|input| (input.name.clone(), trees[&input.name]))
+                    .collect();
+                let future = runner.run(step, inputs);
+                running.push(async move { (step, future.await) });
+            }
+        }
+        let Some((step, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok(report) => {
+                trees.insert(step.name.clone(), report.output);
+                reports.push(report);
+            }
+            Err(error) => {
+                if !options.keep_going {
+                    cancel.cancel();
+                }
+                // A step stopped because another failed is not a failure of its own.
+                if !matches!(error, Error::Sandbox(SandboxError::Cancelled { .. })) {
+                    failures.push(error);
+                }
+            }
+        }
+    }
+    match failures.into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(reports),
+    }
+}
+
+/// What every step of one build shares.
+struct StepRunner<'a, S> {
+    sandbox: &'a S,
+    store: &'a Store,
+    spec: &'a Spec,
+    build_id: &'a str,
+    no_cache: bool,
+    cancel: &'a CancellationToken,
+}
+
+impl<S: Sandbox> StepRunner<'_, S> {
+    /// Runs one step: its inputs materialized read-only, a fresh empty `/out`, the fixed
+    /// environment; or takes its output from the action cache. The step's `/out` becomes a tree
+    /// in the store; its temp dir is removed either way.
+    async fn run(
+        &self,
+        step: &Step,
+        input_trees: Vec<(Name, TreeDigest)>,
+    ) -> Result<StepReport, Error> {
+        let StepRunner {
+            sandbox,
+            store,
+            spec,
+            build_id,
+            no_cache,
+            cancel,
+        } = *self;
+        let mut inputs = Vec::new();
+        for (name, tree) in &input_trees {
+            inputs.push(InputMount {
+                name: name.to_string(),
+                host_path: store.materialize(tree)?,
+            });
+        }
+        let mut request = StepRequest {
+            step: step.name.to_string(),
+            build_id: build_id.to_string(),
+            image: spec.sandbox.image.clone(),
+            argv: step.run.clone(),
+            env: step_environment(spec, step),
+            workdir: WORK_DIR.to_string(),
+            user: DEFAULT_USER.to_string(),
+            inputs,
+            out_dir: PathBuf::new(),
+        };
+        let action = action_key(&request, &input_trees).digest();
+        if !no_cache && let Some(hit) = store.action_get(&action) {
+            check_artifacts(store, step, &hit.output)?;
+            eprintln!("step {}: cached, output {}", step.name, hit.output);
+            return Ok(StepReport {
+                name: step.name.to_string(),
+                cached: true,
+                action,
+                output: hit.output,
+                log: hit.log,
+                seconds: 0.0,
+            });
+        }
+        let out = store.temp_dir()?;
+        let out_dir = out.path().join("out");
+        request.out_dir = out_dir.clone();
+        create_world_writable_dir(&out_dir)?;
+        eprintln!("step {}: running", step.name);
+        let started = Instant::now();
+        let result = sandbox.run(&request, cancel).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let collected = match result {
+            Ok(outcome) if outcome.succeeded() => store
+                .add_tree(&out_dir, &|_| false)
+                .map(|tree| (tree, outcome.log_digest))
+                .map_err(Error::from),
+            Ok(outcome) => Err(BuildError::StepFailed {
+                step: step.name.to_string(),
+                status: outcome.exit_status,
+                log_tail: outcome.log_tail,
+            }
+            .into()),
+            Err(error) => Err(error.into()),
+        };
+        // Whatever the step left in /out is either stored now or not wanted.
+        let removed = crate::store::remove_tree_force(out.path());
+        let (output, log) = collected?;
+        removed?;
+        check_artifacts(store, step, &output)?;
+        store.action_put(&action, &ActionResult { output, log })?;
+        eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
+        Ok(StepReport {
+            name: step.name.to_string(),
+            cached: false,
+            action,
+            output,
+            log,
+            seconds,
+        })
+    }
+}
+
+/// The action key of a step request: everything that can change what the step writes.
+fn action_key<'a>(
+    request: &'a StepRequest,
+    input_trees: &'a [(Name, TreeDigest)],
+) -> ActionKey<'a> {
+    ActionKey {
+        version: ACTION_KEY_VERSION,
+        image: request.image.digest,
+        argv: &request.argv,
+        env: &request.env,
+        workdir: &request.workdir,
+        user: &request.user,
+        network: "none",
+        inputs: input_trees
+            .iter()
+            .map(|(name, tree)| (name.as_str(), *tree))
+            .collect(),
+        limits: BTreeMap::new(),
+    }
+}
+
+/// Every artifact the step declares is a regular file in its output tree.
+fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<(), Error> {
+    for artifact in &step.artifacts {
+        match store.lookup(output, artifact.as_str())? {
+            Some(entry) if matches!(entry.kind, EntryKind::File { .. }) => {}
+            found => {
+                return Err(BuildError::MissingArtifact {
+                    step: step.name.to_string(),
+                    artifact: artifact.to_string(),
+                    found: match found.map(|entry| entry.kind) {
+                        None => "nothing".to_string(),
+                        Some(EntryKind::Directory { .. }) => "a directory".to_string(),
+                        Some(EntryKind::Symlink { target }) => format!("a symlink to `{target}`"),
+                        Some(EntryKind::File { .. }) => unreachable!("matched above"),
+                    },
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The complete environment of a step: the fixed variables, then the spec's `env` on top.
+/// Nothing comes from the host.
+pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
+        (
+            "SOURCE_DATE_EPOCH".to_string(),
+            spec.source_date_epoch.to_string(),
+        ),
+        ("TZ".to_string(), "UTC".to_string()),
+        ("LC_ALL".to_string(), "C".to_string()),
+        ("LANG".to_string(), "C".to_string()),
+        ("HOME".to_string(), WORK_DIR.to_string()),
+        ("PATH".to_string(), STEP_PATH.to_string()),
+    ]);
+    env.extend(
+        step.env
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    env
+}
+
+/// Copies every artifact out of the store into `--out` (atomically, one file at a time) and
+/// writes its provenance next to it.
+fn write_artifacts(
+    store: &Store,
+    spec: &Spec,
+    trees: &HashMap<Name, TreeDigest>,
+    options: &BuildOptions,
+    context: &crate::ops::attest::BuildContext<'_>,
+    signer: Option<&SigningKey>,
+) -> Result<Vec<ArtifactReport>, Error> {
+    let mut reports = Vec::new();
+    for step in &spec.steps {
+        let tree = &trees[&step.name];
+        for artifact in &step.artifacts {
+            let Some(EntryKind::File {
+                digest, executable, ..
+            }) = store
+                .lookup(tree, artifact.as_str())?
+                .map(|entry| entry.kind)
+            else {
+                unreachable!("run_step checked every artifact is a file");
+            };
+            let destination = artifact.under(&options.out_dir);
+            let directory = destination
+                .parent()
+                .expect("an artifact path has a parent: --out");
+            std::fs::create_dir_all(directory)
+                .map_err(|source| Error::io("creating the output directory", directory, source))?;
+            store.export_file(&digest, &destination, executable)?;
+            let envelope = context.envelope(step, artifact, &digest, signer)?;
+            let provenance = provenance_path(&destination);
+            crate::ops::attest::write_line_atomically(&provenance, &envelope)?;
+            eprintln!("artifact {}: {digest}", destination.display());
+            reports.push(ArtifactReport {
+                step: step.name.to_string(),
+                path: destination,
+                digest,
+                provenance,
+            });
+        }
+    }
+    Ok(reports)
+}
+
+/// `<artifact>.intoto.jsonl`, next to the artifact.
+pub fn provenance_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".intoto.jsonl");
+    PathBuf::from(name)
+}
+
+fn create_world_writable_dir(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(path)
+        .map_err(|source| Error::io("creating the step's /out", path, source))?;
+    // The step runs as an unprivileged uid that must be able to write here.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
+        .map_err(|source| Error::io("opening the step's /out to the step's user", path, source))
+}
+
+/// 16 random bytes in hex: labels this build's containers and names its invocation.
+fn new_build_id() -> String {
+    use rand_core::RngCore;
+    let mut bytes = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("step `{step}` failed with exit status {status}")]
-    StepFailed { step: String, status: i64, log_tail: Vec<String> },
+    #[error(
+        "step `{step}` failed with exit status {status}{}",
+        format_tail(log_tail)
+    )]
+    StepFailed {
+        step: String,
+        status: i64,
+        log_tail: Vec<String>,
+    },
+    #[error(
+        "step `{step}` declares artifact `{artifact}`, but its /out has {found} there\n  hint: the step must write a regular file at /out/{artifact}"
+    )]
+    MissingArtifact {
+        step: String,
+        artifact: String,
+        found: String,
+    },
+}
+
+fn format_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "; it printed nothing".to_string();
+    }
+    let mut text = String::from("; the last lines it printed:");
+    for line in lines {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
 }
 
 impl BuildError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::StepFailed { .. } => ExitCode::StepFailed,
+            BuildError::StepFailed { .. } | BuildError::MissingArtifact { .. } => {
+                ExitCode::StepFailed
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sandbox::fake::FakeSandbox;
+
+    /// A spec over a one-file source with the given steps, and a store, in a temp dir.
+    fn fixture(steps: &str) -> (tempfile::TempDir, Spec, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/file.txt"), "source\n").unwrap();
+        let spec_path = dir.path().join("sealroom.toml");
+        let image = format!("test/image@sha256:{}", "0".repeat(64));
+        std::fs::write(
+            &spec_path,
+            format!(
+                "version = 1\nname = \"t\"\n[sandbox]\nimage = \"{image}\"\n[[source]]\nname = \"src\"\npath = \"src\"\n{steps}"
+            ),
+        )
+        .unwrap();
+        let spec = spec::load(&spec_path).unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        (dir, spec, store)
+    }
+
+    fn options(dir: &Path, jobs: usize, keep_going: bool) -> BuildOptions {
+        BuildOptions {
+            out_dir: dir.join("out"),
+            key: None,
+            builder_id: "https://example.test/builder".to_string(),
+            jobs,
+            keep_going,
+            no_cache: false,
+        }
+    }
+
+    /// Each step writes its own name to /out/name; a step named `fail-*` exits 1.
+    fn writes_its_name(request: &StepRequest) -> std::io::Result<i64> {
+        std::fs::write(request.out_dir.join("name"), &request.step)?;
+        Ok(if request.step.starts_with("fail") {
+            1
+        } else {
+            0
+        })
+    }
+
+    fn started(sandbox: &FakeSandbox) -> Vec<String> {
+        sandbox
+            .requests()
+            .into_iter()
+            .map(|request| request.step)
+            .collect()
+    }
+
+    const DIAMOND: &str = r#"
+[[step]]
+name = "top"
+inputs = ["src"]
+run = ["top"]
+[[step]]
+name = "left"
+inputs = ["top"]
+run = ["left"]
+[[step]]
+name = "right"
+inputs = ["top"]
+run = ["right"]
+[[step]]
+name = "bottom"
+inputs = ["left", "right"]
+run = ["bottom"]
+artifacts = ["name"]
+"#;
+
+    #[tokio::test]
+    async fn steps_start_only_after_their_inputs_and_see_them_mounted() {
+        let (dir, spec, store) = fixture(DIAMOND);
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let report = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(started(&sandbox), ["top", "left", "right", "bottom"]);
+        let bottom = &sandbox.requests()[3];
+        let mounted: Vec<&str> = bottom
+            .inputs
+            .iter()
+            .map(|input| input.name.as_str())
+            .collect();
+        assert_eq!(mounted, ["left", "right"]);
+        assert_eq!(
+            std::fs::read_to_string(bottom.inputs[0].host_path.join("name")).unwrap(),
+            "left"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out/name")).unwrap(),
+            "bottom"
+        );
+        assert_eq!(report.steps.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn independent_steps_run_at_once_up_to_the_jobs_bound() {
+        let steps: String = (0..6)
+            .map(|i| format!("[[step]]\nname = \"s{i}\"\nrun = [\"s{i}\"]\n"))
+            .collect();
+        let (dir, spec, store) = fixture(&steps);
+        for jobs in [1, 2, 4] {
+            let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(30));
+            let mut uncached = options(dir.path(), jobs, false);
+            uncached.no_cache = true;
+            run(&sandbox, &store, &spec, &uncached, None).await.unwrap();
+            assert_eq!(sandbox.most_running(), jobs, "with --jobs {jobs}");
+            assert_eq!(sandbox.requests().len(), 6);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_starts_no_new_step_and_stops_the_running_ones() {
+        let steps = r#"
+[[step]]
+name = "fail-first"
+run = ["fail-first"]
+[[step]]
+name = "slow"
+run = ["slow"]
+[[step]]
+name = "after"
+inputs = ["fail-first"]
+run = ["after"]
+[[step]]
+name = "independent"
+run = ["independent"]
+"#;
+        let (dir, spec, store) = fixture(steps);
+        let sandbox = FakeSandbox::new(|request| {
+            if request.step == "slow" {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            writes_its_name(request)
+        })
+        .taking(Duration::from_millis(50));
+        let error = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 2, false),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.exit_code(), ExitCode::StepFailed);
+        assert!(
+            error
+                .to_string()
+                .starts_with("step `fail-first` failed with exit status 1"),
+            "{error}"
+        );
+        // fail-first and slow started together; nothing started after the failure.
+        assert_eq!(started(&sandbox), ["fail-first", "slow"]);
+        assert!(!dir.path().join("out").exists(), "nothing written to --out");
+    }
+
+    #[tokio::test]
+    async fn keep_going_runs_what_does_not_depend_on_the_failure() {
+        let steps = r#"
+[[step]]
+name = "fail-first"
+run = ["fail-first"]
+[[step]]
+name = "after"
+inputs = ["fail-first"]
+run = ["after"]
+[[step]]
+name = "independent"
+run = ["independent"]
+"#;
+        let (dir, spec, store) = fixture(steps);
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let error = run(&sandbox, &store, &spec, &options(dir.path(), 1, true), None)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("fail-first"), "{error}");
+        assert_eq!(started(&sandbox), ["fail-first", "independent"]);
+    }
+
+    #[tokio::test]
+    async fn every_step_gets_the_fixed_environment_and_nothing_from_the_host() {
+        let steps = "[[step]]\nname = \"s\"\nrun = [\"s\"]\nenv = { CFLAGS = \"-O2\" }\n";
+        let (dir, spec, store) = fixture(steps);
+        let sandbox = FakeSandbox::new(writes_its_name);
+        run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        let env = &sandbox.requests()[0].env;
+        let names: Vec<&str> = env.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "CFLAGS",
+                "HOME",
+                "LANG",
+                "LC_ALL",
+                "PATH",
+                "SOURCE_DATE_EPOCH",
+                "TZ"
+            ]
+        );
+        assert_eq!(env["SOURCE_DATE_EPOCH"], "0");
+        assert_eq!(env["HOME"], "/tmp", "not the host's HOME");
+        assert_eq!(env["PATH"], STEP_PATH, "not the host's PATH");
+        assert_eq!(sandbox.requests()[0].user, "1000:1000");
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_build_runs_nothing_and_no_cache_runs_everything() {
+        let (dir, spec, store) = fixture(DIAMOND);
+        let first = FakeSandbox::new(writes_its_name);
+        let cold = run(&first, &store, &spec, &options(dir.path(), 2, false), None)
+            .await
+            .unwrap();
+        assert_eq!(first.requests().len(), 4);
+
+        let second = FakeSandbox::new(writes_its_name);
+        let warm = run(&second, &store, &spec, &options(dir.path(), 2, false), None)
+            .await
+            .unwrap();
+        assert!(
+            second.requests().is_empty(),
+            "a cached build starts no step"
+        );
+        assert!(warm.steps.iter().all(|step| step.cached));
+        let outputs = |report: &BuildReport| -> Vec<(String, TreeDigest)> {
+            let mut outputs: Vec<_> = report
+                .steps
+                .iter()
+                .map(|step| (step.name.clone(), step.output))
+                .collect();
+            outputs.sort();
+            outputs
+        };
+        assert_eq!(outputs(&cold), outputs(&warm));
+
+        let third = FakeSandbox::new(writes_its_name);
+        let mut forced = options(dir.path(), 2, false);
+        forced.no_cache = true;
+        run(&third, &store, &spec, &forced, None).await.unwrap();
+        assert_eq!(third.requests().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_changed_source_reruns_exactly_the_steps_downstream_of_it() {
+        let steps = r#"
+[[step]]
+name = "uses-src"
+inputs = ["src"]
+run = ["uses-src"]
+[[step]]
+name = "after-src"
+inputs = ["uses-src"]
+run = ["after-src"]
+[[step]]
+name = "unrelated"
+run = ["unrelated"]
+"#;
+        let (dir, spec, store) = fixture(steps);
+        // Steps copy their input into /out, so a changed source changes every output downstream.
+        let copies_inputs = |request: &StepRequest| -> std::io::Result<i64> {
+            for input in &request.inputs {
+                for entry in std::fs::read_dir(&input.host_path)? {
+                    let entry = entry?;
+                    std::fs::copy(entry.path(), request.out_dir.join(entry.file_name()))?;
+                }
+            }
+            std::fs::write(request.out_dir.join(&request.step), "ran")?;
+            Ok(0)
+        };
+        let first = FakeSandbox::new(copies_inputs);
+        run(&first, &store, &spec, &options(dir.path(), 1, false), None)
+            .await
+            .unwrap();
+        assert_eq!(first.requests().len(), 3);
+
+        std::fs::write(dir.path().join("src/file.txt"), "changed\n").unwrap();
+        let spec = spec::load(&spec.path).unwrap();
+        let second = FakeSandbox::new(copies_inputs);
+        run(&second, &store, &spec, &options(dir.path(), 1, false), None)
+            .await
+            .unwrap();
+        assert_eq!(started(&second), ["uses-src", "after-src"]);
     }
 }

@@ -1,6 +1,7 @@
 //! One function per command. Each composes the library modules and returns a value for the CLI
 //! to print; none of them parses arguments or prints data to stdout.
 
+pub mod attest;
 pub mod build;
 pub mod image_import;
 pub mod keygen;

@@ -1,8 +1,34 @@
 //! Steps in Docker containers, driven through bollard.
+//!
+//! Each step gets a fresh container from the pinned image id (never a tag, so nothing is pulled
+//! or resolved by name), with networking off (`network_mode = none`: only `lo`), a read-only root
+//! filesystem, a tmpfs `/tmp`, all capabilities dropped, `no-new-privileges`, an unprivileged
+//! user, inputs bind-mounted read-only and one writable bind mount at `/out`. Its output is
+//! streamed to stderr, each line prefixed with the step's name. The container is removed on
+//! every path out of `run`, success or error.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 
 use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256};
+use tokio_util::sync::CancellationToken;
 
-use super::SandboxError;
+use super::{
+    BUILD_LABEL, INPUTS_DIR, OUT_DIR, STEP_LABEL, Sandbox, SandboxError, StepOutcome, StepRequest,
+};
+use crate::digest::BlobDigest;
+use crate::spec::PinnedImage;
+
+/// How many of the last log lines a failure report shows.
+const LOG_TAIL_LINES: usize = 20;
+/// The hostname every step sees, so it cannot leak into outputs from the host.
+const HOSTNAME: &str = "sealroom";
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work.
@@ -12,4 +38,280 @@ pub async fn connect() -> Result<Docker, SandboxError> {
     };
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     docker.negotiate_version().await.map_err(unreachable)
+}
+
+/// The Docker implementation of [`Sandbox`].
+pub struct DockerSandbox {
+    docker: Docker,
+}
+
+impl DockerSandbox {
+    pub async fn connect() -> Result<Self, SandboxError> {
+        Ok(Self {
+            docker: connect().await?,
+        })
+    }
+
+    pub fn from_client(docker: Docker) -> Self {
+        Self { docker }
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Checks that the engine holds the image with exactly the pinned id.
+    pub async fn check_image(&self, image: &PinnedImage) -> Result<(), SandboxError> {
+        match self.docker.inspect_image(&image.digest.to_string()).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(SandboxError::ImageMissing {
+                image: image.clone(),
+                name: image.name.clone(),
+            }),
+            Err(error) => Err(SandboxError::EngineUnreachable {
+                detail: error.to_string(),
+            }),
+        }
+    }
+
+    fn container_body(request: &StepRequest) -> ContainerCreateBody {
+        let mut mounts: Vec<Mount> = request
+            .inputs
+            .iter()
+            .map(|input| Mount {
+                target: Some(format!("{INPUTS_DIR}/{}", input.name)),
+                source: Some(input.host_path.to_string_lossy().into_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            })
+            .collect();
+        mounts.push(Mount {
+            target: Some(OUT_DIR.to_string()),
+            source: Some(request.out_dir.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(false),
+            ..Default::default()
+        });
+        let labels = HashMap::from([
+            (BUILD_LABEL.to_string(), request.build_id.clone()),
+            (STEP_LABEL.to_string(), request.step.clone()),
+        ]);
+        ContainerCreateBody {
+            image: Some(request.image.digest.to_string()),
+            entrypoint: Some(request.argv.clone()),
+            cmd: None,
+            env: Some(
+                request
+                    .env
+                    .iter()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect(),
+            ),
+            working_dir: Some(request.workdir.clone()),
+            user: Some(request.user.clone()),
+            hostname: Some(HOSTNAME.to_string()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".to_string()),
+                mounts: Some(mounts),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    "rw,nosuid,nodev,mode=1777".to_string(),
+                )])),
+                cap_drop: Some(vec!["ALL".to_string()]),
+                security_opt: Some(vec!["no-new-privileges".to_string()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Starts the created container, streams its log and waits for its exit status.
+    async fn start_and_wait(
+        &self,
+        id: &str,
+        request: &StepRequest,
+    ) -> Result<StepOutcome, SandboxError> {
+        let engine_error = |action: &'static str| {
+            let step = request.step.clone();
+            move |error: bollard::errors::Error| SandboxError::Engine {
+                step,
+                action,
+                detail: error.to_string(),
+            }
+        };
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine_error("starting the container"))?;
+
+        let options = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(id, Some(options));
+        let mut log = StepLog::new(&request.step);
+        while let Some(chunk) = logs.next().await {
+            let chunk = chunk.map_err(engine_error("reading the log"))?;
+            log.push(&chunk.into_bytes());
+        }
+        log.finish_line();
+
+        let mut wait = self.docker.wait_container(id, None);
+        let exit_status = match wait.next().await {
+            Some(Ok(response)) => response.status_code,
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(error)) => return Err(engine_error("waiting for the container")(error)),
+            None => {
+                return Err(SandboxError::Engine {
+                    step: request.step.clone(),
+                    action: "waiting for the container",
+                    detail: "the engine closed the wait stream without an exit status".to_string(),
+                });
+            }
+        };
+        Ok(StepOutcome {
+            exit_status,
+            log_tail: log.tail.into_iter().collect(),
+            log_digest: BlobDigest::from_bytes(log.hasher.finalize().into()),
+        })
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // Already gone (e.g. removed by a cleanup racing us): nothing left behind.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+impl Sandbox for DockerSandbox {
+    async fn run(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, SandboxError> {
+        let options = CreateContainerOptionsBuilder::new().build();
+        let created = self
+            .docker
+            .create_container(Some(options), Self::container_body(request))
+            .await
+            .map_err(|error| match error {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => SandboxError::ImageMissing {
+                    image: request.image.clone(),
+                    name: request.image.name.clone(),
+                },
+                error => SandboxError::Engine {
+                    step: request.step.clone(),
+                    action: "creating the container",
+                    detail: error.to_string(),
+                },
+            })?;
+        // Removal below runs on every path: finished, failed, or cancelled mid-step.
+        let outcome = tokio::select! {
+            outcome = self.start_and_wait(&created.id, request) => outcome,
+            () = cancel.cancelled() => Err(SandboxError::Cancelled { step: request.step.clone() }),
+        };
+        let removed = self.remove(&created.id).await;
+        let outcome = outcome?;
+        removed.map_err(|error| SandboxError::Engine {
+            step: request.step.clone(),
+            action: "removing the container",
+            detail: error.to_string(),
+        })?;
+        Ok(outcome)
+    }
+}
+
+/// A step's log as it streams: printed to stderr line by line with the step's name in front,
+/// hashed whole, and its last lines kept for error messages.
+struct StepLog {
+    prefix: String,
+    pending: Vec<u8>,
+    tail: VecDeque<String>,
+    hasher: Sha256,
+}
+
+impl StepLog {
+    fn new(step: &str) -> Self {
+        Self {
+            prefix: format!("[{step}] "),
+            pending: Vec::new(),
+            tail: VecDeque::with_capacity(LOG_TAIL_LINES),
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.finish_line();
+            } else {
+                self.pending.push(byte);
+            }
+        }
+    }
+
+    fn finish_line(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let line = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        let mut stderr = std::io::stderr().lock();
+        // A closed stderr must not fail the build.
+        let _ = writeln!(stderr, "{}{line}", self.prefix);
+        if self.tail.len() == LOG_TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keeps_the_last_lines_and_hashes_every_byte() {
+        let mut log = StepLog::new("step");
+        let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
+        let (first, second) = text.as_bytes().split_at(17);
+        log.push(first);
+        log.push(second);
+        log.push(b"no newline at the end");
+        log.finish_line();
+        assert_eq!(log.tail.len(), LOG_TAIL_LINES);
+        assert_eq!(log.tail.front().map(String::as_str), Some("line 11"));
+        assert_eq!(
+            log.tail.back().map(String::as_str),
+            Some("no newline at the end")
+        );
+        let mut all = text.into_bytes();
+        all.extend_from_slice(b"no newline at the end");
+        assert_eq!(
+            BlobDigest::from_bytes(log.hasher.finalize().into()),
+            BlobDigest::of(&all)
+        );
+    }
 }

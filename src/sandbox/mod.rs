@@ -12,6 +12,8 @@ pub mod fake;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::digest::BlobDigest;
 use crate::error::ExitCode;
 use crate::spec::PinnedImage;
@@ -73,9 +75,12 @@ impl StepOutcome {
 /// Runs steps. Implementations must leave nothing behind (no container, no temp file) on any
 /// path, success or error.
 pub trait Sandbox: Send + Sync {
+    /// Runs the step to its end, or until `cancel` fires: then the step is stopped, its
+    /// container removed, and the result is `SandboxError::Cancelled`.
     fn run(
         &self,
         request: &StepRequest,
+        cancel: &CancellationToken,
     ) -> impl std::future::Future<Output = Result<StepOutcome, SandboxError>> + Send;
 }
 
@@ -89,6 +94,8 @@ pub enum SandboxError {
         "base image `{image}` is not in the container engine\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}`, then pin the digest it prints"
     )]
     ImageMissing { image: PinnedImage, name: String },
+    #[error("step `{step}` was stopped because the build is stopping")]
+    Cancelled { step: String },
     #[error("container engine error while {action} for step `{step}`: {detail}")]
     Engine {
         step: String,
@@ -102,7 +109,7 @@ impl SandboxError {
         match self {
             SandboxError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
             SandboxError::ImageMissing { .. } => ExitCode::BadInput,
-            SandboxError::Engine { .. } => ExitCode::StepFailed,
+            SandboxError::Engine { .. } | SandboxError::Cancelled { .. } => ExitCode::StepFailed,
         }
     }
 }

@@ -21,7 +21,9 @@
 //! - `checkout`: writing trees back out (shared read-only checkouts, writable copies) and
 //!   removing read-only trees.
 //! - `tree`: the canonical tree object and its encoding.
+//! - `actions`: the action cache, step definitions to output trees.
 
+pub mod actions;
 mod blob;
 mod checkout;
 pub mod tree;

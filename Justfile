@@ -1,0 +1,24 @@
+# sealroom's tasks. `just --list` shows them.
+
+# Build examples/hello-c in the Debian gcc image, sign its provenance, verify it.
+demo: deps
+    cargo build --release --locked
+    SEALROOM=target/release/sealroom bash scripts/demo.sh
+
+# The whole test suite: unit tests, CLI tests and the tests that drive Docker.
+test: deps
+    cargo test --locked --all-targets
+
+# Format and lint as CI expects.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --all-targets -- -D warnings
+
+# Install and start what the demo and the tests need.
+deps:
+    bash scripts/ensure-packages.sh
+    bash scripts/ensure-docker.sh
+
+# The outside acceptance check of one issue, e.g. `just accept A-foundation`.
+accept name:
+    ../shared/acceptance/{{name}}

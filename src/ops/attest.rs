@@ -1,0 +1,188 @@
+//! What a build attests: the in-toto statement with its SLSA v1 predicate for one artifact,
+//! built from what the build resolved and ran, then signed into a DSSE envelope. The fields are
+//! documented in `docs/provenance.md`; this is the only place that fills them.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::digest::{BlobDigest, TreeDigest};
+use crate::error::Error;
+use crate::ops::build::{StepReport, step_environment};
+use crate::provenance::{
+    BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
+    ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
+};
+use crate::sandbox::{DEFAULT_USER, WORK_DIR};
+use crate::sign::dsse::Envelope;
+use crate::sign::keys::SigningKey;
+use crate::spec::{RelativePath, Source, Spec, Step};
+
+/// The form a tree digest takes: sha256 over sealroom's canonical tree encoding (docs/store.md).
+pub const TREE_DIGEST_FORM: &str = "sealroom-tree-v1";
+
+/// What one build resolved and ran, shared by the statements of all its artifacts.
+pub struct BuildContext<'a> {
+    pub spec: &'a Spec,
+    pub build_id: &'a str,
+    pub builder_id: &'a str,
+    pub started_on: SystemTime,
+    pub finished_on: SystemTime,
+    pub sources: &'a [(&'a Source, TreeDigest)],
+    pub steps: &'a [StepReport],
+}
+
+impl BuildContext<'_> {
+    /// The statement for `artifact` of `step`, whose bytes have `digest`.
+    pub fn statement(
+        &self,
+        step: &Step,
+        artifact: &RelativePath,
+        digest: &BlobDigest,
+    ) -> Statement {
+        let spec = self.spec;
+        let spec_file = spec
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let external_parameters = json!({
+            "spec": {
+                "path": spec_file,
+                "digest": { "sha256": spec.digest.hex() },
+            },
+            "name": spec.name.as_str(),
+            "step": step.name.as_str(),
+            "artifact": artifact.as_str(),
+            "sources": spec.sources.iter().map(|source| json!({
+                "name": source.name.as_str(),
+                "path": source.declared_path.as_str(),
+                "exclude": source.exclude.patterns(),
+            })).collect::<Vec<_>>(),
+        });
+        let environments: BTreeMap<&str, BTreeMap<String, String>> = spec
+            .steps
+            .iter()
+            .map(|step| (step.name.as_str(), step_environment(spec, step)))
+            .collect();
+        let internal_parameters = json!({
+            "sealroomVersion": env!("CARGO_PKG_VERSION"),
+            "sourceDateEpoch": spec.source_date_epoch,
+            "environment": environments,
+            "user": DEFAULT_USER,
+            "workingDirectory": WORK_DIR,
+            "network": "none",
+            "readOnlyRootFilesystem": true,
+            "readOnlyInputs": true,
+            "capabilities": "all dropped",
+            "noNewPrivileges": true,
+            "treeDigestForm": TREE_DIGEST_FORM,
+        });
+
+        let image = &spec.sandbox.image;
+        let mut resolved_dependencies = vec![ResourceDescriptor::with_sha256(
+            "image",
+            Some(format!("docker-image:{image}")),
+            image.digest.hex(),
+        )];
+        for (source, tree) in self.sources {
+            resolved_dependencies.push(
+                ResourceDescriptor::with_sha256(
+                    format!("source:{}", source.name),
+                    Some(format!("file:{}", source.declared_path)),
+                    tree.hex(),
+                )
+                .annotate("path", source.declared_path.as_str())
+                .annotate("digestForm", TREE_DIGEST_FORM),
+            );
+        }
+        let byproducts = self
+            .steps
+            .iter()
+            .flat_map(|report| {
+                [
+                    ResourceDescriptor::with_sha256(
+                        format!("log:{}", report.name),
+                        None,
+                        report.log.hex(),
+                    ),
+                    ResourceDescriptor::with_sha256(
+                        format!("output:{}", report.name),
+                        None,
+                        report.output.hex(),
+                    )
+                    .annotate("digestForm", TREE_DIGEST_FORM),
+                ]
+            })
+            .collect();
+
+        Statement::new(
+            vec![ResourceDescriptor::subject(artifact.as_str(), digest.hex())],
+            Provenance {
+                build_definition: BuildDefinition {
+                    build_type: BUILD_TYPE.to_string(),
+                    external_parameters: object(external_parameters),
+                    internal_parameters: Some(object(internal_parameters)),
+                    resolved_dependencies,
+                },
+                run_details: RunDetails {
+                    builder: Builder::sealroom(self.builder_id),
+                    metadata: Some(BuildMetadata {
+                        invocation_id: Some(self.build_id.to_string()),
+                        started_on: Some(rfc3339_utc(self.started_on)),
+                        finished_on: Some(rfc3339_utc(self.finished_on)),
+                    }),
+                    byproducts,
+                },
+            },
+        )
+    }
+
+    /// The statement for `artifact`, in a DSSE envelope: signed with `signer`, else unsigned.
+    pub fn envelope(
+        &self,
+        step: &Step,
+        artifact: &RelativePath,
+        digest: &BlobDigest,
+        signer: Option<&SigningKey>,
+    ) -> Result<Envelope, Error> {
+        let payload = self.statement(step, artifact, digest).to_json();
+        Ok(match signer {
+            Some(key) => Envelope::sign(PAYLOAD_TYPE, &payload, &[key]),
+            None => Envelope::unsigned(PAYLOAD_TYPE, &payload),
+        })
+    }
+}
+
+/// The map inside a `json!({...})` object.
+fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        other => unreachable!("built as an object: {other}"),
+    }
+}
+
+/// Writes `envelope` as one JSON line to `path`: a temp file in the same directory, then a
+/// rename, so a reader never sees half an envelope.
+pub fn write_line_atomically(path: &Path, envelope: &Envelope) -> Result<(), Error> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(directory)
+        .map_err(|source| Error::io("creating directory", directory, source))?;
+    let mut file = tempfile::NamedTempFile::new_in(directory)
+        .map_err(|source| Error::io("creating a temp file in", directory, source))?;
+    // Provenance is public: readable like the artifact next to it, not 0600 like a temp file.
+    file.write_all(envelope.to_json_line().as_bytes())
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            file.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|source| Error::io("writing", file.path().to_path_buf(), source))?;
+    file.persist(path)
+        .map_err(|error| Error::io("writing", path, error.error))?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Helpers shared by the integration tests: running the binary, writing specs, asking the engine
+//! what sealroom left behind.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod image;
+
+use std::path::{Path, PathBuf};
+
+use sealroom::spec::PinnedImage;
+
+/// The `sealroom` binary under test, with a clean environment apart from what Docker needs.
+pub fn sealroom() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("sealroom").expect("the binary is built");
+    command.env_remove("SEALROOM_STORE");
+    command
+}
+
+/// The busybox test image, imported once per test process (blocking wrapper for sync tests).
+pub fn busybox() -> PinnedImage {
+    static IMAGE: std::sync::OnceLock<PinnedImage> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            tokio::runtime::Runtime::new()
+                .expect("a runtime")
+                .block_on(image::busybox_image())
+        })
+        .clone()
+}
+
+/// A project directory with a `src/` tree and a spec, in a temp dir that also holds the store
+/// and the output directory of the test.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/greeting.txt"), "hello from source\n").unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.path("out")
+    }
+
+    /// Writes `sealroom.toml` with the given image reference, a `src` source and `steps`.
+    pub fn write_spec(&self, image: &str, steps: &str) -> PathBuf {
+        let spec = format!(
+            "version = 1\nname = \"test\"\n\n[sandbox]\nimage = \"{image}\"\n\n[[source]]\nname = \"src\"\npath = \"src\"\n\n{steps}"
+        );
+        let path = self.path("sealroom.toml");
+        std::fs::write(&path, spec).unwrap();
+        path
+    }
+
+    /// `sealroom build` of the spec with this project's store and out dir.
+    pub fn build(&self, spec: &Path) -> assert_cmd::assert::Assert {
+        sealroom()
+            .arg("build")
+            .arg(spec)
+            .arg("--store")
+            .arg(self.store())
+            .arg("--out")
+            .arg(self.out())
+            .assert()
+    }
+
+    /// Generates a key pair under the project; returns (private, public).
+    pub fn keygen(&self, algorithm: &str) -> (PathBuf, PathBuf) {
+        let prefix = self.path(&format!("key-{algorithm}"));
+        sealroom()
+            .args(["keygen", "--algorithm", algorithm, "--out"])
+            .arg(&prefix)
+            .assert()
+            .success();
+        (prefix.with_extension("key"), prefix.with_extension("pub"))
+    }
+}
+
+/// Every file below `dir`, relative, sorted (empty when `dir` does not exist).
+pub fn files_below(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let mut files: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|entry| entry.expect("walkable"))
+        .filter(|entry| !entry.file_type().is_dir())
+        .map(|entry| {
+            entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The text of an assertion's stderr.
+pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+/// Containers of any state that sealroom made for a step of this name.
+pub fn sealroom_containers_of_step(step: &str) -> Vec<String> {
+    let label = format!("{}={step}", sealroom::sandbox::STEP_LABEL);
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            let docker = sealroom::sandbox::docker::connect()
+                .await
+                .expect("Docker is reachable");
+            let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&std::collections::HashMap::from([("label", vec![label])]))
+                .build();
+            docker
+                .list_containers(Some(options))
+                .await
+                .expect("containers can be listed")
+                .into_iter()
+                .filter_map(|container| container.id)
+                .collect()
+        })
+}
