@@ -19,6 +19,8 @@ pub enum ExitCode {
     VerificationFailed = 4,
     /// The container engine cannot be reached.
     EngineUnreachable = 70,
+    /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+    Interrupted = 130,
     /// A bug in sealroom.
     Internal = 101,
 }

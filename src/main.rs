@@ -25,6 +25,34 @@ fn main() -> ProcessExitCode {
     }
 }
 
+/// A token fired by the first SIGINT or SIGTERM, so that the running command can stop its
+/// steps and remove their containers; a second signal exits at once.
+fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = tokio_util::sync::CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if fired.is_cancelled() {
+                eprintln!("interrupted again: exiting now");
+                std::process::exit(ExitCode::Interrupted.code().into());
+            }
+            eprintln!("interrupted: stopping the running steps and removing their containers (again to exit at once)");
+            fired.cancel();
+        }
+    });
+    token
+}
+
 /// Prints `value` as JSON on stdout (for `--format json`).
 fn print_json(value: &impl serde::Serialize) {
     println!(
@@ -46,6 +74,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }),
                 keep_going: args.keep_going,
                 no_cache: args.no_cache,
+                interrupt: interrupt_on_signals(),
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {

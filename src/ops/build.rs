@@ -19,7 +19,8 @@ use crate::sandbox::{DEFAULT_USER, InputMount, Sandbox, SandboxError, StepReques
 use crate::sign::keys::SigningKey;
 use crate::spec::{self, Name, Spec, Step};
 use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
-use crate::store::{EntryKind, Store};
+use crate::spec::ByteSize;
+use crate::store::{EntryKind, Store, StoreError};
 
 /// The `PATH` every step gets (the spec may set another).
 pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -38,6 +39,8 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Run every step, even those the action cache has a result for.
     pub no_cache: bool,
+    /// Fired on SIGINT/SIGTERM: running steps are stopped, no new one starts.
+    pub interrupt: CancellationToken,
 }
 
 /// What a build did, for the summary on stderr and `--format json` on stdout.
@@ -83,6 +86,10 @@ pub async fn build(
         .map(SigningKey::from_pem_file)
         .transpose()?;
     let sandbox = DockerSandbox::connect().await?;
+    let leftovers = sandbox.remove_leftovers().await?;
+    if leftovers > 0 {
+        eprintln!("removed {leftovers} container(s) left behind by a sealroom process that is no longer running");
+    }
     sandbox.check_image(&spec.sandbox.image).await?;
     let store = Store::open(store_root)?;
     run(&sandbox, &store, &spec, options, signer.as_ref()).await
@@ -146,7 +153,7 @@ async fn run_steps<S: Sandbox>(
     build_id: &str,
     trees: &mut HashMap<Name, TreeDigest>,
 ) -> Result<Vec<StepReport>, Error> {
-    let cancel = CancellationToken::new();
+    let cancel = options.interrupt.child_token();
     let runner = StepRunner {
         sandbox,
         store,
@@ -198,6 +205,9 @@ async fn run_steps<S: Sandbox>(
             }
         }
     }
+    if options.interrupt.is_cancelled() {
+        return Err(BuildError::Interrupted.into());
+    }
     match failures.into_iter().next() {
         Some(first) => Err(first),
         None => Ok(reports),
@@ -248,6 +258,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             user: DEFAULT_USER.to_string(),
             inputs,
             out_dir: PathBuf::new(),
+            limits: step.limits,
         };
         let action = action_key(&request, &input_trees).digest();
         if !no_cache && let Some(hit) = store.action_get(&action) {
@@ -271,10 +282,9 @@ impl<S: Sandbox> StepRunner<'_, S> {
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
         let collected = match result {
-            Ok(outcome) if outcome.succeeded() => store
-                .add_tree(&out_dir, &|_| false)
-                .map(|tree| (tree, outcome.log_digest))
-                .map_err(Error::from),
+            Ok(outcome) if outcome.succeeded() => {
+                collect_output(store, step, &out_dir).map(|tree| (tree, outcome.log_digest))
+            }
             Ok(outcome) => Err(BuildError::StepFailed {
                 step: step.name.to_string(),
                 status: outcome.exit_status,
@@ -301,6 +311,40 @@ impl<S: Sandbox> StepRunner<'_, S> {
     }
 }
 
+/// Reads the step's `/out` into the store without trusting it: its size is bounded by
+/// `limits.output`, and anything that is not a regular file, directory or symlink (a device, a
+/// socket, a fifo) fails the step. Symlinks are recorded as links, never followed.
+fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDigest, Error> {
+    let mut total: u64 = 0;
+    for entry in walkdir::WalkDir::new(out_dir).follow_links(false) {
+        let entry = entry.map_err(|error| Error::io("reading the step's /out", out_dir, error.into()))?;
+        if entry.file_type().is_file() {
+            let size = entry
+                .metadata()
+                .map_err(|error| Error::io("reading the step's /out", entry.path(), error.into()))?
+                .len();
+            total = total.saturating_add(size);
+            if total > step.limits.output.0 {
+                return Err(BuildError::OutputTooLarge {
+                    step: step.name.to_string(),
+                    limit: step.limits.output,
+                }
+                .into());
+            }
+        }
+    }
+    store.add_tree(out_dir, &|_| false).map_err(|error| match error {
+        error @ (StoreError::UnsupportedFileType { .. }
+        | StoreError::NonUtf8Name { .. }
+        | StoreError::NonUtf8SymlinkTarget { .. }) => BuildError::UnsafeOutput {
+            step: step.name.to_string(),
+            detail: error.to_string(),
+        }
+        .into(),
+        error => error.into(),
+    })
+}
+
 /// The action key of a step request: everything that can change what the step writes.
 fn action_key<'a>(
     request: &'a StepRequest,
@@ -318,7 +362,13 @@ fn action_key<'a>(
             .iter()
             .map(|(name, tree)| (name.as_str(), *tree))
             .collect(),
-        limits: BTreeMap::new(),
+        // What can change the output; the timeout and the output bound only decide whether
+        // there is one.
+        limits: BTreeMap::from([
+            ("memory", request.limits.memory.0.to_string()),
+            ("pids", request.limits.pids.to_string()),
+            ("cpus", format!("{:?}", request.limits.cpus)),
+        ]),
     }
 }
 
@@ -447,6 +497,14 @@ pub enum BuildError {
         log_tail: Vec<String>,
     },
     #[error(
+        "step `{step}` wrote more than its output limit of {limit} to /out (limits.output)\n  hint: raise `limits.output` for this step if the output is meant to be that large"
+    )]
+    OutputTooLarge { step: String, limit: ByteSize },
+    #[error("step `{step}` left something in /out that cannot be stored: {detail}")]
+    UnsafeOutput { step: String, detail: String },
+    #[error("the build was interrupted; running steps were stopped and their containers removed")]
+    Interrupted,
+    #[error(
         "step `{step}` declares artifact `{artifact}`, but its /out has {found} there\n  hint: the step must write a regular file at /out/{artifact}"
     )]
     MissingArtifact {
@@ -471,9 +529,11 @@ fn format_tail(lines: &[String]) -> String {
 impl BuildError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::StepFailed { .. } | BuildError::MissingArtifact { .. } => {
-                ExitCode::StepFailed
-            }
+            BuildError::StepFailed { .. }
+            | BuildError::MissingArtifact { .. }
+            | BuildError::OutputTooLarge { .. }
+            | BuildError::UnsafeOutput { .. } => ExitCode::StepFailed,
+            BuildError::Interrupted => ExitCode::Interrupted,
         }
     }
 }
@@ -512,6 +572,7 @@ mod tests {
             jobs,
             keep_going,
             no_cache: false,
+            interrupt: CancellationToken::new(),
         }
     }
 

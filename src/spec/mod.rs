@@ -10,6 +10,7 @@
 
 mod diagnostics;
 mod graph;
+pub mod limits;
 pub mod raw;
 mod validate;
 
@@ -21,6 +22,7 @@ use std::str::FromStr;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::digest::{BlobDigest, ImageDigest};
+pub use limits::{ByteSize, Limits};
 
 /// The one spec version this build of sealroom understands.
 pub const SPEC_VERSION: u32 = 1;
@@ -43,6 +45,8 @@ pub struct Spec {
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub image: PinnedImage,
+    /// The limits of a step that sets none of its own (`[sandbox.limits]` over the defaults).
+    pub limits: Limits,
 }
 
 /// A local directory tree, hashed and mounted read-only at `/inputs/<name>`.
@@ -66,6 +70,8 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     /// Files under `/out` that get provenance, relative to `/out`.
     pub artifacts: Vec<RelativePath>,
+    /// The step's limits: its own `limits` over `[sandbox.limits]` over the defaults.
+    pub limits: Limits,
 }
 
 /// A step input: what it names and what kind of thing that is.

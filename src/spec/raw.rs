@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
+pub use super::limits::RawLimits;
+
 /// The whole spec file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +34,8 @@ pub struct RawSpec {
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     pub image: Option<Spanned<String>>,
+    /// Defaults for every step's limits.
+    pub limits: Option<Spanned<RawLimits>>,
 }
 
 /// One `[[source]]`.
@@ -56,6 +60,7 @@ pub struct RawStep {
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     pub artifacts: Vec<Spanned<String>>,
+    pub limits: Option<Spanned<RawLimits>>,
 }
 
 /// Parses the text of a spec file into the mirror. Errors are toml's own; `load` rewords them.

@@ -14,7 +14,7 @@ use super::graph::{Cycle, topological_order};
 use super::raw::{self, RawSource, RawSpec, RawStep};
 use super::{
     Exclude, Input, InputKind, Name, PinnedImage, RelativePath, RelativePathError, SPEC_VERSION,
-    SandboxSettings, Source, Spec, SpecError, Step,
+    Limits, SandboxSettings, Source, Spec, SpecError, Step,
 };
 use crate::digest::BlobDigest;
 
@@ -130,7 +130,7 @@ impl Validator<'_> {
         }
         let mut steps = Vec::with_capacity(raw.step.len());
         for (raw_step, name) in raw.step.iter().zip(step_names) {
-            steps.push(self.step(raw_step, name)?);
+            steps.push(self.step(raw_step, name, sandbox.limits)?);
         }
         self.check_artifacts_do_not_collide(&raw.step, &steps)?;
         let steps = self.order(&raw.step, steps)?;
@@ -229,7 +229,8 @@ impl Validator<'_> {
             .get_ref()
             .parse::<PinnedImage>()
             .map_err(|invalid| self.invalid(image.span(), invalid.message, invalid.hint))?;
-        Ok(SandboxSettings { image })
+        let limits = self.limits(sandbox.get_ref().limits.as_ref(), Limits::default())?;
+        Ok(SandboxSettings { image, limits })
     }
 
     fn source(
@@ -339,7 +340,18 @@ impl Validator<'_> {
         })
     }
 
-    fn step(&self, raw: &Spanned<RawStep>, name: Name) -> Result<Step, SpecError> {
+    /// `base` with the keys of a `limits` table, if there is one, replaced.
+    fn limits(&self, raw: Option<&Spanned<raw::RawLimits>>, base: Limits) -> Result<Limits, SpecError> {
+        match raw {
+            None => Ok(base),
+            Some(raw) => raw
+                .get_ref()
+                .apply(base)
+                .map_err(|error| self.invalid(error.span, error.message, error.hint)),
+        }
+    }
+
+    fn step(&self, raw: &Spanned<RawStep>, name: Name, defaults: Limits) -> Result<Step, SpecError> {
         let table = raw.get_ref();
         let inputs = self.inputs(&name, &table.inputs)?;
 
@@ -409,6 +421,7 @@ impl Validator<'_> {
                 .collect(),
             env,
             artifacts,
+            limits: self.limits(table.limits.as_ref(), defaults)?,
         })
     }
 
