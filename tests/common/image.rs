@@ -1,0 +1,97 @@
+//! Test helper: a busybox root filesystem from the host's static busybox, and the image made of
+//! it, imported once per test process as `sealroom-test/busybox`.
+//!
+//! Use from a test crate with `mod common { pub mod image; }` (or `pub mod image;` in
+//! `tests/common/mod.rs`). Nothing here skips: a missing busybox or an unreachable engine fails
+//! the test with a message that says how to fix it.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use sealroom::image::RepositoryName;
+use sealroom::spec::PinnedImage;
+use tokio::sync::OnceCell;
+
+/// Where the host's static busybox is (Debian package `busybox-static`).
+pub const HOST_BUSYBOX: &str = "/bin/busybox";
+/// The name the shared test image is imported under.
+pub const TEST_IMAGE_NAME: &str = "sealroom-test/busybox";
+
+/// Builds a busybox root filesystem in `dir` (which may exist, and must be empty if it does):
+/// `/bin/busybox` and one symlink per applet, `/tmp` (1777), `/out`, `/inputs`, and an
+/// `/etc/passwd` and `/etc/group` with root and `builder` (uid/gid 1000).
+pub fn busybox_rootfs(dir: &Path) {
+    assert!(
+        Path::new(HOST_BUSYBOX).is_file(),
+        "{HOST_BUSYBOX} is missing: the image tests need the host's static busybox\n  \
+         hint: apt-get install -y busybox-static"
+    );
+    let listed = Command::new(HOST_BUSYBOX)
+        .arg("--list")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run `{HOST_BUSYBOX} --list`: {error}"));
+    assert!(
+        listed.status.success(),
+        "`{HOST_BUSYBOX} --list` failed: {}",
+        listed.status
+    );
+    let applets = String::from_utf8(listed.stdout).expect("busybox lists applets in ASCII");
+
+    for sub in ["bin", "etc", "out", "inputs", "tmp"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+        fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(HOST_BUSYBOX, dir.join("bin/busybox")).unwrap();
+    fs::set_permissions(dir.join("bin/busybox"), fs::Permissions::from_mode(0o755)).unwrap();
+    for applet in applets
+        .split_whitespace()
+        .filter(|applet| *applet != "busybox")
+    {
+        symlink("busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    let write = |path: &str, text: &str| {
+        fs::write(dir.join(path), text).unwrap();
+        fs::set_permissions(dir.join(path), fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write(
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000:builder:/tmp:/bin/sh\n",
+    );
+    write("etc/group", "root:x:0:\nbuilder:x:1000:\n");
+}
+
+/// Connects to the engine, or fails the test saying how to start it. Never skips: with or
+/// without `CI=true`, tests that need Docker need Docker.
+pub async fn docker() -> bollard::Docker {
+    match sealroom::sandbox::docker::connect().await {
+        Ok(docker) => docker,
+        Err(error) => panic!(
+            "this test needs a reachable Docker engine, and it is not: {error}\n  \
+             (CI={}; tests never skip for a missing engine)",
+            std::env::var("CI").unwrap_or_default()
+        ),
+    }
+}
+
+/// The busybox image, imported once per test process as `sealroom-test/busybox`.
+pub async fn busybox_image() -> PinnedImage {
+    static IMAGE: OnceCell<PinnedImage> = OnceCell::const_new();
+    IMAGE
+        .get_or_init(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            busybox_rootfs(dir.path());
+            let docker = docker().await;
+            let name = RepositoryName::parse(TEST_IMAGE_NAME).unwrap();
+            sealroom::image::import(&docker, dir.path(), &name)
+                .await
+                .unwrap_or_else(|error| panic!("cannot import the busybox test image: {error}"))
+        })
+        .await
+        .clone()
+}
