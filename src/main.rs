@@ -32,9 +32,10 @@ fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
     let token = tokio_util::sync::CancellationToken::new();
     let fired = token.clone();
     tokio::spawn(async move {
-        let (Ok(mut interrupt), Ok(mut terminate)) =
-            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         loop {
@@ -46,7 +47,9 @@ fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
                 eprintln!("interrupted again: exiting now");
                 std::process::exit(ExitCode::Interrupted.code().into());
             }
-            eprintln!("interrupted: stopping the running steps and removing their containers (again to exit at once)");
+            eprintln!(
+                "interrupted: stopping the running steps and removing their containers (again to exit at once)"
+            );
             fired.cancel();
         }
     });

@@ -91,7 +91,7 @@ fn unknown_top_level_key() {
 fn unknown_key_with_a_suggestion() {
     assert_eq!(
         step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nartifact = [\"x\"]\n"),
-        "sealroom.toml:11:1: unknown key `artifact`, expected one of `name`, `inputs`, `run`, `env`, `artifacts`\n  hint: did you mean `artifacts`?"
+        "sealroom.toml:11:1: unknown key `artifact`, expected one of `name`, `inputs`, `run`, `env`, `artifacts`, `limits`\n  hint: did you mean `artifacts`?"
     );
 }
 
@@ -101,7 +101,7 @@ fn unknown_key_in_sandbox() {
         error(&format!(
             "version = 1\nname = \"t\"\n[sandbox]\nimage = \"busybox@{DIGEST}\"\nimages = \"x\"\n"
         )),
-        "sealroom.toml:5:1: unknown key `images`, expected one of `image`\n  hint: did you mean `image`?"
+        "sealroom.toml:5:1: unknown key `images`, expected one of `image`, `limits`\n  hint: did you mean `image`?"
     );
 }
 
@@ -519,4 +519,56 @@ fn artifact_under_another_artifact() {
         ),
         "sealroom.toml:15:14: artifact `bin` collides with artifact `bin/hello` of step `a` at sealroom.toml:11:14: `bin/hello` lies under `bin`\n  hint: artifacts are files side by side in --out; list only the files"
     );
+}
+
+// --- limits ---
+
+#[test]
+fn a_timeout_without_a_unit_in_a_string() {
+    assert_eq!(
+        step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = { timeout = \"10\" }\n"),
+        "sealroom.toml:11:22: expected a duration for `timeout`: whole seconds, or a string like \"90s\", \"10m\", \"1h30m\", found \"10\""
+    );
+}
+
+#[test]
+fn a_memory_limit_below_the_engine_minimum() {
+    assert_eq!(
+        error(&format!("{}[sandbox.limits]\nmemory = \"1MiB\"\n", head())),
+        "sealroom.toml:6:10: expected at least 6MiB for `memory` (the engine's minimum), found 1MiB"
+    );
+}
+
+#[test]
+fn an_unknown_limit_is_named() {
+    let message = step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits.walltime = 5\n");
+    assert!(message.starts_with("sealroom.toml:11:8: unknown key `walltime`, expected one of `timeout`, `memory`, `pids`, `cpus`, `output`"), "{message}");
+}
+
+#[test]
+fn zero_pids_are_rejected() {
+    assert_eq!(
+        step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = { pids = 0 }\n"),
+        "sealroom.toml:11:19: expected a positive integer for `pids`, found 0"
+    );
+}
+
+#[test]
+fn step_limits_override_the_sandbox_defaults_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealroom.toml");
+    fs::write(
+        &path,
+        format!(
+            "{}[sandbox.limits]\ntimeout = 60\npids = 100\n[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = {{ pids = 7 }}\n[[step]]\nname = \"b\"\nrun = [\"true\"]\n",
+            head()
+        ),
+    )
+    .unwrap();
+    let spec = spec::load(&path).unwrap();
+    let a = &spec.steps[0].limits;
+    assert_eq!((a.timeout.as_secs(), a.pids), (60, 7));
+    let b = &spec.steps[1].limits;
+    assert_eq!((b.timeout.as_secs(), b.pids), (60, 100));
+    assert_eq!(b.memory, sealroom::spec::Limits::default().memory);
 }

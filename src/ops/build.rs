@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{DEFAULT_USER, InputMount, Sandbox, SandboxError, StepRequest, WORK_DIR};
 use crate::sign::keys::SigningKey;
+use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
 use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
-use crate::spec::ByteSize;
 use crate::store::{EntryKind, Store, StoreError};
 
 /// The `PATH` every step gets (the spec may set another).
@@ -88,7 +88,9 @@ pub async fn build(
     let sandbox = DockerSandbox::connect().await?;
     let leftovers = sandbox.remove_leftovers().await?;
     if leftovers > 0 {
-        eprintln!("removed {leftovers} container(s) left behind by a sealroom process that is no longer running");
+        eprintln!(
+            "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
+        );
     }
     sandbox.check_image(&spec.sandbox.image).await?;
     let store = Store::open(store_root)?;
@@ -317,7 +319,8 @@ impl<S: Sandbox> StepRunner<'_, S> {
 fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDigest, Error> {
     let mut total: u64 = 0;
     for entry in walkdir::WalkDir::new(out_dir).follow_links(false) {
-        let entry = entry.map_err(|error| Error::io("reading the step's /out", out_dir, error.into()))?;
+        let entry =
+            entry.map_err(|error| Error::io("reading the step's /out", out_dir, error.into()))?;
         if entry.file_type().is_file() {
             let size = entry
                 .metadata()
@@ -333,16 +336,18 @@ fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDige
             }
         }
     }
-    store.add_tree(out_dir, &|_| false).map_err(|error| match error {
-        error @ (StoreError::UnsupportedFileType { .. }
-        | StoreError::NonUtf8Name { .. }
-        | StoreError::NonUtf8SymlinkTarget { .. }) => BuildError::UnsafeOutput {
-            step: step.name.to_string(),
-            detail: error.to_string(),
-        }
-        .into(),
-        error => error.into(),
-    })
+    store
+        .add_tree(out_dir, &|_| false)
+        .map_err(|error| match error {
+            error @ (StoreError::UnsupportedFileType { .. }
+            | StoreError::NonUtf8Name { .. }
+            | StoreError::NonUtf8SymlinkTarget { .. }) => BuildError::UnsafeOutput {
+                step: step.name.to_string(),
+                detail: error.to_string(),
+            }
+            .into(),
+            error => error.into(),
+        })
 }
 
 /// The action key of a step request: everything that can change what the step writes.

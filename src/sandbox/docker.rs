@@ -21,7 +21,8 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    OWNER_LABEL, BUILD_LABEL, INPUTS_DIR, OUT_DIR, STEP_LABEL, Sandbox, SandboxError, StepOutcome, StepRequest,
+    BUILD_LABEL, INPUTS_DIR, OUT_DIR, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError, StepOutcome,
+    StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::PinnedImage;
@@ -198,7 +199,10 @@ impl DockerSandbox {
     /// Whether the kernel killed the container for going over its memory limit.
     async fn was_oom_killed(&self, id: &str) -> bool {
         match self.docker.inspect_container(id, None).await {
-            Ok(inspect) => inspect.state.and_then(|state| state.oom_killed).unwrap_or(false),
+            Ok(inspect) => inspect
+                .state
+                .and_then(|state| state.oom_killed)
+                .unwrap_or(false),
             Err(_) => false,
         }
     }
@@ -208,7 +212,10 @@ impl DockerSandbox {
     /// Returns how many were removed.
     pub async fn remove_leftovers(&self) -> Result<usize, SandboxError> {
         let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = self
             .docker
             .list_containers(Some(options))
@@ -218,7 +225,10 @@ impl DockerSandbox {
             })?;
         let mut removed = 0;
         for container in containers {
-            let owner = container.labels.as_ref().and_then(|labels| labels.get(OWNER_LABEL));
+            let owner = container
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(OWNER_LABEL));
             let (Some(id), Some(owner)) = (container.id.as_deref(), owner) else {
                 continue;
             };
@@ -283,7 +293,10 @@ impl Sandbox for DockerSandbox {
         };
         let outcome = match outcome {
             Ok(outcome) if !outcome.succeeded() && self.was_oom_killed(&created.id).await => {
-                Err(SandboxError::OutOfMemory { step: request.step.clone(), limit: request.limits.memory })
+                Err(SandboxError::OutOfMemory {
+                    step: request.step.clone(),
+                    limit: request.limits.memory,
+                })
             }
             outcome => outcome,
         };
@@ -331,7 +344,10 @@ mod owner {
         fn this_process_is_alive_and_a_stale_label_is_not() {
             assert!(super::is_alive(&super::this_process()));
             let pid = std::process::id();
-            assert!(!super::is_alive(&format!("{pid}:0")), "same pid, other start time");
+            assert!(
+                !super::is_alive(&format!("{pid}:0")),
+                "same pid, other start time"
+            );
             assert!(!super::is_alive("not-a-label"));
         }
     }

@@ -105,7 +105,10 @@ pub enum SandboxError {
         "step `{step}` timed out: it ran longer than its wall-clock limit of {} (limits.timeout) and was killed",
         format_duration(*limit)
     )]
-    TimedOut { step: String, limit: std::time::Duration },
+    TimedOut {
+        step: String,
+        limit: std::time::Duration,
+    },
     #[error(
         "step `{step}` ran out of memory: it was killed at its limit of {limit} (limits.memory)\n  hint: raise `limits.memory` for this step, or make it use less"
     )]

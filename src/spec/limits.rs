@@ -53,7 +53,7 @@ impl fmt::Display for ByteSize {
             ("KiB", 1 << 10),
         ];
         for (unit, size) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
             }
         }
@@ -64,7 +64,7 @@ impl fmt::Display for ByteSize {
 /// Shows a duration the way a spec would write it.
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let seconds = duration.as_secs();
@@ -105,7 +105,10 @@ impl RawLimits {
             if limits.memory.0 < 6 * 1024 * 1024 {
                 return Err(LimitError {
                     span: value.span(),
-                    message: format!("expected at least 6MiB for `memory` (the engine's minimum), found {}", limits.memory),
+                    message: format!(
+                        "expected at least 6MiB for `memory` (the engine's minimum), found {}",
+                        limits.memory
+                    ),
                     hint: None,
                 });
             }
@@ -139,7 +142,8 @@ fn expected(value: &Spanned<toml::Value>, what: &str, found: &toml::Value) -> Li
 }
 
 fn parse_duration(value: &Spanned<toml::Value>) -> Result<Duration, LimitError> {
-    const WHAT: &str = "a duration for `timeout`: whole seconds, or a string like \"90s\", \"10m\", \"1h30m\"";
+    const WHAT: &str =
+        "a duration for `timeout`: whole seconds, or a string like \"90s\", \"10m\", \"1h30m\"";
     let duration = match value.get_ref() {
         toml::Value::Integer(seconds) if *seconds > 0 => Some(Duration::from_secs(*seconds as u64)),
         toml::Value::String(text) => duration_from_text(text),
@@ -159,13 +163,17 @@ fn duration_from_text(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let number: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit_len] {
             "ms" => Duration::from_millis(number),
             "s" => Duration::from_secs(number),
@@ -197,7 +205,9 @@ fn parse_size(value: &Spanned<toml::Value>, key: &str) -> Result<ByteSize, Limit
 
 fn size_from_text(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let number: u64 = text[..digits].parse().ok()?;
     let multiplier: u64 = match text[digits..].trim() {
         "" | "B" => 1,
@@ -222,8 +232,15 @@ mod tests {
     fn durations_read_the_way_people_write_them() {
         assert_eq!(duration_from_text("90s"), Some(Duration::from_secs(90)));
         assert_eq!(duration_from_text("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(duration_from_text("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(duration_from_text("10"), None, "a bare number in a string has no unit");
+        assert_eq!(
+            duration_from_text("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            duration_from_text("10"),
+            None,
+            "a bare number in a string has no unit"
+        );
         assert_eq!(duration_from_text("5 minutes"), None);
         assert_eq!(format_duration(Duration::from_secs(5400)), "90m");
         assert_eq!(format_duration(Duration::from_secs(5)), "5s");

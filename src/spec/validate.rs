@@ -13,8 +13,8 @@ use super::diagnostics::{SourceText, closest, quoted_list};
 use super::graph::{Cycle, topological_order};
 use super::raw::{self, RawSource, RawSpec, RawStep};
 use super::{
-    Exclude, Input, InputKind, Name, PinnedImage, RelativePath, RelativePathError, SPEC_VERSION,
-    Limits, SandboxSettings, Source, Spec, SpecError, Step,
+    Exclude, Input, InputKind, Limits, Name, PinnedImage, RelativePath, RelativePathError,
+    SPEC_VERSION, SandboxSettings, Source, Spec, SpecError, Step,
 };
 use crate::digest::BlobDigest;
 
@@ -341,7 +341,11 @@ impl Validator<'_> {
     }
 
     /// `base` with the keys of a `limits` table, if there is one, replaced.
-    fn limits(&self, raw: Option<&Spanned<raw::RawLimits>>, base: Limits) -> Result<Limits, SpecError> {
+    fn limits(
+        &self,
+        raw: Option<&Spanned<raw::RawLimits>>,
+        base: Limits,
+    ) -> Result<Limits, SpecError> {
         match raw {
             None => Ok(base),
             Some(raw) => raw
@@ -351,7 +355,12 @@ impl Validator<'_> {
         }
     }
 
-    fn step(&self, raw: &Spanned<RawStep>, name: Name, defaults: Limits) -> Result<Step, SpecError> {
+    fn step(
+        &self,
+        raw: &Spanned<RawStep>,
+        name: Name,
+        defaults: Limits,
+    ) -> Result<Step, SpecError> {
         let table = raw.get_ref();
         let inputs = self.inputs(&name, &table.inputs)?;
 
