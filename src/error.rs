@@ -53,6 +53,10 @@ pub enum Error {
     Verify(#[from] crate::ops::verify::VerifyError),
     #[error(transparent)]
     Build(#[from] crate::ops::build::BuildError),
+    #[error(transparent)]
+    Reproduce(#[from] crate::ops::reproduce::ReproduceError),
+    #[error(transparent)]
+    Check(#[from] crate::ops::check::CheckError),
     /// A file the user named could not be read or written.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -84,6 +88,8 @@ impl Error {
             Error::Image(e) => e.exit_code(),
             Error::Verify(_) => ExitCode::VerificationFailed,
             Error::Build(e) => e.exit_code(),
+            Error::Reproduce(e) => e.exit_code(),
+            Error::Check(e) => e.exit_code(),
         }
     }
 }

@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 keep_going: args.keep_going,
                 no_cache: args.no_cache,
                 interrupt: interrupt_on_signals(),
+                reverse_order: false,
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {
@@ -105,6 +106,85 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     }
                     println!("verified {}", args.artifact.display());
                 }
+            }
+            Ok(())
+        }
+        Command::Reproduce(args) => {
+            let report = ops::reproduce::reproduce(
+                &args.provenance,
+                &args.source,
+                args.key.as_deref(),
+                interrupt_on_signals(),
+            )
+            .await?;
+            eprintln!(
+                "{:<32} {:<64} {:<64} match",
+                "subject", "recorded sha256", "rebuilt sha256"
+            );
+            for subject in &report.subjects {
+                eprintln!(
+                    "{:<32} {:<64} {:<64} {}",
+                    subject.name,
+                    subject.recorded,
+                    subject.rebuilt.as_deref().unwrap_or("(not rebuilt)"),
+                    if subject.matches { "yes" } else { "NO" }
+                );
+            }
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => println!(
+                    "{}",
+                    if report.reproduced {
+                        "reproduced"
+                    } else {
+                        "not reproduced"
+                    }
+                ),
+            }
+            if !report.reproduced {
+                let names = report
+                    .subjects
+                    .iter()
+                    .filter(|subject| !subject.matches)
+                    .map(|subject| format!("`{}`", subject.name))
+                    .collect();
+                return Err(ops::reproduce::ReproduceError::Differs { names }.into());
+            }
+            Ok(())
+        }
+        Command::Check(args) => {
+            let report =
+                ops::check::check(&args.spec, &args.report_dir, interrupt_on_signals()).await?;
+            for difference in &report.differences {
+                eprintln!(
+                    "differs: step `{}` /out/{}: {} vs {}",
+                    difference.step, difference.path, difference.first, difference.second
+                );
+            }
+            if let Some(cause) = &report.likely_cause {
+                eprintln!("likely cause: {cause}");
+            }
+            for diffoscope in &report.diffoscope_reports {
+                eprintln!("diffoscope report: {}", diffoscope.display());
+            }
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => println!(
+                    "{}",
+                    if report.reproducible {
+                        "reproducible"
+                    } else {
+                        "not reproducible"
+                    }
+                ),
+            }
+            if !report.reproducible {
+                let paths = report
+                    .differences
+                    .iter()
+                    .map(|difference| format!("`{}`", difference.path))
+                    .collect();
+                return Err(ops::check::CheckError::Differs { paths }.into());
             }
             Ok(())
         }

@@ -41,6 +41,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a PEM key pair for signing provenance.
     Keygen(KeygenArgs),
+    /// Rebuild an artifact from its provenance (no cache, fresh store) and compare digests.
+    Reproduce(ReproduceArgs),
+    /// Build a spec twice without the cache, varying what sealroom does not pin, and compare
+    /// every output file.
+    Check(CheckArgs),
     /// Base images without a registry.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -84,6 +89,28 @@ pub struct VerifyArgs {
     /// The builder id the provenance must name.
     #[arg(long, value_name = "ID")]
     pub builder_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// The provenance (`<artifact>.intoto.jsonl`) to rebuild from.
+    pub provenance: PathBuf,
+    /// The directory holding the spec and the sources the provenance names.
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// A PEM public key the provenance must be signed with.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Where diffoscope reports of differing files go (when diffoscope is installed).
+    #[arg(long, value_name = "DIR", default_value = "sealroom-check")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Fired on SIGINT/SIGTERM: running steps are stopped, no new one starts.
     pub interrupt: CancellationToken,
+    /// Start ready steps last-in-spec first (`sealroom check` varies the order this way).
+    pub reverse_order: bool,
 }
 
 /// What a build did, for the summary on stderr and `--format json` on stdout.
@@ -67,6 +69,8 @@ pub struct StepReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArtifactReport {
     pub step: String,
+    /// The artifact's path under `/out`, which is its subject name in provenance.
+    pub name: String,
     pub path: PathBuf,
     pub digest: BlobDigest,
     pub provenance: PathBuf,
@@ -172,11 +176,16 @@ async fn run_steps<S: Sandbox>(
     loop {
         if failures.is_empty() || options.keep_going {
             while running.len() < jobs {
-                let ready = waiting.iter().position(|step| {
+                let is_ready = |step: &&Step| {
                     step.inputs
                         .iter()
                         .all(|input| trees.contains_key(&input.name))
-                });
+                };
+                let ready = if options.reverse_order {
+                    waiting.iter().rposition(is_ready)
+                } else {
+                    waiting.iter().position(is_ready)
+                };
                 let Some(index) = ready else { break };
                 let step = waiting.remove(index);
                 let inputs = step
@@ -457,6 +466,7 @@ fn write_artifacts(
             eprintln!("artifact {}: {digest}", destination.display());
             reports.push(ArtifactReport {
                 step: step.name.to_string(),
+                name: artifact.to_string(),
                 path: destination,
                 digest,
                 provenance,
@@ -578,6 +588,7 @@ mod tests {
             keep_going,
             no_cache: false,
             interrupt: CancellationToken::new(),
+            reverse_order: false,
         }
     }
 

@@ -3,6 +3,8 @@
 
 pub mod attest;
 pub mod build;
+pub mod check;
 pub mod image_import;
 pub mod keygen;
+pub mod reproduce;
 pub mod verify;

@@ -156,7 +156,7 @@ pub fn verify_policy(
 }
 
 /// The envelope on the first non-empty line of an `.intoto.jsonl` file.
-fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
+pub(crate) fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
     let malformed = |detail: String| VerifyError::MalformedEnvelope {
         path: path.to_path_buf(),
         detail,
@@ -174,7 +174,7 @@ fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
     Envelope::from_json(line).map_err(|error| malformed(error.to_string()))
 }
 
-fn parse_statement(payload: &[u8]) -> Result<Statement, VerifyError> {
+pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, VerifyError> {
     let malformed = |detail: String| VerifyError::MalformedStatement { detail };
     let value: serde_json::Value = serde_json::from_slice(payload)
         .map_err(|e| malformed(format!("expected JSON, found {e}")))?;
