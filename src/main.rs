@@ -92,20 +92,26 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Verify(args) => {
-            let report = ops::verify::verify(
-                &args.artifact,
-                &args.provenance,
-                &args.key,
-                args.builder_id.as_deref(),
-            )?;
+            let policy = ops::verify::Policy {
+                keys: args.keys,
+                threshold: usize::try_from(args.threshold).unwrap_or(usize::MAX),
+                builder_id: args.builder_id,
+                source_digest: args.source_digest,
+                spec_digest: args.spec_digest,
+            };
+            let report = ops::verify::check_policy(&args.artifact, &args.provenance, &policy)?;
             match cli.format {
                 Format::Json => print_json(&report),
                 Format::Text => {
                     for check in &report.checks {
-                        eprintln!("ok  {}: {}", check.name, check.detail);
+                        let mark = if check.ok { "ok  " } else { "FAIL" };
+                        eprintln!("{mark} {}: {}", check.name, check.detail);
                     }
-                    println!("verified {}", args.artifact.display());
                 }
+            }
+            let report = report.into_result()?;
+            if cli.format == Format::Text {
+                println!("verified {}", report.artifact.display());
             }
             Ok(())
         }

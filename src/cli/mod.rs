@@ -83,12 +83,23 @@ pub struct VerifyArgs {
     /// Its provenance (`<artifact>.intoto.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub provenance: PathBuf,
-    /// The PEM public key (SPKI) the provenance must be signed with.
-    #[arg(long, value_name = "PUB")]
-    pub key: PathBuf,
+    /// A trusted PEM public key (SPKI); repeat for several. Signatures by --threshold distinct
+    /// keys must verify.
+    #[arg(long = "key", value_name = "PUB", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// How many distinct keys of --key must have signed (a key signing twice counts once).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub threshold: u64,
     /// The builder id the provenance must name.
     #[arg(long, value_name = "ID")]
     pub builder_id: Option<String>,
+    /// A `source:*` dependency must have this tree digest (`sha256:<hex>`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub source_digest: Option<crate::digest::TreeDigest>,
+    /// The spec's digest recorded in `externalParameters.spec.digest` (`sha256:<hex>`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub spec_digest: Option<crate::digest::BlobDigest>,
 }
 
 #[derive(Debug, clap::Args)]
