@@ -4,7 +4,7 @@
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
-use sealroom::cli::{Cli, Command, Format, ImageCommand};
+use sealroom::cli::{Cli, Command, Format, ImageCommand, KeyEncryption};
 use sealroom::{Error, ExitCode, ops};
 
 fn main() -> ProcessExitCode {
@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 no_cache: args.no_cache,
                 interrupt: interrupt_on_signals(),
                 reverse_order: false,
+                bundle: args.bundle,
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {
@@ -195,7 +196,25 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Keygen(args) => {
-            let files = ops::keygen::keygen(args.algorithm, &args.out)?;
+            let passphrase = |variable: &'static str| {
+                std::env::var(variable)
+                    .map_err(|_| sealroom::sign::SignError::MissingPassphrase { variable })
+            };
+            let (pkcs8, cosign);
+            let protection = match args.encrypt {
+                None => ops::keygen::Protection::None,
+                Some(KeyEncryption::Pkcs8) => {
+                    pkcs8 = passphrase("SEALROOM_KEY_PASSWORD")?;
+                    ops::keygen::Protection::Pkcs8 { passphrase: &pkcs8 }
+                }
+                Some(KeyEncryption::Cosign) => {
+                    cosign = passphrase("COSIGN_PASSWORD")?;
+                    ops::keygen::Protection::Cosign {
+                        passphrase: &cosign,
+                    }
+                }
+            };
+            let files = ops::keygen::keygen_protected(args.algorithm, &args.out, protection)?;
             match cli.format {
                 Format::Json => print_json(&files),
                 Format::Text => {

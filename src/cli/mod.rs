@@ -74,6 +74,9 @@ pub struct BuildArgs {
     /// Run every step, even those the action cache has a result for.
     #[arg(long)]
     pub no_cache: bool,
+    /// Also write a Sigstore bundle (v0.3) `<artifact>.sigstore.json` next to each provenance.
+    #[arg(long, requires = "key")]
+    pub bundle: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,6 +134,16 @@ pub struct KeygenArgs {
     /// Writes PREFIX.key and PREFIX.pub.
     #[arg(long, value_name = "PREFIX", default_value = "sealroom")]
     pub out: PathBuf,
+    /// Encrypt the private key: `pkcs8` with the passphrase in SEALROOM_KEY_PASSWORD, or
+    /// `cosign` (a cosign key file) with the passphrase in COSIGN_PASSWORD.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub encrypt: Option<KeyEncryption>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyEncryption {
+    Pkcs8,
+    Cosign,
 }
 
 #[derive(Debug, Subcommand)]

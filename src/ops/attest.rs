@@ -165,16 +165,16 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
     }
 }
 
-/// Writes `envelope` as one JSON line to `path`: a temp file in the same directory, then a
-/// rename, so a reader never sees half an envelope.
-pub fn write_line_atomically(path: &Path, envelope: &Envelope) -> Result<(), Error> {
+/// Writes `text` (an envelope's JSON line, a bundle) to `path`: a temp file in the same
+/// directory, then a rename, so a reader never sees half of it.
+pub fn write_line_atomically(path: &Path, text: &str) -> Result<(), Error> {
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory)
         .map_err(|source| Error::io("creating directory", directory, source))?;
     let mut file = tempfile::NamedTempFile::new_in(directory)
         .map_err(|source| Error::io("creating a temp file in", directory, source))?;
     // Provenance is public: readable like the artifact next to it, not 0600 like a temp file.
-    file.write_all(envelope.to_json_line().as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| {
             use std::os::unix::fs::PermissionsExt;
             file.as_file()

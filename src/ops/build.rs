@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub interrupt: CancellationToken,
     /// Start ready steps last-in-spec first (`sealroom check` varies the order this way).
     pub reverse_order: bool,
+    /// Also write a Sigstore bundle next to each provenance (needs a key).
+    pub bundle: bool,
 }
 
 /// What a build did, for the summary on stderr and `--format json` on stdout.
@@ -462,7 +464,16 @@ fn write_artifacts(
             store.export_file(&digest, &destination, executable)?;
             let envelope = context.envelope(step, artifact, &digest, signer)?;
             let provenance = provenance_path(&destination);
-            crate::ops::attest::write_line_atomically(&provenance, &envelope)?;
+            crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
+            if let (true, Some(key)) = (options.bundle, signer) {
+                let bundle = crate::sign::bundle::bundle_json(&envelope, &key.verifying_key());
+                let mut path = destination.as_os_str().to_owned();
+                path.push(crate::sign::bundle::BUNDLE_SUFFIX);
+                crate::ops::attest::write_line_atomically(
+                    &PathBuf::from(path),
+                    &format!("{bundle}\n"),
+                )?;
+            }
             eprintln!("artifact {}: {digest}", destination.display());
             reports.push(ArtifactReport {
                 step: step.name.to_string(),
@@ -589,6 +600,7 @@ mod tests {
             no_cache: false,
             interrupt: CancellationToken::new(),
             reverse_order: false,
+            bundle: false,
         }
     }
 

@@ -167,6 +167,7 @@ async fn build_once(
         no_cache: true,
         interrupt: interrupt.clone(),
         reverse_order: variation.reverse_order,
+        bundle: false,
     };
     let report = build::run(sandbox, &store, spec, &options, None).await?;
     Ok(Run {

@@ -146,6 +146,7 @@ pub async fn reproduce(
         no_cache: true,
         interrupt,
         reverse_order: false,
+        bundle: false,
     };
     eprintln!(
         "rebuilding without the cache in {}",

@@ -47,6 +47,8 @@ pub enum SignError {
     Unsigned { threshold: usize },
     #[error("the verification threshold must be at least 1, found 0")]
     ZeroThreshold,
+    #[error("--encrypt needs a passphrase: set {variable}")]
+    MissingPassphrase { variable: &'static str },
     /// Fewer distinct keys verified than the threshold asks for.
     #[error("{}", below_threshold_message(.threshold, .verified, .keys, .signed_by))]
     BelowThreshold {
