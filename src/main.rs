@@ -56,6 +56,18 @@ fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
     token
 }
 
+/// Options for the fetch stage run on its own (`fetch`, `pin`).
+fn fetch_options(offline: bool, jobs: Option<u16>) -> ops::fetch::FetchOptions {
+    ops::fetch::FetchOptions {
+        offline,
+        jobs: jobs
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cpus| cpus.get())),
+        build_id: format!("fetch-{}", std::process::id()),
+        interrupt: interrupt_on_signals(),
+    }
+}
+
 /// Prints `value` as JSON on stdout (for `--format json`).
 fn print_json(value: &impl serde::Serialize) {
     println!(
@@ -80,6 +92,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 interrupt: interrupt_on_signals(),
                 reverse_order: false,
                 bundle: args.bundle,
+                offline: args.offline,
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {
@@ -113,6 +126,40 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let report = report.into_result()?;
             if cli.format == Format::Text {
                 println!("verified {}", report.artifact.display());
+            }
+            Ok(())
+        }
+        Command::Fetch(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            let options = fetch_options(args.offline, args.jobs);
+            let fetched = ops::fetch::fetch(&args.spec, &store, &options).await?;
+            match cli.format {
+                Format::Json => print_json(&fetched),
+                Format::Text => {
+                    for done in &fetched {
+                        let how = if done.cached {
+                            "in the store"
+                        } else {
+                            "fetched"
+                        };
+                        eprintln!("fetch {}: {how}", done.name);
+                        println!("{} {}", done.name, done.tree);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Pin(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            let changes = ops::fetch::pin(&args.spec, &store, &fetch_options(false, None)).await?;
+            match cli.format {
+                Format::Json => print_json(&changes),
+                Format::Text if changes.is_empty() => eprintln!("every pin is up to date"),
+                Format::Text => {
+                    for change in &changes {
+                        println!("{} {} {}", change.fetch, change.key, change.new);
+                    }
+                }
             }
             Ok(())
         }

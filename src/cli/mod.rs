@@ -41,6 +41,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a PEM key pair for signing provenance.
     Keygen(KeygenArgs),
+    /// Only the fetch stage: download and verify every `[[fetch]]` into the store.
+    Fetch(FetchArgs),
+    /// Fill in or update the `sha256` / `output` pins of a spec's fetches from one fetch each,
+    /// editing the TOML in place (comments and formatting stay).
+    Pin(PinArgs),
     /// Rebuild an artifact from its provenance (no cache, fresh store) and compare digests.
     Reproduce(ReproduceArgs),
     /// Build a spec twice without the cache, varying what sealroom does not pin, and compare
@@ -77,6 +82,9 @@ pub struct BuildArgs {
     /// Also write a Sigstore bundle (v0.3) `<artifact>.sigstore.json` next to each provenance.
     #[arg(long, requires = "key")]
     pub bundle: bool,
+    /// Open no socket: every fetch must already be in the store.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,6 +111,26 @@ pub struct VerifyArgs {
     /// The spec's digest recorded in `externalParameters.spec.digest` (`sha256:<hex>`).
     #[arg(long, value_name = "sha256:HEX")]
     pub spec_digest: Option<crate::digest::BlobDigest>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Open no socket: report what the store lacks.
+    #[arg(long)]
+    pub offline: bool,
+    /// How many downloads at once (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// The spec to edit (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]

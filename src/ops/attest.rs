@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
 use crate::ops::build::{StepReport, step_environment};
+use crate::ops::fetch::{Fetched, Origin};
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
@@ -32,6 +33,7 @@ pub struct BuildContext<'a> {
     pub started_on: SystemTime,
     pub finished_on: SystemTime,
     pub sources: &'a [(&'a Source, TreeDigest)],
+    pub fetches: &'a [Fetched],
     pub steps: &'a [StepReport],
 }
 
@@ -99,6 +101,9 @@ impl BuildContext<'_> {
                 .annotate("digestForm", TREE_DIGEST_FORM),
             );
         }
+        for fetched in self.fetches {
+            resolved_dependencies.push(fetch_dependency(fetched));
+        }
         let byproducts = self
             .steps
             .iter()
@@ -154,6 +159,36 @@ impl BuildContext<'_> {
             Some(key) => Envelope::sign(PAYLOAD_TYPE, &payload, &[key]),
             None => Envelope::unsigned(PAYLOAD_TYPE, &payload),
         })
+    }
+}
+
+/// How a fetch is recorded: a download by its final URL and the sha256 of its bytes (the URL
+/// written in the spec and each redirect as annotations); a fixed-output step by its tree.
+fn fetch_dependency(fetched: &Fetched) -> ResourceDescriptor {
+    let name = format!("fetch:{}", fetched.name);
+    match &fetched.origin {
+        Origin::Download {
+            url,
+            final_url,
+            redirects,
+            sha256,
+            unpack,
+            strip_components,
+        } => ResourceDescriptor::with_sha256(name, Some(final_url.clone()), sha256.hex())
+            .annotate("url", url.as_str())
+            .annotate("redirects", json!(redirects))
+            .annotate("unpack", *unpack)
+            .annotate("stripComponents", *strip_components as u64)
+            .annotate("treeDigest", fetched.tree.to_string()),
+        Origin::Run {
+            run,
+            image,
+            network,
+        } => ResourceDescriptor::with_sha256(name, None, fetched.tree.hex())
+            .annotate("digestForm", TREE_DIGEST_FORM)
+            .annotate("run", json!(run))
+            .annotate("image", image.as_str())
+            .annotate("network", *network),
     }
 }
 

@@ -15,7 +15,10 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::{DEFAULT_USER, InputMount, Sandbox, SandboxError, StepRequest, WORK_DIR};
+use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
+use crate::sandbox::{
+    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, WORK_DIR,
+};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
@@ -45,6 +48,25 @@ pub struct BuildOptions {
     pub reverse_order: bool,
     /// Also write a Sigstore bundle next to each provenance (needs a key).
     pub bundle: bool,
+    /// Open no socket and start no fetch container: every fetch must be in the store.
+    pub offline: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            out_dir: PathBuf::from("sealroom-out"),
+            key: None,
+            builder_id: crate::provenance::DEFAULT_BUILDER_ID.to_string(),
+            jobs: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+            keep_going: false,
+            no_cache: false,
+            interrupt: CancellationToken::new(),
+            reverse_order: false,
+            bundle: false,
+            offline: false,
+        }
+    }
 }
 
 /// What a build did, for the summary on stderr and `--format json` on stdout.
@@ -53,6 +75,7 @@ pub struct BuildReport {
     pub build_id: String,
     pub spec: PathBuf,
     pub signed: bool,
+    pub fetches: Vec<Fetched>,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<ArtifactReport>,
 }
@@ -124,6 +147,17 @@ pub async fn run<S: Sandbox>(
         source_trees.push((source, tree));
     }
 
+    let fetch_options = FetchOptions {
+        offline: options.offline,
+        jobs: options.jobs,
+        build_id: build_id.clone(),
+        interrupt: options.interrupt.clone(),
+    };
+    let fetched = fetch_all(sandbox, store, spec, &fetch_options).await?;
+    for (fetch, done) in spec.fetches.iter().zip(&fetched) {
+        trees.insert(fetch.name.clone(), done.tree);
+    }
+
     let steps = run_steps(sandbox, store, spec, options, &build_id, &mut trees).await?;
 
     let finished_on = SystemTime::now();
@@ -134,6 +168,7 @@ pub async fn run<S: Sandbox>(
         started_on,
         finished_on,
         sources: &source_trees,
+        fetches: &fetched,
         steps: &steps,
     };
     let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
@@ -144,6 +179,7 @@ pub async fn run<S: Sandbox>(
         build_id,
         spec: spec.path.clone(),
         signed: signer.is_some(),
+        fetches: fetched,
         steps,
         artifacts,
     })
@@ -272,6 +308,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             inputs,
             out_dir: PathBuf::new(),
             limits: step.limits,
+            network: Network::None,
         };
         let action = action_key(&request, &input_trees).digest();
         if !no_cache && let Some(hit) = store.action_get(&action) {
@@ -373,7 +410,7 @@ fn action_key<'a>(
         env: &request.env,
         workdir: &request.workdir,
         user: &request.user,
-        network: "none",
+        network: request.network.mode(),
         inputs: input_trees
             .iter()
             .map(|(name, tree)| (name.as_str(), *tree))
@@ -593,14 +630,10 @@ mod tests {
     fn options(dir: &Path, jobs: usize, keep_going: bool) -> BuildOptions {
         BuildOptions {
             out_dir: dir.join("out"),
-            key: None,
             builder_id: "https://example.test/builder".to_string(),
             jobs,
             keep_going,
-            no_cache: false,
-            interrupt: CancellationToken::new(),
-            reverse_order: false,
-            bundle: false,
+            ..BuildOptions::default()
         }
     }
 

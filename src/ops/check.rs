@@ -160,14 +160,11 @@ async fn build_once(
     let store = Store::open(&scratch.path().join("store"))?;
     let options = BuildOptions {
         out_dir: scratch.path().join("out"),
-        key: None,
-        builder_id: crate::provenance::DEFAULT_BUILDER_ID.to_string(),
         jobs: variation.jobs,
-        keep_going: false,
         no_cache: true,
         interrupt: interrupt.clone(),
         reverse_order: variation.reverse_order,
-        bundle: false,
+        ..BuildOptions::default()
     };
     let report = build::run(sandbox, &store, spec, &options, None).await?;
     Ok(Run {

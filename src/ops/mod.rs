@@ -4,6 +4,7 @@
 pub mod attest;
 pub mod build;
 pub mod check;
+pub mod fetch;
 pub mod image_import;
 pub mod keygen;
 pub mod reproduce;

@@ -139,14 +139,10 @@ pub async fn reproduce(
     sandbox.check_image(&spec.sandbox.image).await?;
     let options = BuildOptions {
         out_dir: scratch.path().join("out"),
-        key: None,
         builder_id: statement.predicate.run_details.builder.id.clone(),
-        jobs: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
-        keep_going: false,
         no_cache: true,
         interrupt,
-        reverse_order: false,
-        bundle: false,
+        ..BuildOptions::default()
     };
     eprintln!(
         "rebuilding without the cache in {}",

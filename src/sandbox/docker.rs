@@ -21,8 +21,8 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BUILD_LABEL, INPUTS_DIR, OUT_DIR, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError, StepOutcome,
-    StepRequest,
+    BUILD_LABEL, INPUTS_DIR, Network, OUT_DIR, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError,
+    StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::PinnedImage;
@@ -117,13 +117,14 @@ impl DockerSandbox {
             ),
             working_dir: Some(request.workdir.clone()),
             user: Some(request.user.clone()),
-            hostname: Some(HOSTNAME.to_string()),
+            // The host network comes with the host's name; a fixed one cannot be set there.
+            hostname: (request.network != Network::Host).then(|| HOSTNAME.to_string()),
             labels: Some(labels),
-            network_disabled: Some(true),
+            network_disabled: Some(request.network == Network::None),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
-                network_mode: Some("none".to_string()),
+                network_mode: Some(request.network.mode().to_string()),
                 mounts: Some(mounts),
                 readonly_rootfs: Some(true),
                 tmpfs: Some(HashMap::from([(

@@ -53,6 +53,31 @@ pub struct StepRequest {
     /// The host directory mounted at `/out`, empty and writable by `user`.
     pub out_dir: PathBuf,
     pub limits: Limits,
+    /// `None` for every build step; fixed-output fetch steps get a network.
+    pub network: Network,
+}
+
+/// The network a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No interface but `lo`.
+    None,
+    /// The engine's default bridge.
+    Bridge,
+    /// The host's network stack, loopback included.
+    Host,
+}
+
+impl Network {
+    /// The engine's name for it (`network_mode`).
+    pub fn mode(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Bridge => "bridge",
+            Network::Host => "host",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
