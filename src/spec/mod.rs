@@ -109,7 +109,8 @@ impl RelativePath {
 
     /// This path below `root` on the host.
     pub fn under(&self, root: &Path) -> PathBuf {
-        self.segments().fold(root.to_path_buf(), |path, segment| path.join(segment))
+        self.segments()
+            .fold(root.to_path_buf(), |path, segment| path.join(segment))
     }
 }
 
