@@ -443,3 +443,32 @@ async fn download_all_keeps_order_and_its_parallelism_bound() {
     assert!(matches!(results[6], Err(FetchError::HttpStatus { .. })));
     assert_eq!(server.max_concurrent_total(), 2);
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_then_reported() {
+    // A loopback port with nothing listening: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/a.tar.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+
+    let err = download(&downloader(), &url, None, &dest)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(err, FetchError::Network { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "GET {url} failed after 4 attempts: cannot connect: "
+        )),
+        "{err}"
+    );
+    assert!(!dest.exists());
+}
