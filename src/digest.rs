@@ -14,9 +14,7 @@ use std::str::FromStr;
 use sha2::{Digest as _, Sha256};
 
 /// What a digest names. Only a marker: it changes nothing in the bytes.
-pub trait DigestKind:
-    Copy + Eq + Ord + std::hash::Hash + fmt::Debug + Send + Sync + 'static
-{
+pub trait DigestKind: Copy + Eq + Ord + std::hash::Hash + fmt::Debug + Send + Sync + 'static {
     /// Shown in error messages, e.g. "tree digest".
     const WHAT: &'static str;
 }
@@ -81,11 +79,7 @@ impl<K: DigestKind> Digest<K> {
 
     /// Parses 64 lower-case hex characters, without the `sha256:` prefix.
     pub fn from_hex(hex: &str) -> Result<Self, DigestParseError> {
-        if hex.len() != 64
-            || !hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(DigestParseError {
                 what: K::WHAT,
                 found: hex.to_string(),
@@ -202,11 +196,7 @@ impl<W: Write> HashingWriter<W> {
     }
 
     pub fn finish<K: DigestKind>(self) -> (W, Digest<K>, u64) {
-        (
-            self.inner,
-            Digest::from_bytes(self.hasher.finalize().into()),
-            self.len,
-        )
+        (self.inner, Digest::from_bytes(self.hasher.finalize().into()), self.len)
     }
 }
 
@@ -240,11 +230,7 @@ impl<R: Read> HashingReader<R> {
     }
 
     pub fn finish<K: DigestKind>(self) -> (R, Digest<K>, u64) {
-        (
-            self.inner,
-            Digest::from_bytes(self.hasher.finalize().into()),
-            self.len,
-        )
+        (self.inner, Digest::from_bytes(self.hasher.finalize().into()), self.len)
     }
 }
 
@@ -281,11 +267,7 @@ mod tests {
     fn rejects_bare_hex_upper_case_and_short_digests() {
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(hex.parse::<BlobDigest>().is_err());
-        assert!(
-            format!("sha256:{}", hex.to_uppercase())
-                .parse::<BlobDigest>()
-                .is_err()
-        );
+        assert!(format!("sha256:{}", hex.to_uppercase()).parse::<BlobDigest>().is_err());
         let err = "sha256:abc".parse::<TreeDigest>().unwrap_err();
         assert_eq!(
             err.to_string(),

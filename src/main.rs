@@ -27,10 +27,7 @@ fn main() -> ProcessExitCode {
 
 /// Prints `value` as JSON on stdout (for `--format json`).
 fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialize")
-    );
+    println!("{}", serde_json::to_string_pretty(value).expect("reports serialize"));
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {

@@ -9,11 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::sign::keys::Algorithm;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "sealroom",
-    version,
-    about = "Hermetic builds with signed SLSA provenance"
-)]
+#[command(name = "sealroom", version, about = "Hermetic builds with signed SLSA provenance")]
 pub struct Cli {
     /// The store's directory (default: $XDG_CACHE_HOME/sealroom, else ~/.cache/sealroom).
     #[arg(long, global = true, env = "SEALROOM_STORE", value_name = "DIR")]

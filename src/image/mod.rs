@@ -10,9 +10,7 @@ use crate::error::ExitCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error(
-        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
-    )]
+    #[error("cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens")]
     EngineUnreachable { detail: String },
 }
 

@@ -5,11 +5,7 @@ use crate::error::ExitCode;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("step `{step}` failed with exit status {status}")]
-    StepFailed {
-        step: String,
-        status: i64,
-        log_tail: Vec<String>,
-    },
+    StepFailed { step: String, status: i64, log_tail: Vec<String> },
 }
 
 impl BuildError {

@@ -109,8 +109,7 @@ impl RelativePath {
 
     /// This path below `root` on the host.
     pub fn under(&self, root: &Path) -> PathBuf {
-        self.segments()
-            .fold(root.to_path_buf(), |path, segment| path.join(segment))
+        self.segments().fold(root.to_path_buf(), |path, segment| path.join(segment))
     }
 }
 

@@ -46,11 +46,7 @@ impl Store {
 
     /// Hashes the directory tree at `dir` into the store (blobs and tree objects) and returns
     /// its digest. `exclude` is given each path relative to `dir` (with `/` separators).
-    pub fn add_tree(
-        &self,
-        dir: &Path,
-        exclude: &dyn Fn(&str) -> bool,
-    ) -> Result<TreeDigest, StoreError> {
+    pub fn add_tree(&self, dir: &Path, exclude: &dyn Fn(&str) -> bool) -> Result<TreeDigest, StoreError> {
         let _ = (dir, exclude);
         unimplemented!("store helper")
     }
