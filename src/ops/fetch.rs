@@ -21,7 +21,9 @@ use futures_util::StreamExt;
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode};
-use crate::fetch::{ArchiveFormat, DownloadSettings, Downloader, unpack};
+use crate::fetch::{
+    ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
+};
 use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRequest, WORK_DIR};
 use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
 use crate::store::Store;
@@ -79,9 +81,9 @@ pub async fn fetch_all<S: Sandbox>(
     spec: &Spec,
     options: &FetchOptions,
 ) -> Result<Vec<Fetched>, Error> {
-    let downloader = Downloader::new(DownloadSettings {
+    let downloader = Downloader::new(DownloaderOptions {
         offline: options.offline,
-        ..DownloadSettings::default()
+        ..DownloaderOptions::default()
     })?;
     let mut missing = Vec::new();
     let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
@@ -214,7 +216,7 @@ async fn download(
     let scratch = store.temp_dir()?;
     let file = scratch.path().join("download");
     eprintln!("fetch {}: downloading {}", fetch.name, url.url);
-    let downloaded = downloader.download(&url.url, Some(&sha256), &file).await?;
+    let downloaded = download_url(downloader, &url.url, Some(&sha256), &file).await?;
     let bytes =
         std::fs::File::open(&file).map_err(|e| Error::io("cannot read the download", &file, e))?;
     store.add_blob_from_reader(bytes, &url.url, Some(&sha256))?;
@@ -236,7 +238,7 @@ fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<Tree
     let root = scratch.path().join("tree");
     if url.unpack {
         let archive = store.blob_path(sha256);
-        let format = ArchiveFormat::of_file(&archive, &url.url)?;
+        let format = ArchiveFormat::detect_file(&archive, &url.url)?;
         unpack(&archive, format, url.strip_components, &root)?;
     } else {
         std::fs::create_dir(&root).map_err(|e| Error::io("cannot create", &root, e))?;
@@ -444,7 +446,7 @@ pub async fn pin(
                 detail: error.to_string(),
             })?;
     let store = Store::open(store_root)?;
-    let downloader = Downloader::new(DownloadSettings::default())?;
+    let downloader = Downloader::new(DownloaderOptions::default())?;
     let mut sandbox = None;
     let mut changes = Vec::new();
     for (index, fetch) in spec.fetches.iter().enumerate() {
@@ -453,7 +455,7 @@ pub async fn pin(
                 let scratch = store.temp_dir()?;
                 let file = scratch.path().join("download");
                 eprintln!("pin {}: downloading {}", fetch.name, url.url);
-                let downloaded = downloader.download(&url.url, None, &file).await?;
+                let downloaded = download_url(&downloader, &url.url, None, &file).await?;
                 let bytes = std::fs::File::open(&file)
                     .map_err(|e| Error::io("cannot read the download", &file, e))?;
                 store.add_blob_from_reader(bytes, &url.url, Some(&downloaded.digest))?;
