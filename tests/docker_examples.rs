@@ -11,6 +11,13 @@ fn docker_the_fetch_local_example_pins_builds_and_consumes_its_fetches() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.ends_with("PAYLOAD SERVED FROM A LOOPBACK MIRROR\n"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.ends_with("PAYLOAD SERVED FROM A LOOPBACK MIRROR\n"),
+        "{stdout}"
+    );
 }
