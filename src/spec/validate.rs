@@ -787,35 +787,64 @@ impl Validator<'_> {
         raw_steps: &[Spanned<RawStep>],
         steps: &[Step],
     ) -> Result<(), SpecError> {
-        let mut seen: Vec<(&RelativePath, &Name, Range<usize>)> = Vec::new();
+        // Every earlier artifact by its path, and by each directory above it, so that a check is
+        // a few lookups (not a scan of all earlier artifacts) and a location is computed only
+        // for the error.
+        type Earlier<'a> = (&'a RelativePath, &'a Name, Range<usize>);
+        let mut by_path: HashMap<&str, Earlier> = HashMap::new();
+        let mut by_ancestor: HashMap<String, Earlier> = HashMap::new();
         for (raw_step, step) in raw_steps.iter().zip(steps) {
             for (artifact, raw_artifact) in step.artifacts.iter().zip(&raw_step.get_ref().artifacts)
             {
-                for (earlier, earlier_step, earlier_span) in &seen {
+                let ancestors: Vec<String> = {
+                    let segments: Vec<&str> = artifact.segments().collect();
+                    (1..segments.len())
+                        .map(|n| segments[..n].join("/"))
+                        .collect()
+                };
+                let clash = by_path
+                    .get(artifact.as_str())
+                    .map(|earlier| (earlier, true))
+                    .or_else(|| {
+                        by_ancestor
+                            .get(artifact.as_str())
+                            .map(|earlier| (earlier, false))
+                    })
+                    .or_else(|| {
+                        ancestors
+                            .iter()
+                            .find_map(|ancestor| by_path.get(ancestor.as_str()))
+                            .map(|earlier| (earlier, false))
+                    });
+                if let Some(((earlier, earlier_step, earlier_span), same)) = clash {
                     let location = self.source.location(earlier_span.start);
                     let owner = if *earlier_step == &step.name {
                         "this step".to_string()
                     } else {
                         format!("step `{earlier_step}`")
                     };
-                    if *earlier == artifact {
+                    if same {
                         return Err(self.invalid(
                             raw_artifact.span(),
                             format!("artifact `{artifact}` is listed twice: {owner} lists it at {location}"),
                             Some("artifacts share one directory in --out; remove one or write it to another path".to_string()),
                         ));
                     }
-                    if let Some((outer, inner)) = nested(earlier, artifact) {
-                        return Err(self.invalid(
-                            raw_artifact.span(),
-                            format!(
-                                "artifact `{artifact}` collides with artifact `{earlier}` of {owner} at {location}: `{inner}` lies under `{outer}`"
-                            ),
-                            Some("artifacts are files side by side in --out; list only the files".to_string()),
-                        ));
-                    }
+                    let (outer, inner) =
+                        nested(earlier, artifact).expect("one lies under the other");
+                    return Err(self.invalid(
+                        raw_artifact.span(),
+                        format!(
+                            "artifact `{artifact}` collides with artifact `{earlier}` of {owner} at {location}: `{inner}` lies under `{outer}`"
+                        ),
+                        Some("artifacts are files side by side in --out; list only the files".to_string()),
+                    ));
                 }
-                seen.push((artifact, &step.name, raw_artifact.span()));
+                let entry = (artifact, &step.name, raw_artifact.span());
+                for ancestor in ancestors {
+                    by_ancestor.entry(ancestor).or_insert_with(|| entry.clone());
+                }
+                by_path.insert(artifact.as_str(), entry);
             }
         }
         Ok(())
