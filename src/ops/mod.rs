@@ -5,4 +5,5 @@ pub mod attest;
 pub mod build;
 pub mod image_import;
 pub mod keygen;
+pub mod store;
 pub mod verify;
