@@ -19,6 +19,8 @@ pub enum ExitCode {
     VerificationFailed = 4,
     /// The container engine cannot be reached.
     EngineUnreachable = 70,
+    /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+    Interrupted = 130,
     /// A bug in sealroom.
     Internal = 101,
 }
@@ -51,6 +53,14 @@ pub enum Error {
     Verify(#[from] crate::ops::verify::VerifyError),
     #[error(transparent)]
     Build(#[from] crate::ops::build::BuildError),
+    #[error(transparent)]
+    Reproduce(#[from] crate::ops::reproduce::ReproduceError),
+    #[error(transparent)]
+    Check(#[from] crate::ops::check::CheckError),
+    #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    FetchStage(#[from] crate::ops::fetch::FetchStageError),
     /// A file the user named could not be read or written.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -82,6 +92,10 @@ impl Error {
             Error::Image(e) => e.exit_code(),
             Error::Verify(_) => ExitCode::VerificationFailed,
             Error::Build(e) => e.exit_code(),
+            Error::Reproduce(e) => e.exit_code(),
+            Error::Check(e) => e.exit_code(),
+            Error::Fetch(e) => e.exit_code(),
+            Error::FetchStage(e) => e.exit_code(),
         }
     }
 }

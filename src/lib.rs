@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod digest;
 pub mod error;
+pub mod fetch;
 pub mod image;
 pub mod ops;
 pub mod provenance;

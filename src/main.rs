@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
-use sealroom::cli::{Cli, Command, Format, ImageCommand, StoreCommand};
+use sealroom::cli::{Cli, Command, Format, ImageCommand, KeyEncryption, StoreCommand};
 use sealroom::{Error, ExitCode, ops};
 
 fn main() -> ProcessExitCode {
@@ -26,6 +26,49 @@ fn main() -> ProcessExitCode {
     }
 }
 
+/// A token fired by the first SIGINT or SIGTERM, so that the running command can stop its
+/// steps and remove their containers; a second signal exits at once.
+fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = tokio_util::sync::CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            if fired.is_cancelled() {
+                eprintln!("interrupted again: exiting now");
+                std::process::exit(ExitCode::Interrupted.code().into());
+            }
+            eprintln!(
+                "interrupted: stopping the running steps and removing their containers (again to exit at once)"
+            );
+            fired.cancel();
+        }
+    });
+    token
+}
+
+/// Options for the fetch stage run on its own (`fetch`, `pin`).
+fn fetch_options(offline: bool, jobs: Option<u16>) -> ops::fetch::FetchOptions {
+    ops::fetch::FetchOptions {
+        offline,
+        jobs: jobs
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cpus| cpus.get())),
+        build_id: format!("fetch-{}", std::process::id()),
+        interrupt: interrupt_on_signals(),
+    }
+}
+
 /// Prints `value` as JSON on stdout (for `--format json`).
 fn print_json(value: &impl serde::Serialize) {
     println!(
@@ -35,9 +78,9 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let store = cli.store.unwrap_or_else(sealroom::store::default_root);
     match cli.command {
         Command::Build(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
             let options = ops::build::BuildOptions {
                 out_dir: args.out,
                 key: args.key,
@@ -47,6 +90,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 }),
                 keep_going: args.keep_going,
                 no_cache: args.no_cache,
+                interrupt: interrupt_on_signals(),
+                reverse_order: false,
+                bundle: args.bundle,
+                offline: args.offline,
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {
@@ -60,25 +107,162 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Verify(args) => {
-            let report = ops::verify::verify(
-                &args.artifact,
-                &args.provenance,
-                &args.key,
-                args.builder_id.as_deref(),
-            )?;
+            let policy = ops::verify::Policy {
+                keys: args.keys,
+                threshold: usize::try_from(args.threshold).unwrap_or(usize::MAX),
+                builder_id: args.builder_id,
+                source_digest: args.source_digest,
+                spec_digest: args.spec_digest,
+            };
+            let report = ops::verify::check_policy(&args.artifact, &args.provenance, &policy)?;
             match cli.format {
                 Format::Json => print_json(&report),
                 Format::Text => {
                     for check in &report.checks {
-                        eprintln!("ok  {}: {}", check.name, check.detail);
+                        let mark = if check.ok { "ok  " } else { "FAIL" };
+                        eprintln!("{mark} {}: {}", check.name, check.detail);
                     }
-                    println!("verified {}", args.artifact.display());
+                }
+            }
+            let report = report.into_result()?;
+            if cli.format == Format::Text {
+                println!("verified {}", report.artifact.display());
+            }
+            Ok(())
+        }
+        Command::Fetch(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            let options = fetch_options(args.offline, args.jobs);
+            let fetched = ops::fetch::fetch(&args.spec, &store, &options).await?;
+            match cli.format {
+                Format::Json => print_json(&fetched),
+                Format::Text => {
+                    for done in &fetched {
+                        let how = if done.cached {
+                            "in the store"
+                        } else {
+                            "fetched"
+                        };
+                        eprintln!("fetch {}: {how}", done.name);
+                        println!("{} {}", done.name, done.tree);
+                    }
                 }
             }
             Ok(())
         }
+        Command::Pin(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            let changes = ops::fetch::pin(&args.spec, &store, &fetch_options(false, None)).await?;
+            match cli.format {
+                Format::Json => print_json(&changes),
+                Format::Text if changes.is_empty() => eprintln!("every pin is up to date"),
+                Format::Text => {
+                    for change in &changes {
+                        println!("{} {} {}", change.fetch, change.key, change.new);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Reproduce(args) => {
+            let report = ops::reproduce::reproduce(
+                &args.provenance,
+                &args.source,
+                args.key.as_deref(),
+                interrupt_on_signals(),
+            )
+            .await?;
+            eprintln!(
+                "{:<32} {:<64} {:<64} match",
+                "subject", "recorded sha256", "rebuilt sha256"
+            );
+            for subject in &report.subjects {
+                eprintln!(
+                    "{:<32} {:<64} {:<64} {}",
+                    subject.name,
+                    subject.recorded,
+                    subject.rebuilt.as_deref().unwrap_or("(not rebuilt)"),
+                    if subject.matches { "yes" } else { "NO" }
+                );
+            }
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => println!(
+                    "{}",
+                    if report.reproduced {
+                        "reproduced"
+                    } else {
+                        "not reproduced"
+                    }
+                ),
+            }
+            if !report.reproduced {
+                let names = report
+                    .subjects
+                    .iter()
+                    .filter(|subject| !subject.matches)
+                    .map(|subject| format!("`{}`", subject.name))
+                    .collect();
+                return Err(ops::reproduce::ReproduceError::Differs { names }.into());
+            }
+            Ok(())
+        }
+        Command::Check(args) => {
+            let report =
+                ops::check::check(&args.spec, &args.report_dir, interrupt_on_signals()).await?;
+            for difference in &report.differences {
+                eprintln!(
+                    "differs: step `{}` /out/{}: {} vs {}",
+                    difference.step, difference.path, difference.first, difference.second
+                );
+            }
+            if let Some(cause) = &report.likely_cause {
+                eprintln!("likely cause: {cause}");
+            }
+            for diffoscope in &report.diffoscope_reports {
+                eprintln!("diffoscope report: {}", diffoscope.display());
+            }
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => println!(
+                    "{}",
+                    if report.reproducible {
+                        "reproducible"
+                    } else {
+                        "not reproducible"
+                    }
+                ),
+            }
+            if !report.reproducible {
+                let paths = report
+                    .differences
+                    .iter()
+                    .map(|difference| format!("`{}`", difference.path))
+                    .collect();
+                return Err(ops::check::CheckError::Differs { paths }.into());
+            }
+            Ok(())
+        }
         Command::Keygen(args) => {
-            let files = ops::keygen::keygen(args.algorithm, &args.out)?;
+            let passphrase = |variable: &'static str| {
+                std::env::var(variable)
+                    .map_err(|_| sealroom::sign::SignError::MissingPassphrase { variable })
+            };
+            let (pkcs8, cosign);
+            let protection = match args.encrypt {
+                None => ops::keygen::Protection::None,
+                Some(KeyEncryption::Pkcs8) => {
+                    pkcs8 = passphrase("SEALROOM_KEY_PASSWORD")?;
+                    ops::keygen::Protection::Pkcs8 { passphrase: &pkcs8 }
+                }
+                Some(KeyEncryption::Cosign) => {
+                    cosign = passphrase("COSIGN_PASSWORD")?;
+                    ops::keygen::Protection::Cosign {
+                        passphrase: &cosign,
+                    }
+                }
+            };
+            let files = ops::keygen::keygen_protected(args.algorithm, &args.out, protection)?;
             match cli.format {
                 Format::Json => print_json(&files),
                 Format::Text => {
@@ -101,7 +285,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Store(command) => store_command(command, &store, cli.format),
+        Command::Store(command) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            store_command(command, &store, cli.format)
+        }
     }
 }
 

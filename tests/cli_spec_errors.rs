@@ -108,7 +108,7 @@ fn an_input_naming_nothing_suggests_the_closest() {
         "[[step]]\nname = \"a\"\ninputs = [\"srcc\"]\nrun = [\"true\"]\n",
     ));
     assert!(
-        stderr.contains("input `srcc` of step `a` names no source or step"),
+        stderr.contains("input `srcc` of step `a` names no source, fetch or step"),
         "{stderr}"
     );
     assert!(stderr.contains("did you mean `src`?"), "{stderr}");

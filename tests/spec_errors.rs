@@ -83,7 +83,7 @@ fn unreadable_file() {
 fn unknown_top_level_key() {
     assert_eq!(
         error("version = 1\ncolour = \"red\"\n"),
-        "sealroom.toml:2:1: unknown key `colour`, expected one of `version`, `name`, `source_date_epoch`, `sandbox`, `source`, `step`"
+        "sealroom.toml:2:1: unknown key `colour`, expected one of `version`, `name`, `source_date_epoch`, `sandbox`, `source`, `fetch`, `step`"
     );
 }
 
@@ -91,7 +91,7 @@ fn unknown_top_level_key() {
 fn unknown_key_with_a_suggestion() {
     assert_eq!(
         step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nartifact = [\"x\"]\n"),
-        "sealroom.toml:11:1: unknown key `artifact`, expected one of `name`, `inputs`, `run`, `env`, `artifacts`\n  hint: did you mean `artifacts`?"
+        "sealroom.toml:11:1: unknown key `artifact`, expected one of `name`, `inputs`, `run`, `env`, `artifacts`, `limits`\n  hint: did you mean `artifacts`?"
     );
 }
 
@@ -101,16 +101,119 @@ fn unknown_key_in_sandbox() {
         error(&format!(
             "version = 1\nname = \"t\"\n[sandbox]\nimage = \"busybox@{DIGEST}\"\nimages = \"x\"\n"
         )),
-        "sealroom.toml:5:1: unknown key `images`, expected one of `image`\n  hint: did you mean `image`?"
+        "sealroom.toml:5:1: unknown key `images`, expected one of `image`, `limits`\n  hint: did you mean `image`?"
+    );
+}
+
+// --- fetches ---
+
+fn fetch_error(fetch: &str) -> String {
+    error(&format!("{}[[fetch]]\nname = \"dep\"\n{fetch}", head()))
+}
+
+#[test]
+fn a_fetch_without_url_or_run() {
+    assert_eq!(
+        fetch_error(""),
+        "sealroom.toml:5:1: missing key `url` or `run` in fetch `dep`\n  hint: a fetch downloads `url = \"…\"` pinned by `sha256`, or runs `run = [\"…\"]` pinned by `output`"
     );
 }
 
 #[test]
-fn fetch_is_not_accepted_yet() {
+fn a_fetch_with_both_url_and_run() {
     assert_eq!(
-        error(&format!("{}[[fetch]]\nname = \"zlib\"\n", head())),
-        "sealroom.toml:5:3: unknown key `fetch`, expected one of `version`, `name`, `source_date_epoch`, `sandbox`, `source`, `step`\n  hint: `[[fetch]]` is not supported yet by this version of sealroom"
+        fetch_error("url = \"http://127.0.0.1/a.tar\"\nrun = [\"true\"]\n"),
+        "sealroom.toml:8:7: fetch `dep` has both `url` and `run`: expected one of them\n  hint: split it into two fetches"
     );
+}
+
+#[test]
+fn a_download_with_a_key_of_a_run_fetch() {
+    assert!(
+        fetch_error("url = \"http://127.0.0.1/a.tar\"\noutput = \"sha256:00\"\n").starts_with(
+            "sealroom.toml:5:1: fetch `dep` downloads a `url`, so `output` does not belong to it"
+        )
+    );
+}
+
+#[test]
+fn a_url_of_another_scheme() {
+    assert_eq!(
+        fetch_error("url = \"ftp://127.0.0.1/a.tar\"\n"),
+        "sealroom.toml:7:7: expected an `http://`, `https://` or `file://` URL for fetch `dep`, found `ftp://127.0.0.1/a.tar`"
+    );
+}
+
+#[test]
+fn a_malformed_sha256_pin() {
+    assert!(
+        fetch_error("url = \"http://127.0.0.1/a.tar\"\nsha256 = \"abc\"\n").starts_with(
+            "sealroom.toml:8:10: expected 64 lower-case hex characters (optionally after `sha256:`) for `sha256` of fetch `dep`, found `abc`"
+        )
+    );
+}
+
+#[test]
+fn strip_components_without_unpack() {
+    assert!(
+        fetch_error("url = \"http://127.0.0.1/a.tar\"\nstrip_components = 1\n").starts_with(
+            "sealroom.toml:8:20: `strip_components` of fetch `dep` only applies to an archive that is unpacked"
+        )
+    );
+}
+
+#[test]
+fn a_malformed_output_pin() {
+    assert!(
+        fetch_error("run = [\"true\"]\noutput = \"abc\"\n").starts_with(
+            "sealroom.toml:8:10: expected a tree digest `sha256:<64 lower-case hex>` for `output` of fetch `dep`, found `abc`"
+        )
+    );
+}
+
+#[test]
+fn an_unknown_network() {
+    assert_eq!(
+        fetch_error("run = [\"true\"]\nnetwork = \"none\"\n"),
+        "sealroom.toml:8:11: expected `network = \"bridge\"` or `\"host\"` for fetch `dep`, found `none`"
+    );
+}
+
+#[test]
+fn fetches_are_inputs_in_the_shared_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealroom.toml");
+    let pin = "ab".repeat(32);
+    fs::write(
+        &path,
+        format!(
+            "{}[[fetch]]\nname = \"pkg\"\nurl = \"http://127.0.0.1:9/dl/pkg-1.0.tar.gz?x=1\"\nsha256 = \"{pin}\"\nunpack = true\nstrip_components = 1\n[[fetch]]\nname = \"vendor\"\nrun = [\"sh\", \"-c\", \"true\"]\nnetwork = \"host\"\n[[step]]\nname = \"a\"\ninputs = [\"pkg\", \"vendor\"]\nrun = [\"true\"]\n",
+            head()
+        ),
+    )
+    .unwrap();
+    let spec = spec::load(&path).unwrap();
+    assert_eq!(spec.fetches.len(), 2);
+    let spec::FetchKind::Url(url) = &spec.fetches[0].kind else {
+        panic!("a download")
+    };
+    assert_eq!(url.sha256.unwrap().hex(), pin);
+    assert_eq!(
+        (url.unpack, url.strip_components, url.file_name.as_str()),
+        (true, 1, "pkg-1.0.tar.gz")
+    );
+    let spec::FetchKind::Run(run) = &spec.fetches[1].kind else {
+        panic!("a run")
+    };
+    assert_eq!(run.network, spec::FetchNetwork::Host);
+    assert!(run.output.is_none(), "unpinned until `sealroom pin`");
+    assert_eq!(run.image, spec.sandbox.image);
+    let kinds: Vec<_> = spec.steps[0]
+        .inputs
+        .iter()
+        .map(|input| input.kind)
+        .collect();
+    assert_eq!(kinds, [spec::InputKind::Fetch, spec::InputKind::Fetch]);
 }
 
 #[test]
@@ -291,11 +394,11 @@ fn missing_names_and_paths() {
 fn input_naming_nothing_suggests_the_closest_name() {
     assert_eq!(
         step_error("[[step]]\nname = \"a\"\ninputs = [\"srcc\"]\nrun = [\"true\"]\n"),
-        "sealroom.toml:10:11: input `srcc` of step `a` names no source or step; known names: `src`, `a`\n  hint: did you mean `src`?"
+        "sealroom.toml:10:11: input `srcc` of step `a` names no source, fetch or step; known names: `src`, `a`\n  hint: did you mean `src`?"
     );
     assert_eq!(
         step_error("[[step]]\nname = \"a\"\ninputs = [\"zlib\"]\nrun = [\"true\"]\n"),
-        "sealroom.toml:10:11: input `zlib` of step `a` names no source or step; known names: `src`, `a`\n  hint: add a `[[source]]` or `[[step]]` named `zlib`, or fix the name"
+        "sealroom.toml:10:11: input `zlib` of step `a` names no source, fetch or step; known names: `src`, `a`\n  hint: add a `[[source]]`, `[[fetch]]` or `[[step]]` named `zlib`, or fix the name"
     );
 }
 
@@ -519,4 +622,56 @@ fn artifact_under_another_artifact() {
         ),
         "sealroom.toml:15:14: artifact `bin` collides with artifact `bin/hello` of step `a` at sealroom.toml:11:14: `bin/hello` lies under `bin`\n  hint: artifacts are files side by side in --out; list only the files"
     );
+}
+
+// --- limits ---
+
+#[test]
+fn a_timeout_without_a_unit_in_a_string() {
+    assert_eq!(
+        step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = { timeout = \"10\" }\n"),
+        "sealroom.toml:11:22: expected a duration for `timeout`: whole seconds, or a string like \"90s\", \"10m\", \"1h30m\", found \"10\""
+    );
+}
+
+#[test]
+fn a_memory_limit_below_the_engine_minimum() {
+    assert_eq!(
+        error(&format!("{}[sandbox.limits]\nmemory = \"1MiB\"\n", head())),
+        "sealroom.toml:6:10: expected at least 6MiB for `memory` (the engine's minimum), found 1MiB"
+    );
+}
+
+#[test]
+fn an_unknown_limit_is_named() {
+    let message = step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits.walltime = 5\n");
+    assert!(message.starts_with("sealroom.toml:11:8: unknown key `walltime`, expected one of `timeout`, `memory`, `pids`, `cpus`, `output`"), "{message}");
+}
+
+#[test]
+fn zero_pids_are_rejected() {
+    assert_eq!(
+        step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = { pids = 0 }\n"),
+        "sealroom.toml:11:19: expected a positive integer for `pids`, found 0"
+    );
+}
+
+#[test]
+fn step_limits_override_the_sandbox_defaults_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sealroom.toml");
+    fs::write(
+        &path,
+        format!(
+            "{}[sandbox.limits]\ntimeout = 60\npids = 100\n[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits = {{ pids = 7 }}\n[[step]]\nname = \"b\"\nrun = [\"true\"]\n",
+            head()
+        ),
+    )
+    .unwrap();
+    let spec = spec::load(&path).unwrap();
+    let a = &spec.steps[0].limits;
+    assert_eq!((a.timeout.as_secs(), a.pids), (60, 7));
+    let b = &spec.steps[1].limits;
+    assert_eq!((b.timeout.as_secs(), b.pids), (60, 100));
+    assert_eq!(b.memory, sealroom::spec::Limits::default().memory);
 }

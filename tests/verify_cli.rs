@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use sealroom::provenance::{
-    BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, DEFAULT_BUILDER_ID, PAYLOAD_TYPE,
-    Provenance, ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
-};
+use sealroom::provenance::{DEFAULT_BUILDER_ID, PAYLOAD_TYPE, Statement};
 use sealroom::sign::dsse::Envelope;
 use sealroom::sign::keys::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
+
+#[path = "interop/statement.rs"]
+mod statement;
 
 fn sealroom() -> Command {
     Command::cargo_bin("sealroom").expect("the sealroom binary is built")
@@ -70,37 +70,10 @@ impl Fixture {
         SigningKey::from_pem_file(&self.path(&format!("{prefix}.key"))).unwrap()
     }
 
+    /// A statement in the shape the build op writes, for the artifact as it is now.
     fn statement(&self) -> Statement {
         let artifact_hex = hex::encode(Sha256::digest(std::fs::read(self.artifact()).unwrap()));
-        let image_hex = "a".repeat(64);
-        let now = rfc3339_utc(std::time::SystemTime::now());
-        Statement::new(
-            vec![ResourceDescriptor::subject("hello.txt", artifact_hex)],
-            Provenance {
-                build_definition: BuildDefinition {
-                    build_type: BUILD_TYPE.to_string(),
-                    external_parameters: serde_json::json!({"name": "hello"})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                    internal_parameters: None,
-                    resolved_dependencies: vec![ResourceDescriptor::with_sha256(
-                        "image",
-                        Some(format!("docker-image:test@sha256:{image_hex}")),
-                        image_hex.clone(),
-                    )],
-                },
-                run_details: RunDetails {
-                    builder: Builder::sealroom(DEFAULT_BUILDER_ID),
-                    metadata: Some(BuildMetadata {
-                        invocation_id: Some("test".to_string()),
-                        started_on: Some(now.clone()),
-                        finished_on: Some(now),
-                    }),
-                    byproducts: Vec::new(),
-                },
-            },
-        )
+        statement::default_statement("hello.txt", &artifact_hex)
     }
 
     /// Writes `envelope` as `name` (one JSON line) and returns its path.
@@ -218,6 +191,7 @@ fn verify_passes_for_both_algorithms() {
         assert_eq!(
             names,
             [
+                "envelope",
                 "payload-type",
                 "signature",
                 "statement",
@@ -436,4 +410,295 @@ fn unreadable_inputs_are_bad_input() {
         "{}",
         result.stderr
     );
+}
+
+/// The path of `prefix.pub` as a string, for `--key`.
+fn public_path(fixture: &Fixture, prefix: &str) -> String {
+    fixture
+        .path(&format!("{prefix}.pub"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn threshold_two_needs_two_distinct_keys() {
+    let fixture = Fixture::new();
+    let ed = public_path(&fixture, "ed");
+    let both = Envelope::sign(
+        PAYLOAD_TYPE,
+        &fixture.statement().to_json(),
+        &[&fixture.key("ec"), &fixture.key("ed")],
+    );
+    let provenance = fixture.write_envelope("both.jsonl", &both);
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--key", &ed, "--threshold", "2", "--format", "json"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(
+        report["verified_key_ids"],
+        serde_json::json!([key_id(&fixture, "ec"), key_id(&fixture, "ed")])
+    );
+    assert_eq!(report["threshold"], 2);
+
+    // Signed by one of the two keys: threshold 1 passes, threshold 2 fails naming the count.
+    let provenance = fixture.write_envelope("one.jsonl", &fixture.signed("ec"));
+    let one = fixture.verify(&fixture.artifact(), &provenance, "ec", &["--key", &ed]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    let two = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--key", &ed, "--threshold", "2"],
+    );
+    assert_eq!(two.code, 4, "{}", two.stderr);
+    assert!(
+        two.stderr.contains(&format!(
+            "expected signatures by at least 2 of the given keys, found 1 ({})",
+            key_id(&fixture, "ec")
+        )),
+        "{}",
+        two.stderr
+    );
+}
+
+#[test]
+fn the_same_key_twice_counts_once() {
+    let fixture = Fixture::new();
+    let ec = public_path(&fixture, "ec");
+    // The same key signs twice and is given twice: one key, not two.
+    let twice = Envelope::sign(
+        PAYLOAD_TYPE,
+        &fixture.statement().to_json(),
+        &[&fixture.key("ec"), &fixture.key("ec")],
+    );
+    let provenance = fixture.write_envelope("twice.jsonl", &twice);
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--key", &ec, "--threshold", "2"],
+    );
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("expected signatures by at least 2 of the given keys, found 1"),
+        "{}",
+        result.stderr
+    );
+    let result = fixture.verify(&fixture.artifact(), &provenance, "ec", &["--key", &ec]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+}
+
+#[test]
+fn threshold_zero_is_a_usage_error() {
+    let fixture = Fixture::new();
+    let provenance = fixture.write_envelope("p.jsonl", &fixture.signed("ec"));
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--threshold", "0"],
+    );
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    assert!(result.stderr.contains("--threshold"), "{}", result.stderr);
+}
+
+#[test]
+fn truncated_signature_fails_the_signature() {
+    let fixture = Fixture::new();
+    for prefix in ["ec", "ed"] {
+        let mut envelope = fixture.signed(prefix);
+        let length = envelope.signatures[0].sig.len();
+        envelope.signatures[0].sig.truncate(length - 4);
+        let provenance = fixture.write_envelope("truncated.jsonl", &envelope);
+        let result = fixture.verify(&fixture.artifact(), &provenance, prefix, &[]);
+        assert_eq!(result.code, 4, "{prefix}: {}", result.stderr);
+        assert!(
+            result.stderr.contains(&format!(
+                "no signature verifies with key {}",
+                key_id(&fixture, prefix)
+            )),
+            "{}",
+            result.stderr
+        );
+    }
+}
+
+#[test]
+fn a_statement_about_another_artifact_names_its_subject() {
+    let fixture = Fixture::new();
+    // Honestly signed, but for other bytes: the subject check must catch it.
+    let other_hex = hex::encode(Sha256::digest(b"some other artifact"));
+    let statement = statement::default_statement("other.bin", &other_hex);
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement.to_json(), &[&fixture.key("ed")]);
+    let provenance = fixture.write_envelope("other.jsonl", &envelope);
+    let result = fixture.verify(&fixture.artifact(), &provenance, "ed", &[]);
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    let artifact_hex = hex::encode(Sha256::digest(std::fs::read(fixture.artifact()).unwrap()));
+    assert!(
+        result.stderr.contains(&format!(
+            "subject digest mismatch for `{}`: expected sha256 {other_hex} (subject `other.bin`), \
+             found sha256 {artifact_hex}",
+            fixture.artifact().display()
+        )),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn source_and_spec_digests_are_checked() {
+    let fixture = Fixture::new();
+    let provenance = fixture.write_envelope("p.jsonl", &fixture.signed("ec"));
+    let source = format!("sha256:{}", statement::SOURCE_HEX);
+    let vendor = format!("sha256:{}", statement::VENDOR_HEX);
+    let spec = format!("sha256:{}", statement::SPEC_HEX);
+    for source in [&source, &vendor] {
+        let result = fixture.verify(
+            &fixture.artifact(),
+            &provenance,
+            "ec",
+            &["--source-digest", source, "--spec-digest", &spec],
+        );
+        assert_eq!(result.code, 0, "{}", result.stderr);
+    }
+
+    let wrong = format!("sha256:{}", "9".repeat(64));
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--source-digest", &wrong],
+    );
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    assert!(
+        result.stderr.contains(&format!(
+            "source digest: expected a `source:*` dependency with `{wrong}`, found \
+             `{source}` (`source:src`), `{vendor}` (`source:vendor`)"
+        )),
+        "{}",
+        result.stderr
+    );
+
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--spec-digest", &wrong],
+    );
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    assert!(
+        result.stderr.contains(&format!(
+            "spec digest: expected `{wrong}` in externalParameters.spec.digest.sha256, found \
+             `{spec}`"
+        )),
+        "{}",
+        result.stderr
+    );
+
+    // A digest that is not `sha256:<hex>` is a usage error naming the expected form.
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--spec-digest", statement::SPEC_HEX],
+    );
+    assert_eq!(result.code, 2, "{}", result.stderr);
+    assert!(
+        result.stderr.contains("sha256:<64 lower-case hex>"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn json_report_on_failure_shows_every_claim_check() {
+    let fixture = Fixture::new();
+    let provenance = fixture.write_envelope("p.jsonl", &fixture.signed("ec"));
+    let wrong = format!("sha256:{}", "9".repeat(64));
+    let spec = format!("sha256:{}", statement::SPEC_HEX);
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &[
+            "--builder-id",
+            "https://wrong.example/builder",
+            "--source-digest",
+            &wrong,
+            "--spec-digest",
+            &spec,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    let checks: Vec<(&str, bool)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("envelope", true),
+            ("payload-type", true),
+            ("signature", true),
+            ("statement", true),
+            ("subject", true),
+            ("builder-id", false),
+            ("source-digest", false),
+            ("spec-digest", true),
+        ]
+    );
+    let builder = &report["checks"][5];
+    assert_eq!(builder["expected"], "https://wrong.example/builder");
+    assert_eq!(builder["found"], DEFAULT_BUILDER_ID);
+    // The error on stderr is the first failed check.
+    assert!(
+        result.stderr.contains("builder id: expected"),
+        "{}",
+        result.stderr
+    );
+
+    // A failed signature stops before the claims: nothing after it can be trusted.
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ed",
+        &["--format", "json"],
+    );
+    assert_eq!(result.code, 4, "{}", result.stderr);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    let last = report["checks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["name"], "signature");
+    assert_eq!(last["ok"], false);
+    assert_eq!(last["expected"], "1 distinct key(s)");
+    assert_eq!(last["found"], "0 distinct key(s)");
+}
+
+#[test]
+fn url_safe_unpadded_base64_is_accepted() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let fixture = Fixture::new();
+    let envelope = fixture.signed("ec");
+    let line = serde_json::json!({
+        "payloadType": envelope.payload_type,
+        "payload": URL_SAFE_NO_PAD.encode(&envelope.payload),
+        "signatures": [{"sig": URL_SAFE_NO_PAD.encode(&envelope.signatures[0].sig)}],
+    })
+    .to_string();
+    let provenance = fixture.path("url-safe.jsonl");
+    std::fs::write(&provenance, line).unwrap();
+    let result = fixture.verify(&fixture.artifact(), &provenance, "ec", &[]);
+    assert_eq!(result.code, 0, "{}", result.stderr);
 }

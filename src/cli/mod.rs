@@ -41,6 +41,16 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write a PEM key pair for signing provenance.
     Keygen(KeygenArgs),
+    /// Only the fetch stage: download and verify every `[[fetch]]` into the store.
+    Fetch(FetchArgs),
+    /// Fill in or update the `sha256` / `output` pins of a spec's fetches from one fetch each,
+    /// editing the TOML in place (comments and formatting stay).
+    Pin(PinArgs),
+    /// Rebuild an artifact from its provenance (no cache, fresh store) and compare digests.
+    Reproduce(ReproduceArgs),
+    /// Build a spec twice without the cache, varying what sealroom does not pin, and compare
+    /// every output file.
+    Check(CheckArgs),
     /// Base images without a registry.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -94,6 +104,12 @@ pub struct BuildArgs {
     /// Run every step, even those the action cache has a result for.
     #[arg(long)]
     pub no_cache: bool,
+    /// Also write a Sigstore bundle (v0.3) `<artifact>.sigstore.json` next to each provenance.
+    #[arg(long, requires = "key")]
+    pub bundle: bool,
+    /// Open no socket: every fetch must already be in the store.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -103,12 +119,65 @@ pub struct VerifyArgs {
     /// Its provenance (`<artifact>.intoto.jsonl`).
     #[arg(long, value_name = "FILE")]
     pub provenance: PathBuf,
-    /// The PEM public key (SPKI) the provenance must be signed with.
-    #[arg(long, value_name = "PUB")]
-    pub key: PathBuf,
+    /// A trusted PEM public key (SPKI); repeat for several. Signatures by --threshold distinct
+    /// keys must verify.
+    #[arg(long = "key", value_name = "PUB", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// How many distinct keys of --key must have signed (a key signing twice counts once).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub threshold: u64,
     /// The builder id the provenance must name.
     #[arg(long, value_name = "ID")]
     pub builder_id: Option<String>,
+    /// A `source:*` dependency must have this tree digest (`sha256:<hex>`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub source_digest: Option<crate::digest::TreeDigest>,
+    /// The spec's digest recorded in `externalParameters.spec.digest` (`sha256:<hex>`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub spec_digest: Option<crate::digest::BlobDigest>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Open no socket: report what the store lacks.
+    #[arg(long)]
+    pub offline: bool,
+    /// How many downloads at once (default: the number of CPUs).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// The spec to edit (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// The provenance (`<artifact>.intoto.jsonl`) to rebuild from.
+    pub provenance: PathBuf,
+    /// The directory holding the spec and the sources the provenance names.
+    #[arg(long, value_name = "DIR")]
+    pub source: PathBuf,
+    /// A PEM public key the provenance must be signed with.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Where diffoscope reports of differing files go (when diffoscope is installed).
+    #[arg(long, value_name = "DIR", default_value = "sealroom-check")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,6 +187,16 @@ pub struct KeygenArgs {
     /// Writes PREFIX.key and PREFIX.pub.
     #[arg(long, value_name = "PREFIX", default_value = "sealroom")]
     pub out: PathBuf,
+    /// Encrypt the private key: `pkcs8` with the passphrase in SEALROOM_KEY_PASSWORD, or
+    /// `cosign` (a cosign key file) with the passphrase in COSIGN_PASSWORD.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub encrypt: Option<KeyEncryption>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyEncryption {
+    Pkcs8,
+    Cosign,
 }
 
 #[derive(Debug, Subcommand)]

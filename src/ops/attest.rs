@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
 use crate::ops::build::{StepReport, step_environment};
+use crate::ops::fetch::{Fetched, Origin};
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
@@ -32,6 +33,7 @@ pub struct BuildContext<'a> {
     pub started_on: SystemTime,
     pub finished_on: SystemTime,
     pub sources: &'a [(&'a Source, TreeDigest)],
+    pub fetches: &'a [Fetched],
     pub steps: &'a [StepReport],
 }
 
@@ -99,6 +101,9 @@ impl BuildContext<'_> {
                 .annotate("digestForm", TREE_DIGEST_FORM),
             );
         }
+        for fetched in self.fetches {
+            resolved_dependencies.push(fetch_dependency(fetched));
+        }
         let byproducts = self
             .steps
             .iter()
@@ -157,6 +162,36 @@ impl BuildContext<'_> {
     }
 }
 
+/// How a fetch is recorded: a download by its final URL and the sha256 of its bytes (the URL
+/// written in the spec and each redirect as annotations); a fixed-output step by its tree.
+fn fetch_dependency(fetched: &Fetched) -> ResourceDescriptor {
+    let name = format!("fetch:{}", fetched.name);
+    match &fetched.origin {
+        Origin::Download {
+            url,
+            final_url,
+            redirects,
+            sha256,
+            unpack,
+            strip_components,
+        } => ResourceDescriptor::with_sha256(name, Some(final_url.clone()), sha256.hex())
+            .annotate("url", url.as_str())
+            .annotate("redirects", json!(redirects))
+            .annotate("unpack", *unpack)
+            .annotate("stripComponents", *strip_components as u64)
+            .annotate("treeDigest", fetched.tree.to_string()),
+        Origin::Run {
+            run,
+            image,
+            network,
+        } => ResourceDescriptor::with_sha256(name, None, fetched.tree.hex())
+            .annotate("digestForm", TREE_DIGEST_FORM)
+            .annotate("run", json!(run))
+            .annotate("image", image.as_str())
+            .annotate("network", *network),
+    }
+}
+
 /// The map inside a `json!({...})` object.
 fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     match value {
@@ -165,16 +200,16 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
     }
 }
 
-/// Writes `envelope` as one JSON line to `path`: a temp file in the same directory, then a
-/// rename, so a reader never sees half an envelope.
-pub fn write_line_atomically(path: &Path, envelope: &Envelope) -> Result<(), Error> {
+/// Writes `text` (an envelope's JSON line, a bundle) to `path`: a temp file in the same
+/// directory, then a rename, so a reader never sees half of it.
+pub fn write_line_atomically(path: &Path, text: &str) -> Result<(), Error> {
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory)
         .map_err(|source| Error::io("creating directory", directory, source))?;
     let mut file = tempfile::NamedTempFile::new_in(directory)
         .map_err(|source| Error::io("creating a temp file in", directory, source))?;
     // Provenance is public: readable like the artifact next to it, not 0600 like a temp file.
-    file.write_all(envelope.to_json_line().as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| {
             use std::os::unix::fs::PermissionsExt;
             file.as_file()

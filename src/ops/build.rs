@@ -15,11 +15,15 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::{DEFAULT_USER, InputMount, Sandbox, SandboxError, StepRequest, WORK_DIR};
+use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
+use crate::sandbox::{
+    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, WORK_DIR,
+};
 use crate::sign::keys::SigningKey;
+use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
 use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
-use crate::store::{EntryKind, Store};
+use crate::store::{EntryKind, Store, StoreError};
 
 /// The `PATH` every step gets (the spec may set another).
 pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -38,6 +42,31 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Run every step, even those the action cache has a result for.
     pub no_cache: bool,
+    /// Fired on SIGINT/SIGTERM: running steps are stopped, no new one starts.
+    pub interrupt: CancellationToken,
+    /// Start ready steps last-in-spec first (`sealroom check` varies the order this way).
+    pub reverse_order: bool,
+    /// Also write a Sigstore bundle next to each provenance (needs a key).
+    pub bundle: bool,
+    /// Open no socket and start no fetch container: every fetch must be in the store.
+    pub offline: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            out_dir: PathBuf::from("sealroom-out"),
+            key: None,
+            builder_id: crate::provenance::DEFAULT_BUILDER_ID.to_string(),
+            jobs: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+            keep_going: false,
+            no_cache: false,
+            interrupt: CancellationToken::new(),
+            reverse_order: false,
+            bundle: false,
+            offline: false,
+        }
+    }
 }
 
 /// What a build did, for the summary on stderr and `--format json` on stdout.
@@ -46,6 +75,7 @@ pub struct BuildReport {
     pub build_id: String,
     pub spec: PathBuf,
     pub signed: bool,
+    pub fetches: Vec<Fetched>,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<ArtifactReport>,
 }
@@ -64,6 +94,8 @@ pub struct StepReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ArtifactReport {
     pub step: String,
+    /// The artifact's path under `/out`, which is its subject name in provenance.
+    pub name: String,
     pub path: PathBuf,
     pub digest: BlobDigest,
     pub provenance: PathBuf,
@@ -83,6 +115,12 @@ pub async fn build(
         .map(SigningKey::from_pem_file)
         .transpose()?;
     let sandbox = DockerSandbox::connect().await?;
+    let leftovers = sandbox.remove_leftovers().await?;
+    if leftovers > 0 {
+        eprintln!(
+            "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
+        );
+    }
     sandbox.check_image(&spec.sandbox.image).await?;
     let store = Store::open(store_root)?;
     run(&sandbox, &store, &spec, options, signer.as_ref()).await
@@ -109,6 +147,17 @@ pub async fn run<S: Sandbox>(
         source_trees.push((source, tree));
     }
 
+    let fetch_options = FetchOptions {
+        offline: options.offline,
+        jobs: options.jobs,
+        build_id: build_id.clone(),
+        interrupt: options.interrupt.clone(),
+    };
+    let fetched = fetch_all(sandbox, store, spec, &fetch_options).await?;
+    for (fetch, done) in spec.fetches.iter().zip(&fetched) {
+        trees.insert(fetch.name.clone(), done.tree);
+    }
+
     let steps = run_steps(sandbox, store, spec, options, &build_id, &mut trees).await?;
 
     let finished_on = SystemTime::now();
@@ -119,6 +168,7 @@ pub async fn run<S: Sandbox>(
         started_on,
         finished_on,
         sources: &source_trees,
+        fetches: &fetched,
         steps: &steps,
     };
     let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
@@ -129,6 +179,7 @@ pub async fn run<S: Sandbox>(
         build_id,
         spec: spec.path.clone(),
         signed: signer.is_some(),
+        fetches: fetched,
         steps,
         artifacts,
     })
@@ -146,7 +197,7 @@ async fn run_steps<S: Sandbox>(
     build_id: &str,
     trees: &mut HashMap<Name, TreeDigest>,
 ) -> Result<Vec<StepReport>, Error> {
-    let cancel = CancellationToken::new();
+    let cancel = options.interrupt.child_token();
     let runner = StepRunner {
         sandbox,
         store,
@@ -163,11 +214,16 @@ async fn run_steps<S: Sandbox>(
     loop {
         if failures.is_empty() || options.keep_going {
             while running.len() < jobs {
-                let ready = waiting.iter().position(|step| {
+                let is_ready = |step: &&Step| {
                     step.inputs
                         .iter()
                         .all(|input| trees.contains_key(&input.name))
-                });
+                };
+                let ready = if options.reverse_order {
+                    waiting.iter().rposition(is_ready)
+                } else {
+                    waiting.iter().position(is_ready)
+                };
                 let Some(index) = ready else { break };
                 let step = waiting.remove(index);
                 let inputs = step
@@ -197,6 +253,9 @@ async fn run_steps<S: Sandbox>(
                 }
             }
         }
+    }
+    if options.interrupt.is_cancelled() {
+        return Err(BuildError::Interrupted.into());
     }
     match failures.into_iter().next() {
         Some(first) => Err(first),
@@ -248,6 +307,8 @@ impl<S: Sandbox> StepRunner<'_, S> {
             user: DEFAULT_USER.to_string(),
             inputs,
             out_dir: PathBuf::new(),
+            limits: step.limits,
+            network: Network::None,
         };
         let action = action_key(&request, &input_trees).digest();
         if !no_cache && let Some(hit) = store.action_get(&action) {
@@ -271,10 +332,9 @@ impl<S: Sandbox> StepRunner<'_, S> {
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
         let collected = match result {
-            Ok(outcome) if outcome.succeeded() => store
-                .add_tree(&out_dir, &|_| false)
-                .map(|tree| (tree, outcome.log_digest))
-                .map_err(Error::from),
+            Ok(outcome) if outcome.succeeded() => {
+                collect_output(store, step, &out_dir).map(|tree| (tree, outcome.log_digest))
+            }
             Ok(outcome) => Err(BuildError::StepFailed {
                 step: step.name.to_string(),
                 status: outcome.exit_status,
@@ -301,6 +361,43 @@ impl<S: Sandbox> StepRunner<'_, S> {
     }
 }
 
+/// Reads the step's `/out` into the store without trusting it: its size is bounded by
+/// `limits.output`, and anything that is not a regular file, directory or symlink (a device, a
+/// socket, a fifo) fails the step. Symlinks are recorded as links, never followed.
+fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDigest, Error> {
+    let mut total: u64 = 0;
+    for entry in walkdir::WalkDir::new(out_dir).follow_links(false) {
+        let entry =
+            entry.map_err(|error| Error::io("reading the step's /out", out_dir, error.into()))?;
+        if entry.file_type().is_file() {
+            let size = entry
+                .metadata()
+                .map_err(|error| Error::io("reading the step's /out", entry.path(), error.into()))?
+                .len();
+            total = total.saturating_add(size);
+            if total > step.limits.output.0 {
+                return Err(BuildError::OutputTooLarge {
+                    step: step.name.to_string(),
+                    limit: step.limits.output,
+                }
+                .into());
+            }
+        }
+    }
+    store
+        .add_tree(out_dir, &|_| false)
+        .map_err(|error| match error {
+            error @ (StoreError::UnsupportedFileType { .. }
+            | StoreError::NonUtf8Name { .. }
+            | StoreError::NonUtf8SymlinkTarget { .. }) => BuildError::UnsafeOutput {
+                step: step.name.to_string(),
+                detail: error.to_string(),
+            }
+            .into(),
+            error => error.into(),
+        })
+}
+
 /// The action key of a step request: everything that can change what the step writes.
 fn action_key<'a>(
     request: &'a StepRequest,
@@ -313,12 +410,18 @@ fn action_key<'a>(
         env: &request.env,
         workdir: &request.workdir,
         user: &request.user,
-        network: "none",
+        network: request.network.mode(),
         inputs: input_trees
             .iter()
             .map(|(name, tree)| (name.as_str(), *tree))
             .collect(),
-        limits: BTreeMap::new(),
+        // What can change the output; the timeout and the output bound only decide whether
+        // there is one.
+        limits: BTreeMap::from([
+            ("memory", request.limits.memory.0.to_string()),
+            ("pids", request.limits.pids.to_string()),
+            ("cpus", format!("{:?}", request.limits.cpus)),
+        ]),
     }
 }
 
@@ -398,10 +501,20 @@ fn write_artifacts(
             store.export_file(&digest, &destination, executable)?;
             let envelope = context.envelope(step, artifact, &digest, signer)?;
             let provenance = provenance_path(&destination);
-            crate::ops::attest::write_line_atomically(&provenance, &envelope)?;
+            crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
+            if let (true, Some(key)) = (options.bundle, signer) {
+                let bundle = crate::sign::bundle::bundle_json(&envelope, &key.verifying_key());
+                let mut path = destination.as_os_str().to_owned();
+                path.push(crate::sign::bundle::BUNDLE_SUFFIX);
+                crate::ops::attest::write_line_atomically(
+                    &PathBuf::from(path),
+                    &format!("{bundle}\n"),
+                )?;
+            }
             eprintln!("artifact {}: {digest}", destination.display());
             reports.push(ArtifactReport {
                 step: step.name.to_string(),
+                name: artifact.to_string(),
                 path: destination,
                 digest,
                 provenance,
@@ -447,6 +560,14 @@ pub enum BuildError {
         log_tail: Vec<String>,
     },
     #[error(
+        "step `{step}` wrote more than its output limit of {limit} to /out (limits.output)\n  hint: raise `limits.output` for this step if the output is meant to be that large"
+    )]
+    OutputTooLarge { step: String, limit: ByteSize },
+    #[error("step `{step}` left something in /out that cannot be stored: {detail}")]
+    UnsafeOutput { step: String, detail: String },
+    #[error("the build was interrupted; running steps were stopped and their containers removed")]
+    Interrupted,
+    #[error(
         "step `{step}` declares artifact `{artifact}`, but its /out has {found} there\n  hint: the step must write a regular file at /out/{artifact}"
     )]
     MissingArtifact {
@@ -471,9 +592,11 @@ fn format_tail(lines: &[String]) -> String {
 impl BuildError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::StepFailed { .. } | BuildError::MissingArtifact { .. } => {
-                ExitCode::StepFailed
-            }
+            BuildError::StepFailed { .. }
+            | BuildError::MissingArtifact { .. }
+            | BuildError::OutputTooLarge { .. }
+            | BuildError::UnsafeOutput { .. } => ExitCode::StepFailed,
+            BuildError::Interrupted => ExitCode::Interrupted,
         }
     }
 }
@@ -507,11 +630,10 @@ mod tests {
     fn options(dir: &Path, jobs: usize, keep_going: bool) -> BuildOptions {
         BuildOptions {
             out_dir: dir.join("out"),
-            key: None,
             builder_id: "https://example.test/builder".to_string(),
             jobs,
             keep_going,
-            no_cache: false,
+            ..BuildOptions::default()
         }
     }
 

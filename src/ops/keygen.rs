@@ -1,14 +1,31 @@
 //! `sealroom keygen`: write a PEM key pair for signing provenance.
 //!
 //! The private key is created exclusively with mode 0600, so an existing key is never
-//! overwritten and the secret is never readable by others, not even briefly.
+//! overwritten and the secret is never readable by others, not even briefly. It is written as
+//! plain PKCS#8, or encrypted (PKCS#8 PBES2, or a cosign key file) with a passphrase the caller
+//! supplies.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::sign::SignError;
+use crate::sign::encrypted::{COSIGN_SCRYPT, PBKDF2_ITERATIONS};
 use crate::sign::keys::{Algorithm, SigningKey};
+
+/// How the private key file is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection<'a> {
+    /// Plain PKCS#8 (`PRIVATE KEY`).
+    None,
+    /// Encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`), read back with `SEALROOM_KEY_PASSWORD`.
+    Pkcs8 { passphrase: &'a str },
+    /// A cosign key file (`ENCRYPTED SIGSTORE PRIVATE KEY`), read back (by cosign too) with
+    /// `COSIGN_PASSWORD`.
+    Cosign { passphrase: &'a str },
+}
 
 /// What `keygen` wrote.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,6 +39,15 @@ pub struct KeyPairFiles {
 /// Writes `<prefix>.key` (PKCS#8 PEM, mode 0600) and `<prefix>.pub` (SPKI PEM). Refuses to
 /// overwrite an existing file; writes neither file when either exists.
 pub fn keygen(algorithm: Algorithm, prefix: &Path) -> Result<KeyPairFiles, crate::Error> {
+    keygen_protected(algorithm, prefix, Protection::None)
+}
+
+/// `keygen` with the private key protected as `protection` says.
+pub fn keygen_protected(
+    algorithm: Algorithm,
+    prefix: &Path,
+    protection: Protection<'_>,
+) -> Result<KeyPairFiles, crate::Error> {
     let private_path = with_suffix(prefix, "key");
     let public_path = with_suffix(prefix, "pub");
     for path in [&private_path, &public_path] {
@@ -36,7 +62,20 @@ pub fn keygen(algorithm: Algorithm, prefix: &Path) -> Result<KeyPairFiles, crate
 
     let key = SigningKey::generate(algorithm);
     let public = key.verifying_key();
-    write_new(&private_path, key.to_pkcs8_pem().as_bytes(), 0o600)?;
+    let encode_error = |source| SignError::Key {
+        path: private_path.clone(),
+        source,
+    };
+    let private_pem: Zeroizing<String> = match protection {
+        Protection::None => key.to_pkcs8_pem(),
+        Protection::Pkcs8 { passphrase } => key
+            .to_encrypted_pkcs8_pem(passphrase.as_bytes(), PBKDF2_ITERATIONS)
+            .map_err(encode_error)?,
+        Protection::Cosign { passphrase } => key
+            .to_cosign_pem(passphrase.as_bytes(), COSIGN_SCRYPT)
+            .map_err(encode_error)?,
+    };
+    write_new(&private_path, private_pem.as_bytes(), 0o600)?;
     if let Err(error) = write_new(&public_path, public.to_public_pem().as_bytes(), 0o644) {
         // Leave nothing half-made: a private key without its public half is useless.
         let _ = std::fs::remove_file(&private_path);
@@ -120,6 +159,36 @@ mod tests {
             );
             assert_eq!(error.exit_code(), crate::ExitCode::BadInput);
             assert_eq!(std::fs::read(&files.private_key).unwrap(), before);
+        }
+    }
+
+    #[test]
+    fn writes_encrypted_keys_that_read_back_with_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                Protection::Pkcs8 { passphrase: "pw" },
+                "SEALROOM_KEY_PASSWORD",
+                "ENCRYPTED PRIVATE KEY",
+            ),
+            (
+                Protection::Cosign { passphrase: "pw" },
+                "COSIGN_PASSWORD",
+                "ENCRYPTED SIGSTORE PRIVATE KEY",
+            ),
+        ];
+        for (index, (protection, variable, label)) in cases.into_iter().enumerate() {
+            let prefix = dir.path().join(format!("k{index}"));
+            let files = keygen_protected(Algorithm::Ed25519, &prefix, protection).unwrap();
+            let text = std::fs::read_to_string(&files.private_key).unwrap();
+            assert!(
+                text.starts_with(&format!("-----BEGIN {label}-----")),
+                "{text}"
+            );
+            let lookup =
+                |asked: &'static str| (asked == variable).then(|| Zeroizing::new("pw".to_string()));
+            let key = SigningKey::from_pem_file_with(&files.private_key, &lookup).unwrap();
+            assert_eq!(key.verifying_key().key_id(), files.key_id);
         }
     }
 

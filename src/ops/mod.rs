@@ -3,7 +3,10 @@
 
 pub mod attest;
 pub mod build;
+pub mod check;
+pub mod fetch;
 pub mod image_import;
 pub mod keygen;
+pub mod reproduce;
 pub mod store;
 pub mod verify;

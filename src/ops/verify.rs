@@ -1,15 +1,17 @@
-//! `sealroom verify`: check an artifact against its provenance and public keys.
+//! `sealroom verify`: check an artifact against its provenance and a policy (trusted keys, a
+//! threshold, and optionally the builder id, a source tree digest and the spec digest).
 //!
 //! Inputs that cannot be read at all (a missing provenance file, artifact or key, or a key that
 //! is not a key) are bad input, exit 1. Everything about the provenance's content (an envelope
-//! that does not parse, a signature, the statement, the subject, the builder) is a failed
-//! verification, exit 4, with what was expected and what was found.
+//! that does not parse, a signature, the statement, the subject, the claims) is a failed
+//! verification, exit 4, with what was expected and what was found. Every check is reported,
+//! passed or failed, so `--format json` can show the whole picture.
 //!
 //! This module reads files and composes `sign` and `provenance`; it writes nothing.
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Blob, hash_file};
+use crate::digest::{Blob, BlobDigest, TreeDigest, hash_file};
 use crate::provenance::{PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
 use crate::sign::SignError;
 use crate::sign::dsse::Envelope;
@@ -18,37 +20,81 @@ use crate::sign::keys::VerifyingKey;
 /// What a verification holds the provenance to. `verify` is this with one key, threshold 1.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// PEM public keys (SPKI); signatures by `threshold` distinct ones must verify.
+    /// PEM public keys (SPKI); signatures by `threshold` distinct ones must verify. The same
+    /// key given twice, or signing twice, counts once.
     pub keys: Vec<PathBuf>,
     pub threshold: usize,
     /// The builder id the provenance must name, when given.
     pub builder_id: Option<String>,
+    /// A `source:*` entry of `resolvedDependencies` must have this tree digest, when given.
+    pub source_digest: Option<TreeDigest>,
+    /// `externalParameters.spec.digest.sha256` must be this, when given.
+    pub spec_digest: Option<BlobDigest>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+impl Policy {
+    /// One key, threshold 1, no claims beyond the subject.
+    pub fn single_key(key: impl Into<PathBuf>) -> Self {
+        Policy {
+            keys: vec![key.into()],
+            threshold: 1,
+            builder_id: None,
+            source_digest: None,
+            spec_digest: None,
+        }
+    }
+}
+
+/// Every check that ran, passed or not. `--format json` prints it whole, also on failure.
+#[derive(Debug, serde::Serialize)]
 pub struct VerifyReport {
+    /// Whether every check passed.
+    pub verified: bool,
     pub artifact: PathBuf,
     /// The artifact's sha256, lower-case hex.
     pub artifact_sha256: String,
+    pub threshold: usize,
     /// Key ids of the given keys whose signatures verified.
     pub verified_key_ids: Vec<String>,
-    /// The builder id the provenance names.
-    pub builder_id: String,
-    /// Each check, in order, with what it found.
+    /// The builder id the provenance names (when the statement could be read).
+    pub builder_id: Option<String>,
+    /// Each check, in order, with what it expected and found.
     pub checks: Vec<Check>,
+    /// The first failed check as an error (exit 4); `None` when verified.
+    #[serde(skip)]
+    failure: Option<VerifyError>,
+}
+
+impl VerifyReport {
+    /// The failed check's error, if any.
+    pub fn failure(&self) -> Option<&VerifyError> {
+        self.failure.as_ref()
+    }
+
+    /// The report when every check passed, else the first failure.
+    pub fn into_result(mut self) -> Result<VerifyReport, VerifyError> {
+        match self.failure.take() {
+            Some(error) => Err(error),
+            None => Ok(self),
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
+    /// What the policy asked for, when the check compares values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// What the provenance holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// One line for people: what passed, or the error.
     pub detail: String,
 }
 
-/// Checks, in order: the payload type, a signature over PAE by `key`, the statement and
-/// predicate types, the artifact's sha256 against a subject, and the builder id when
-/// `builder_id` is given. The first failure is a `VerifyError` (exit 4) naming what was
-/// expected and what was found.
+/// Checks one key with threshold 1, and the builder id when given (see [`verify_policy`]).
 pub fn verify(
     artifact: &Path,
     provenance: &Path,
@@ -56,15 +102,31 @@ pub fn verify(
     builder_id: Option<&str>,
 ) -> Result<VerifyReport, crate::Error> {
     let policy = Policy {
-        keys: vec![key.to_path_buf()],
-        threshold: 1,
         builder_id: builder_id.map(str::to_string),
+        ..Policy::single_key(key)
     };
     verify_policy(artifact, provenance, &policy)
 }
 
-/// `verify` with several keys and a threshold.
+/// [`check_policy`], with a failed check as the error (exit 4).
 pub fn verify_policy(
+    artifact: &Path,
+    provenance: &Path,
+    policy: &Policy,
+) -> Result<VerifyReport, crate::Error> {
+    Ok(check_policy(artifact, provenance, policy)?.into_result()?)
+}
+
+/// Runs every check of `policy` and reports each. Inputs that cannot be used at all (a missing
+/// file, a key that is not a public key) are the error (exit 1); failed checks are in the
+/// report.
+///
+/// Checks, in order: `envelope` (a DSSE envelope), `payload-type`, `signature` (threshold
+/// distinct keys over the PAE), `statement` (in-toto v1 with an SLSA v1 predicate); these stop
+/// at the first failure, since nothing after them can be trusted. Then the claims, each
+/// checked even when another fails: `subject` (the artifact's sha256), and when asked
+/// `builder-id`, `source-digest`, `spec-digest`.
+pub fn check_policy(
     artifact: &Path,
     provenance: &Path,
     policy: &Policy,
@@ -79,84 +141,278 @@ pub fn verify_policy(
         .map_err(|e| crate::Error::io("cannot read provenance", provenance, e))?;
     let (artifact_digest, _) = hash_file::<Blob>(artifact)
         .map_err(|e| crate::Error::io("cannot read artifact", artifact, e))?;
-    let envelope = read_envelope(provenance, &bytes)?;
 
-    let mut checks = Vec::new();
-    let mut pass = |name, detail: String| {
-        checks.push(Check {
+    let mut report = VerifyReport {
+        verified: false,
+        artifact: artifact.to_path_buf(),
+        artifact_sha256: artifact_digest.hex(),
+        threshold: policy.threshold,
+        verified_key_ids: Vec::new(),
+        builder_id: None,
+        checks: Vec::new(),
+        failure: None,
+    };
+    if let Some(statement) = check_envelope(&mut report, provenance, &bytes, &keys, policy) {
+        check_claims(&mut report, &statement, policy);
+    }
+    report.verified = report.failure.is_none();
+    Ok(report)
+}
+
+impl VerifyReport {
+    fn pass(&mut self, name: &'static str, detail: String) {
+        self.checks.push(Check {
             name,
             ok: true,
+            expected: None,
+            found: None,
             detail,
-        })
+        });
+    }
+
+    fn compare(&mut self, name: &'static str, expected: String, found: String, detail: String) {
+        self.checks.push(Check {
+            name,
+            ok: true,
+            expected: Some(expected),
+            found: Some(found),
+            detail,
+        });
+    }
+
+    /// Records a failed check; the first failure becomes the report's error.
+    fn fail(&mut self, name: &'static str, values: Option<(String, String)>, error: VerifyError) {
+        let (expected, found) = values.unzip();
+        self.checks.push(Check {
+            name,
+            ok: false,
+            expected,
+            found,
+            detail: error.to_string(),
+        });
+        if self.failure.is_none() {
+            self.failure = Some(error);
+        }
+    }
+}
+
+/// The checks that make the payload trustworthy; the statement when they all pass.
+fn check_envelope(
+    report: &mut VerifyReport,
+    provenance: &Path,
+    bytes: &[u8],
+    keys: &[VerifyingKey],
+    policy: &Policy,
+) -> Option<Statement> {
+    let envelope = match read_envelope(provenance, bytes) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            report.fail("envelope", None, error);
+            return None;
+        }
     };
+    report.pass(
+        "envelope",
+        format!(
+            "a DSSE envelope with {} signature(s)",
+            envelope.signatures.len()
+        ),
+    );
 
     if envelope.payload_type != PAYLOAD_TYPE {
-        return Err(VerifyError::PayloadType {
+        let error = VerifyError::PayloadType {
             expected: PAYLOAD_TYPE,
             found: envelope.payload_type.clone(),
-        }
-        .into());
+        };
+        let values = (PAYLOAD_TYPE.to_string(), envelope.payload_type.clone());
+        report.fail("payload-type", Some(values), error);
+        return None;
     }
-    pass("payload-type", envelope.payload_type.clone());
-
-    let verified_key_ids = envelope
-        .verify(&keys, policy.threshold)
-        .map_err(VerifyError::Signature)?;
-    pass(
-        "signature",
-        format!("signed over PAE by {}", verified_key_ids.join(", ")),
+    report.compare(
+        "payload-type",
+        PAYLOAD_TYPE.to_string(),
+        envelope.payload_type.clone(),
+        envelope.payload_type.clone(),
     );
 
-    let statement = parse_statement(&envelope.payload)?;
-    pass(
-        "statement",
-        format!("{STATEMENT_TYPE} with predicate {PREDICATE_TYPE}"),
-    );
+    match envelope.verify(keys, policy.threshold) {
+        Ok(verified) => {
+            let detail = format!(
+                "signed over PAE by {} of the given keys (threshold {}): {}",
+                verified.len(),
+                policy.threshold,
+                verified.join(", ")
+            );
+            report.compare(
+                "signature",
+                format!("{} distinct key(s)", policy.threshold),
+                format!("{} distinct key(s)", verified.len()),
+                detail,
+            );
+            report.verified_key_ids = verified;
+        }
+        Err(error) => {
+            let found = match &error {
+                SignError::BelowThreshold { verified, .. } => verified.len(),
+                _ => 0,
+            };
+            let values = (
+                format!("{} distinct key(s)", policy.threshold),
+                format!("{found} distinct key(s)"),
+            );
+            report.fail("signature", Some(values), VerifyError::Signature(error));
+            return None;
+        }
+    }
 
-    let found = artifact_digest.hex();
+    match parse_statement(&envelope.payload) {
+        Ok(statement) => {
+            report.pass(
+                "statement",
+                format!("{STATEMENT_TYPE} with predicate {PREDICATE_TYPE}"),
+            );
+            Some(statement)
+        }
+        Err(error) => {
+            report.fail("statement", None, error);
+            None
+        }
+    }
+}
+
+/// What the statement claims, against the artifact and the policy.
+fn check_claims(report: &mut VerifyReport, statement: &Statement, policy: &Policy) {
+    let found = report.artifact_sha256.clone();
+    let recorded: Vec<String> = statement
+        .subject_sha256()
+        .map(|(name, hex)| format!("{hex} (subject `{name}`)"))
+        .collect();
     match statement.subject_sha256().find(|(_, hex)| *hex == found) {
-        Some((name, _)) => pass("subject", format!("sha256 {found} (subject `{name}`)")),
+        Some((name, _)) => report.compare(
+            "subject",
+            format!("sha256:{found}"),
+            format!("sha256:{found}"),
+            format!("sha256 {found} (subject `{name}`)"),
+        ),
         None => {
-            let recorded: Vec<String> = statement
-                .subject_sha256()
-                .map(|(name, hex)| format!("{hex} (subject `{name}`)"))
-                .collect();
-            return Err(VerifyError::SubjectMismatch {
-                artifact: artifact.to_path_buf(),
-                expected: if recorded.is_empty() {
-                    "a subject with a sha256 digest, found none".to_string()
-                } else {
-                    recorded.join(" or ")
-                },
-                found,
-            }
-            .into());
+            let expected = if recorded.is_empty() {
+                "a subject with a sha256 digest, found none".to_string()
+            } else {
+                recorded.join(" or ")
+            };
+            let error = VerifyError::SubjectMismatch {
+                artifact: report.artifact.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            };
+            report.fail(
+                "subject",
+                Some((expected, format!("sha256:{found}"))),
+                error,
+            );
         }
     }
 
     let recorded_builder = statement.predicate.run_details.builder.id.clone();
+    report.builder_id = Some(recorded_builder.clone());
     if let Some(expected) = &policy.builder_id {
-        if *expected != recorded_builder {
-            return Err(VerifyError::BuilderId {
+        if *expected == recorded_builder {
+            report.compare(
+                "builder-id",
+                expected.clone(),
+                recorded_builder.clone(),
+                recorded_builder,
+            );
+        } else {
+            let error = VerifyError::BuilderId {
                 expected: expected.clone(),
-                found: recorded_builder,
-            }
-            .into());
+                found: recorded_builder.clone(),
+            };
+            report.fail(
+                "builder-id",
+                Some((expected.clone(), recorded_builder)),
+                error,
+            );
         }
-        pass("builder-id", recorded_builder.clone());
     }
 
-    Ok(VerifyReport {
-        artifact: artifact.to_path_buf(),
-        artifact_sha256: artifact_digest.hex(),
-        verified_key_ids,
-        builder_id: recorded_builder,
-        checks,
-    })
+    if let Some(expected) = &policy.source_digest {
+        let sources: Vec<(&str, Option<&str>)> = statement
+            .predicate
+            .build_definition
+            .resolved_dependencies
+            .iter()
+            .filter_map(|dependency| {
+                let name = dependency.name.as_deref()?;
+                name.starts_with("source:")
+                    .then(|| (name, dependency.digest.get("sha256").map(String::as_str)))
+            })
+            .collect();
+        let hex = expected.hex();
+        match sources
+            .iter()
+            .find(|(_, digest)| *digest == Some(hex.as_str()))
+        {
+            Some((name, _)) => report.compare(
+                "source-digest",
+                expected.to_string(),
+                expected.to_string(),
+                format!("{expected} (`{name}`)"),
+            ),
+            None => {
+                let found = if sources.is_empty() {
+                    "no `source:*` dependency".to_string()
+                } else {
+                    sources
+                        .iter()
+                        .map(|(name, digest)| match digest {
+                            Some(hex) => format!("`sha256:{hex}` (`{name}`)"),
+                            None => format!("no sha256 (`{name}`)"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let error = VerifyError::SourceDigest {
+                    expected: expected.to_string(),
+                    found: found.clone(),
+                };
+                report.fail("source-digest", Some((expected.to_string(), found)), error);
+            }
+        }
+    }
+
+    if let Some(expected) = &policy.spec_digest {
+        let recorded = statement
+            .predicate
+            .build_definition
+            .external_parameters
+            .get("spec")
+            .and_then(|spec| spec.pointer("/digest/sha256"))
+            .and_then(serde_json::Value::as_str);
+        let hex = expected.hex();
+        if recorded == Some(hex.as_str()) {
+            report.compare(
+                "spec-digest",
+                expected.to_string(),
+                expected.to_string(),
+                expected.to_string(),
+            );
+        } else {
+            let found = match recorded {
+                Some(hex) => format!("`sha256:{hex}`"),
+                None => "no externalParameters.spec.digest.sha256".to_string(),
+            };
+            let error = VerifyError::SpecDigest {
+                expected: expected.to_string(),
+                found: found.clone(),
+            };
+            report.fail("spec-digest", Some((expected.to_string(), found)), error);
+        }
+    }
 }
 
 /// The envelope on the first non-empty line of an `.intoto.jsonl` file.
-fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
+pub(crate) fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
     let malformed = |detail: String| VerifyError::MalformedEnvelope {
         path: path.to_path_buf(),
         detail,
@@ -174,7 +430,7 @@ fn read_envelope(path: &Path, bytes: &[u8]) -> Result<Envelope, VerifyError> {
     Envelope::from_json(line).map_err(|error| malformed(error.to_string()))
 }
 
-fn parse_statement(payload: &[u8]) -> Result<Statement, VerifyError> {
+pub(crate) fn parse_statement(payload: &[u8]) -> Result<Statement, VerifyError> {
     let malformed = |detail: String| VerifyError::MalformedStatement { detail };
     let value: serde_json::Value = serde_json::from_slice(payload)
         .map_err(|e| malformed(format!("expected JSON, found {e}")))?;
@@ -256,4 +512,10 @@ pub enum VerifyError {
     },
     #[error("builder id: expected `{expected}`, found `{found}`")]
     BuilderId { expected: String, found: String },
+    #[error("source digest: expected a `source:*` dependency with `{expected}`, found {found}")]
+    SourceDigest { expected: String, found: String },
+    #[error(
+        "spec digest: expected `{expected}` in externalParameters.spec.digest.sha256, found {found}"
+    )]
+    SpecDigest { expected: String, found: String },
 }

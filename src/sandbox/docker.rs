@@ -13,14 +13,16 @@ use std::io::Write;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BUILD_LABEL, INPUTS_DIR, OUT_DIR, STEP_LABEL, Sandbox, SandboxError, StepOutcome, StepRequest,
+    BUILD_LABEL, INPUTS_DIR, Network, OUT_DIR, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError,
+    StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::PinnedImage;
@@ -98,7 +100,10 @@ impl DockerSandbox {
         let labels = HashMap::from([
             (BUILD_LABEL.to_string(), request.build_id.clone()),
             (STEP_LABEL.to_string(), request.step.clone()),
+            (OWNER_LABEL.to_string(), owner::this_process()),
         ]);
+        let limits = &request.limits;
+        let memory = i64::try_from(limits.memory.0).unwrap_or(i64::MAX);
         ContainerCreateBody {
             image: Some(request.image.digest.to_string()),
             entrypoint: Some(request.argv.clone()),
@@ -112,13 +117,14 @@ impl DockerSandbox {
             ),
             working_dir: Some(request.workdir.clone()),
             user: Some(request.user.clone()),
-            hostname: Some(HOSTNAME.to_string()),
+            // The host network comes with the host's name; a fixed one cannot be set there.
+            hostname: (request.network != Network::Host).then(|| HOSTNAME.to_string()),
             labels: Some(labels),
-            network_disabled: Some(true),
+            network_disabled: Some(request.network == Network::None),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
-                network_mode: Some("none".to_string()),
+                network_mode: Some(request.network.mode().to_string()),
                 mounts: Some(mounts),
                 readonly_rootfs: Some(true),
                 tmpfs: Some(HashMap::from([(
@@ -127,6 +133,11 @@ impl DockerSandbox {
                 )])),
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
+                memory: Some(memory),
+                // The same as `memory`: no swap on top of the limit.
+                memory_swap: Some(memory),
+                pids_limit: Some(i64::try_from(limits.pids).unwrap_or(i64::MAX)),
+                nano_cpus: limits.cpus.map(|cpus| (cpus * 1e9) as i64),
                 ..Default::default()
             }),
             ..Default::default()
@@ -186,6 +197,52 @@ impl DockerSandbox {
         })
     }
 
+    /// Whether the kernel killed the container for going over its memory limit.
+    async fn was_oom_killed(&self, id: &str) -> bool {
+        match self.docker.inspect_container(id, None).await {
+            Ok(inspect) => inspect
+                .state
+                .and_then(|state| state.oom_killed)
+                .unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Removes the containers that sealroom processes which are no longer running left behind
+    /// (a build killed with SIGKILL, a crash). Containers of running builds are left alone.
+    /// Returns how many were removed.
+    pub async fn remove_leftovers(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|error| SandboxError::EngineUnreachable {
+                detail: error.to_string(),
+            })?;
+        let mut removed = 0;
+        for container in containers {
+            let owner = container
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(OWNER_LABEL));
+            let (Some(id), Some(owner)) = (container.id.as_deref(), owner) else {
+                continue;
+            };
+            if owner::is_alive(owner) {
+                continue;
+            }
+            if self.remove(id).await.is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
         let options = RemoveContainerOptionsBuilder::new()
             .force(true)
@@ -226,10 +283,23 @@ impl Sandbox for DockerSandbox {
                     detail: error.to_string(),
                 },
             })?;
-        // Removal below runs on every path: finished, failed, or cancelled mid-step.
+        // Removal below runs on every path: finished, failed, timed out, or cancelled mid-step.
+        let timeout = request.limits.timeout;
         let outcome = tokio::select! {
-            outcome = self.start_and_wait(&created.id, request) => outcome,
+            outcome = tokio::time::timeout(timeout, self.start_and_wait(&created.id, request)) => match outcome {
+                Ok(outcome) => outcome,
+                Err(_elapsed) => Err(SandboxError::TimedOut { step: request.step.clone(), limit: timeout }),
+            },
             () = cancel.cancelled() => Err(SandboxError::Cancelled { step: request.step.clone() }),
+        };
+        let outcome = match outcome {
+            Ok(outcome) if !outcome.succeeded() && self.was_oom_killed(&created.id).await => {
+                Err(SandboxError::OutOfMemory {
+                    step: request.step.clone(),
+                    limit: request.limits.memory,
+                })
+            }
+            outcome => outcome,
         };
         let removed = self.remove(&created.id).await;
         let outcome = outcome?;
@@ -239,6 +309,48 @@ impl Sandbox for DockerSandbox {
             detail: error.to_string(),
         })?;
         Ok(outcome)
+    }
+}
+
+/// Who made a container: this machine's process, told apart from a later process that reuses
+/// its pid by the process's start time (field 22 of `/proc/<pid>/stat`).
+mod owner {
+    /// `<pid>:<start time>` of this process.
+    pub fn this_process() -> String {
+        let pid = std::process::id();
+        format!("{pid}:{}", start_time(pid).unwrap_or_default())
+    }
+
+    /// Whether the process an owner label names is still running.
+    pub fn is_alive(owner: &str) -> bool {
+        let Some((pid, started)) = owner.split_once(':') else {
+            return false;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            return false;
+        };
+        start_time(pid).is_some_and(|now| now == started)
+    }
+
+    fn start_time(pid: u32) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may contain spaces.
+        let after_name = &stat[stat.rfind(')')? + 1..];
+        after_name.split_whitespace().nth(19).map(str::to_string)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn this_process_is_alive_and_a_stale_label_is_not() {
+            assert!(super::is_alive(&super::this_process()));
+            let pid = std::process::id();
+            assert!(
+                !super::is_alive(&format!("{pid}:0")),
+                "same pid, other start time"
+            );
+            assert!(!super::is_alive("not-a-label"));
+        }
     }
 }
 

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::digest::BlobDigest;
 use crate::error::ExitCode;
-use crate::spec::PinnedImage;
+use crate::spec::limits::format_duration;
+use crate::spec::{ByteSize, Limits, PinnedImage};
 
 /// Where a step's inputs and output are, inside the container.
 pub const INPUTS_DIR: &str = "/inputs";
@@ -29,6 +30,9 @@ pub const DEFAULT_USER: &str = "1000:1000";
 pub const BUILD_LABEL: &str = "dev.sealroom.build";
 /// The label naming the step a container runs.
 pub const STEP_LABEL: &str = "dev.sealroom.step";
+/// The label naming the process that made a container (`<pid>:<start time>`), so that the next
+/// build can tell the leftovers of a killed one from the containers of a running one.
+pub const OWNER_LABEL: &str = "dev.sealroom.owner";
 
 /// Everything one step run may see.
 #[derive(Debug, Clone)]
@@ -48,6 +52,32 @@ pub struct StepRequest {
     pub inputs: Vec<InputMount>,
     /// The host directory mounted at `/out`, empty and writable by `user`.
     pub out_dir: PathBuf,
+    pub limits: Limits,
+    /// `None` for every build step; fixed-output fetch steps get a network.
+    pub network: Network,
+}
+
+/// The network a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No interface but `lo`.
+    None,
+    /// The engine's default bridge.
+    Bridge,
+    /// The host's network stack, loopback included.
+    Host,
+}
+
+impl Network {
+    /// The engine's name for it (`network_mode`).
+    pub fn mode(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Bridge => "bridge",
+            Network::Host => "host",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +126,18 @@ pub enum SandboxError {
     ImageMissing { image: PinnedImage, name: String },
     #[error("step `{step}` was stopped because the build is stopping")]
     Cancelled { step: String },
+    #[error(
+        "step `{step}` timed out: it ran longer than its wall-clock limit of {} (limits.timeout) and was killed",
+        format_duration(*limit)
+    )]
+    TimedOut {
+        step: String,
+        limit: std::time::Duration,
+    },
+    #[error(
+        "step `{step}` ran out of memory: it was killed at its limit of {limit} (limits.memory)\n  hint: raise `limits.memory` for this step, or make it use less"
+    )]
+    OutOfMemory { step: String, limit: ByteSize },
     #[error("container engine error while {action} for step `{step}`: {detail}")]
     Engine {
         step: String,
@@ -109,7 +151,10 @@ impl SandboxError {
         match self {
             SandboxError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
             SandboxError::ImageMissing { .. } => ExitCode::BadInput,
-            SandboxError::Engine { .. } | SandboxError::Cancelled { .. } => ExitCode::StepFailed,
+            SandboxError::Engine { .. }
+            | SandboxError::Cancelled { .. }
+            | SandboxError::TimedOut { .. }
+            | SandboxError::OutOfMemory { .. } => ExitCode::StepFailed,
         }
     }
 }

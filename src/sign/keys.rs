@@ -1,8 +1,11 @@
 //! Key pairs: ECDSA P-256 (SHA-256, DER signatures) and Ed25519, PEM in and out.
 //!
 //! Private keys are read from PKCS#8 PEM (`PRIVATE KEY`, the algorithm detected from the key's
-//! OID) or, for P-256, SEC1 PEM (`EC PRIVATE KEY`); they are written as PKCS#8 v1 PEM. Public
-//! keys are SPKI PEM (`PUBLIC KEY`). The key id is the lower-case hex sha256 of the DER
+//! OID), encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, passphrase in `SEALROOM_KEY_PASSWORD`),
+//! cosign key files (`ENCRYPTED SIGSTORE PRIVATE KEY` / `ENCRYPTED COSIGN PRIVATE KEY`,
+//! passphrase in `COSIGN_PASSWORD`; see `sign::encrypted`) or, for P-256, SEC1 PEM
+//! (`EC PRIVATE KEY`); they are written as PKCS#8 v1 PEM, plain or encrypted. Public keys are
+//! SPKI PEM (`PUBLIC KEY`). The key id is the lower-case hex sha256 of the DER
 //! SubjectPublicKeyInfo, re-encoded canonically so the same key always has the same id.
 //!
 //! This module owns no file writes; `ops::keygen` writes key files.
@@ -15,8 +18,10 @@ use p256::pkcs8::der::pem::{self, LineEnding};
 use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo, spki::SubjectPublicKeyInfoRef};
 use rand_core::OsRng;
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 use super::SignError;
+use super::encrypted::{self, PassphraseLookup};
 
 /// `id-ecPublicKey` (RFC 5480).
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -27,7 +32,8 @@ const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112"
 /// `rsaEncryption`, named in errors because RSA keys are the likeliest wrong guess.
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
-const EXPECTED_PRIVATE: &str = "a PEM private key (PKCS#8 or SEC1) for ECDSA P-256 or Ed25519";
+const EXPECTED_PRIVATE: &str =
+    "a PEM private key (PKCS#8, encrypted PKCS#8, cosign or SEC1) for ECDSA P-256 or Ed25519";
 const EXPECTED_PUBLIC: &str = "a PEM public key (SPKI) for ECDSA P-256 or Ed25519";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -66,10 +72,25 @@ pub enum KeyFormatError {
         found: String,
     },
     #[error(
-        "expected an unencrypted PKCS#8 private key, found an encrypted one; \
-         hint: decrypt it with `openssl pkcs8 -in KEY -out PLAIN.key`"
+        "expected the passphrase of the {kind} in the environment variable {variable}, found it unset"
     )]
-    Encrypted,
+    MissingPassphrase {
+        kind: &'static str,
+        variable: &'static str,
+    },
+    #[error(
+        "cannot decrypt the {kind} with the passphrase from {variable}: wrong passphrase, or a damaged file"
+    )]
+    WrongPassphrase {
+        kind: &'static str,
+        variable: &'static str,
+    },
+    #[error("{kind}: expected {expected}, found {found}")]
+    UnsupportedEncryption {
+        kind: &'static str,
+        expected: &'static str,
+        found: String,
+    },
     #[error("expected {expected}, found a key for algorithm {found}")]
     UnsupportedAlgorithm {
         expected: &'static str,
@@ -118,21 +139,46 @@ impl SigningKey {
         }
     }
 
-    /// Reads a PEM private key file; errors name the file.
+    /// Reads a PEM private key file, taking passphrases of encrypted keys from the
+    /// environment; errors name the file.
     pub fn from_pem_file(path: &Path) -> Result<Self, SignError> {
-        let text = read_key_file(path)?;
-        Self::from_pem(&text).map_err(|source| SignError::Key {
+        Self::from_pem_file_with(path, &encrypted::environment)
+    }
+
+    /// `from_pem_file` with passphrases from `lookup` instead of the environment.
+    pub fn from_pem_file_with(
+        path: &Path,
+        lookup: PassphraseLookup<'_>,
+    ) -> Result<Self, SignError> {
+        let text = Zeroizing::new(read_key_file(path)?);
+        Self::from_pem_with(&text, lookup).map_err(|source| SignError::Key {
             path: path.to_path_buf(),
             source,
         })
     }
 
-    /// Parses PKCS#8 PEM (`PRIVATE KEY`, P-256 or Ed25519, detected from the key) or SEC1 PEM
-    /// (`EC PRIVATE KEY`, P-256 only).
+    /// Parses a PEM private key, taking passphrases of encrypted keys from the environment
+    /// (see [`SigningKey::from_pem_with`]).
     pub fn from_pem(text: &str) -> Result<Self, KeyFormatError> {
+        Self::from_pem_with(text, &encrypted::environment)
+    }
+
+    /// Parses PKCS#8 PEM (`PRIVATE KEY`, P-256 or Ed25519, detected from the key), encrypted
+    /// PKCS#8 (`ENCRYPTED PRIVATE KEY`, passphrase `SEALROOM_KEY_PASSWORD`), a cosign key
+    /// (`ENCRYPTED SIGSTORE PRIVATE KEY` or `ENCRYPTED COSIGN PRIVATE KEY`, passphrase
+    /// `COSIGN_PASSWORD`) or SEC1 PEM (`EC PRIVATE KEY`, P-256 only). `lookup` maps a variable
+    /// name to the passphrase.
+    pub fn from_pem_with(text: &str, lookup: PassphraseLookup<'_>) -> Result<Self, KeyFormatError> {
         let (label, der) = decode_pem(text, EXPECTED_PRIVATE)?;
+        let der = Zeroizing::new(der);
         match label.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
+            encrypted::PKCS8_ENCRYPTED_LABEL => {
+                Self::from_pkcs8_der(&encrypted::decrypt_pkcs8(&der, lookup)?)
+            }
+            encrypted::SIGSTORE_LABEL | encrypted::COSIGN_LABEL => {
+                Self::from_pkcs8_der(&encrypted::decrypt_cosign(&der, lookup)?)
+            }
             "EC PRIVATE KEY" => {
                 let secret = p256::SecretKey::from_sec1_der(&der).map_err(|error| {
                     KeyFormatError::Malformed {
@@ -142,7 +188,6 @@ impl SigningKey {
                 })?;
                 Ok(SigningKey::EcdsaP256(p256::ecdsa::SigningKey::from(secret)))
             }
-            "ENCRYPTED PRIVATE KEY" => Err(KeyFormatError::Encrypted),
             "PUBLIC KEY" => Err(KeyFormatError::WrongKind {
                 expected: EXPECTED_PRIVATE,
                 found: "a public key (PUBLIC KEY)".to_string(),
@@ -187,7 +232,7 @@ impl SigningKey {
     }
 
     /// PKCS#8 v1 PEM (no embedded public key, the form openssl and cosign read everywhere).
-    pub fn to_pkcs8_pem(&self) -> p256::elliptic_curve::zeroize::Zeroizing<String> {
+    pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
         let document = match self {
             SigningKey::EcdsaP256(key) => key.to_pkcs8_pem(LineEnding::LF),
             SigningKey::Ed25519(key) => ed25519_dalek::pkcs8::KeypairBytes {
@@ -197,6 +242,45 @@ impl SigningKey {
             .to_pkcs8_pem(LineEnding::LF),
         };
         document.expect("a valid in-memory key encodes as PKCS#8")
+    }
+
+    /// PKCS#8 v1 DER, the plaintext inside both encrypted forms.
+    pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
+        let document = match self {
+            SigningKey::EcdsaP256(key) => key.to_pkcs8_der(),
+            SigningKey::Ed25519(key) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: key.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_der(),
+        };
+        Zeroizing::new(
+            document
+                .expect("a valid in-memory key encodes as PKCS#8")
+                .as_bytes()
+                .to_vec(),
+        )
+    }
+
+    /// Encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`): PBES2, PBKDF2-HMAC-SHA256 with
+    /// `iterations` (use [`encrypted::PBKDF2_ITERATIONS`]), AES-256-CBC. openssl, Python
+    /// `cryptography` and sealroom (with `SEALROOM_KEY_PASSWORD`) read it.
+    pub fn to_encrypted_pkcs8_pem(
+        &self,
+        password: &[u8],
+        iterations: u32,
+    ) -> Result<Zeroizing<String>, KeyFormatError> {
+        encrypted::encrypt_pkcs8_pem(&self.to_pkcs8_der(), password, iterations)
+    }
+
+    /// A cosign key file (`ENCRYPTED SIGSTORE PRIVATE KEY`) with scrypt `cost` (use
+    /// [`encrypted::COSIGN_SCRYPT`] for files cosign reads).
+    pub fn to_cosign_pem(
+        &self,
+        password: &[u8],
+        cost: encrypted::ScryptCost,
+    ) -> Result<Zeroizing<String>, KeyFormatError> {
+        encrypted::encrypt_cosign_pem(&self.to_pkcs8_der(), password, cost)
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
@@ -248,12 +332,14 @@ impl VerifyingKey {
         let (label, der) = decode_pem(text, EXPECTED_PUBLIC)?;
         match label.as_str() {
             "PUBLIC KEY" => Self::from_spki_der(&der),
-            "PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
-                Err(KeyFormatError::WrongKind {
-                    expected: EXPECTED_PUBLIC,
-                    found: format!("a private key ({label}); hint: pass the `.pub` file"),
-                })
-            }
+            "PRIVATE KEY"
+            | "EC PRIVATE KEY"
+            | encrypted::PKCS8_ENCRYPTED_LABEL
+            | encrypted::SIGSTORE_LABEL
+            | encrypted::COSIGN_LABEL => Err(KeyFormatError::WrongKind {
+                expected: EXPECTED_PUBLIC,
+                found: format!("a private key ({label}); hint: pass the `.pub` file"),
+            }),
             other => Err(KeyFormatError::WrongKind {
                 expected: EXPECTED_PUBLIC,
                 found: format!("a PEM block labelled `{other}`"),

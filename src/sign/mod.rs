@@ -1,12 +1,15 @@
 //! Signing and verifying: DSSE envelopes over PAE, with ECDSA P-256 (SHA-256, DER signatures)
-//! and Ed25519 keys read from and written to PEM (PKCS#8 private, SPKI public).
+//! and Ed25519 keys read from and written to PEM (PKCS#8 private, plain or encrypted, cosign key
+//! files, SPKI public), and the Sigstore bundle form of an envelope.
 //!
 //! The key id is the lower-case hex sha256 of the public key's DER SubjectPublicKeyInfo.
 //!
 //! This module knows nothing of statements or artifacts (that is `provenance` and
 //! `ops::verify`) and writes no files.
 
+pub mod bundle;
 pub mod dsse;
+pub mod encrypted;
 pub mod keys;
 
 use std::path::PathBuf;
@@ -44,6 +47,8 @@ pub enum SignError {
     Unsigned { threshold: usize },
     #[error("the verification threshold must be at least 1, found 0")]
     ZeroThreshold,
+    #[error("--encrypt needs a passphrase: set {variable}")]
+    MissingPassphrase { variable: &'static str },
     /// Fewer distinct keys verified than the threshold asks for.
     #[error("{}", below_threshold_message(.threshold, .verified, .keys, .signed_by))]
     BelowThreshold {

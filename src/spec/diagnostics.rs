@@ -125,11 +125,8 @@ fn unknown_key(unknown: &str, expected: &str) -> (String, Option<String>) {
             quoted_list(known.iter().copied())
         )
     };
-    let hint = if unknown == "fetch" {
-        Some("`[[fetch]]` is not supported yet by this version of sealroom".to_string())
-    } else {
-        closest(unknown, known.iter().copied()).map(|name| format!("did you mean `{name}`?"))
-    };
+    let hint =
+        closest(unknown, known.iter().copied()).map(|name| format!("did you mean `{name}`?"));
     (message, hint)
 }
 

@@ -10,6 +10,7 @@
 
 mod diagnostics;
 mod graph;
+pub mod limits;
 pub mod raw;
 mod validate;
 
@@ -20,7 +21,8 @@ use std::str::FromStr;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::digest::{BlobDigest, ImageDigest};
+use crate::digest::{BlobDigest, ImageDigest, TreeDigest};
+pub use limits::{ByteSize, Limits};
 
 /// The one spec version this build of sealroom understands.
 pub const SPEC_VERSION: u32 = 1;
@@ -37,12 +39,77 @@ pub struct Spec {
     /// `SOURCE_DATE_EPOCH` for every step; defaults to 0 when the spec does not set it.
     pub source_date_epoch: u64,
     pub sources: Vec<Source>,
+    /// Pinned dependencies, fetched with the network on before any step runs.
+    pub fetches: Vec<Fetch>,
     pub steps: Vec<Step>,
+}
+
+/// A pinned dependency, fetched with the network on and mounted read-only at `/inputs/<name>`.
+#[derive(Debug, Clone)]
+pub struct Fetch {
+    pub name: Name,
+    pub kind: FetchKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum FetchKind {
+    /// A download, verified against `sha256` as it streams.
+    Url(UrlFetch),
+    /// A container step with the network on whose `/out` must have the pinned tree digest
+    /// (like a Nix fixed-output derivation).
+    Run(RunFetch),
+}
+
+#[derive(Debug, Clone)]
+pub struct UrlFetch {
+    /// `http`, `https` or `file`.
+    pub url: String,
+    /// The pin; `None` only until `sealroom pin` fills it in (a build refuses it).
+    pub sha256: Option<BlobDigest>,
+    /// Unpack the archive (tar, tar.gz, tar.xz, tar.bz2, zip) into the input tree; otherwise
+    /// the input tree holds the one file, named `file_name`.
+    pub unpack: bool,
+    pub strip_components: usize,
+    /// The name of the downloaded file in its input tree when not unpacked: `file_name`, else the
+    /// last segment of the URL's path.
+    pub file_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunFetch {
+    pub run: Vec<String>,
+    /// The pin; `None` only until `sealroom pin` fills it in (a build refuses it).
+    pub output: Option<TreeDigest>,
+    /// The image it runs in: its own `image`, else the spec's sandbox image.
+    pub image: PinnedImage,
+    pub env: BTreeMap<String, String>,
+    pub network: FetchNetwork,
+    pub limits: Limits,
+}
+
+/// The network a fixed-output fetch step gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchNetwork {
+    /// The engine's default bridge network: the outside world, not the host's loopback.
+    Bridge,
+    /// The host's network, loopback included (e.g. a mirror or proxy on 127.0.0.1).
+    Host,
+}
+
+impl FetchNetwork {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchNetwork::Bridge => "bridge",
+            FetchNetwork::Host => "host",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
     pub image: PinnedImage,
+    /// The limits of a step that sets none of its own (`[sandbox.limits]` over the defaults).
+    pub limits: Limits,
 }
 
 /// A local directory tree, hashed and mounted read-only at `/inputs/<name>`.
@@ -66,6 +133,8 @@ pub struct Step {
     pub env: BTreeMap<String, String>,
     /// Files under `/out` that get provenance, relative to `/out`.
     pub artifacts: Vec<RelativePath>,
+    /// The step's limits: its own `limits` over `[sandbox.limits]` over the defaults.
+    pub limits: Limits,
 }
 
 /// A step input: what it names and what kind of thing that is.
@@ -78,6 +147,7 @@ pub struct Input {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
     Source,
+    Fetch,
     Step,
 }
 

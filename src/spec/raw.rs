@@ -6,12 +6,13 @@
 //! span (byte offsets into the file) so that an error can name a line and column.
 //!
 //! `#[serde(deny_unknown_fields)]` everywhere: a misspelt key is an error, never ignored.
-//! `[[fetch]]` (issue [B]) is not accepted yet, so it is an unknown key too.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_spanned::Spanned;
+
+pub use super::limits::RawLimits;
 
 /// The whole spec file.
 #[derive(Debug, Deserialize)]
@@ -24,6 +25,8 @@ pub struct RawSpec {
     #[serde(default)]
     pub source: Vec<Spanned<RawSource>>,
     #[serde(default)]
+    pub fetch: Vec<Spanned<RawFetch>>,
+    #[serde(default)]
     pub step: Vec<Spanned<RawStep>>,
 }
 
@@ -32,6 +35,8 @@ pub struct RawSpec {
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     pub image: Option<Spanned<String>>,
+    /// Defaults for every step's limits.
+    pub limits: Option<Spanned<RawLimits>>,
 }
 
 /// One `[[source]]`.
@@ -56,9 +61,30 @@ pub struct RawStep {
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
     pub artifacts: Vec<Spanned<String>>,
+    pub limits: Option<Spanned<RawLimits>>,
 }
 
 /// Parses the text of a spec file into the mirror. Errors are toml's own; `load` rewords them.
 pub fn parse(text: &str) -> Result<RawSpec, toml::de::Error> {
     toml::from_str(text)
+}
+
+/// A `[[fetch]]`: either a download (`url`, `sha256`, `unpack`, `strip_components`) or a
+/// fixed-output container step (`run`, `output`, `image`, `env`, `network`, `limits`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFetch {
+    pub name: Option<Spanned<String>>,
+    pub url: Option<Spanned<String>>,
+    pub sha256: Option<Spanned<String>>,
+    pub unpack: Option<Spanned<bool>>,
+    pub strip_components: Option<Spanned<i64>>,
+    pub file_name: Option<Spanned<String>>,
+    pub run: Option<Spanned<Vec<Spanned<String>>>>,
+    pub output: Option<Spanned<String>>,
+    pub image: Option<Spanned<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub network: Option<Spanned<String>>,
+    pub limits: Option<Spanned<RawLimits>>,
 }

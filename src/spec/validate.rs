@@ -13,10 +13,11 @@ use super::diagnostics::{SourceText, closest, quoted_list};
 use super::graph::{Cycle, topological_order};
 use super::raw::{self, RawSource, RawSpec, RawStep};
 use super::{
-    Exclude, Input, InputKind, Name, PinnedImage, RelativePath, RelativePathError, SPEC_VERSION,
-    SandboxSettings, Source, Spec, SpecError, Step,
+    Exclude, Fetch, FetchKind, FetchNetwork, Input, InputKind, Limits, Name, PinnedImage,
+    RelativePath, RelativePathError, RunFetch, SPEC_VERSION, SandboxSettings, Source, Spec,
+    SpecError, Step, UrlFetch,
 };
-use crate::digest::BlobDigest;
+use crate::digest::{BlobDigest, TreeDigest};
 
 /// The variable a spec sets with `source_date_epoch`, never through `env`.
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -116,6 +117,11 @@ impl Validator<'_> {
             sources.push(self.source(index, raw_source, directory)?);
         }
 
+        let mut fetches = Vec::with_capacity(raw.fetch.len());
+        for (index, raw_fetch) in raw.fetch.iter().enumerate() {
+            fetches.push(self.fetch(index, raw_fetch, &sandbox)?);
+        }
+
         // Declare every step's name first: a step may take a later step as input.
         let mut step_names = Vec::with_capacity(raw.step.len());
         for (index, raw_step) in raw.step.iter().enumerate() {
@@ -130,7 +136,7 @@ impl Validator<'_> {
         }
         let mut steps = Vec::with_capacity(raw.step.len());
         for (raw_step, name) in raw.step.iter().zip(step_names) {
-            steps.push(self.step(raw_step, name)?);
+            steps.push(self.step(raw_step, name, sandbox.limits)?);
         }
         self.check_artifacts_do_not_collide(&raw.step, &steps)?;
         let steps = self.order(&raw.step, steps)?;
@@ -142,6 +148,7 @@ impl Validator<'_> {
             sandbox,
             source_date_epoch,
             sources,
+            fetches,
             steps,
         })
     }
@@ -229,7 +236,8 @@ impl Validator<'_> {
             .get_ref()
             .parse::<PinnedImage>()
             .map_err(|invalid| self.invalid(image.span(), invalid.message, invalid.hint))?;
-        Ok(SandboxSettings { image })
+        let limits = self.limits(sandbox.get_ref().limits.as_ref(), Limits::default())?;
+        Ok(SandboxSettings { image, limits })
     }
 
     fn source(
@@ -339,7 +347,242 @@ impl Validator<'_> {
         })
     }
 
-    fn step(&self, raw: &Spanned<RawStep>, name: Name) -> Result<Step, SpecError> {
+    fn fetch(
+        &mut self,
+        index: usize,
+        raw: &Spanned<raw::RawFetch>,
+        sandbox: &SandboxSettings,
+    ) -> Result<Fetch, SpecError> {
+        let table = raw.get_ref();
+        let Some(raw_name) = &table.name else {
+            return Err(self.invalid(
+                raw.span(),
+                "missing key `name` in this `[[fetch]]`",
+                Some("add `name = \"<fetch>\"`".to_string()),
+            ));
+        };
+        let name = self.declare(raw_name, InputKind::Fetch, index)?;
+        let set_url_keys: Vec<&str> = [
+            table.sha256.is_some(),
+            table.unpack.is_some(),
+            table.strip_components.is_some(),
+            table.file_name.is_some(),
+        ]
+        .iter()
+        .zip(URL_FETCH_KEYS)
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
+        let set_run_keys: Vec<&str> = [
+            table.output.is_some(),
+            table.image.is_some(),
+            !table.env.is_empty(),
+            table.network.is_some(),
+            table.limits.is_some(),
+            table.run.is_some(),
+        ]
+        .iter()
+        .zip(RUN_FETCH_KEYS)
+        .filter_map(|(set, key)| set.then_some(key))
+        .collect();
+        let kind = match (&table.url, &table.run) {
+            (Some(url), None) => {
+                if let Some(key) = set_run_keys.first() {
+                    return Err(self.invalid(
+                        raw.span(),
+                        format!("fetch `{name}` downloads a `url`, so `{key}` does not belong to it"),
+                        Some("`output`, `image`, `env`, `network` and `limits` are for fetches that `run` a command".to_string()),
+                    ));
+                }
+                FetchKind::Url(self.url_fetch(&name, url, table)?)
+            }
+            (None, Some(run)) => {
+                if let Some(key) = set_url_keys.first() {
+                    return Err(self.invalid(
+                        raw.span(),
+                        format!("fetch `{name}` runs a command, so `{key}` does not belong to it"),
+                        Some("`sha256`, `unpack`, `strip_components` and `file_name` are for fetches with a `url`".to_string()),
+                    ));
+                }
+                FetchKind::Run(self.run_fetch(&name, run, table, sandbox)?)
+            }
+            (Some(_), Some(run)) => {
+                return Err(self.invalid(
+                    run.span(),
+                    format!("fetch `{name}` has both `url` and `run`: expected one of them"),
+                    Some("split it into two fetches".to_string()),
+                ));
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    raw.span(),
+                    format!("missing key `url` or `run` in fetch `{name}`"),
+                    Some("a fetch downloads `url = \"…\"` pinned by `sha256`, or runs `run = [\"…\"]` pinned by `output`".to_string()),
+                ));
+            }
+        };
+        Ok(Fetch { name, kind })
+    }
+
+    fn url_fetch(
+        &self,
+        name: &Name,
+        url: &Spanned<String>,
+        table: &raw::RawFetch,
+    ) -> Result<UrlFetch, SpecError> {
+        let text = url.get_ref();
+        let scheme = text.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("http" | "https" | "file")) {
+            return Err(self.invalid(
+                url.span(),
+                format!("expected an `http://`, `https://` or `file://` URL for fetch `{name}`, found `{text}`"),
+                None,
+            ));
+        }
+        let sha256 = match &table.sha256 {
+            None => None,
+            Some(pin) => {
+                let value = pin.get_ref();
+                let parsed = if value.starts_with("sha256:") {
+                    value.parse::<BlobDigest>()
+                } else {
+                    BlobDigest::from_hex(value)
+                };
+                Some(parsed.map_err(|_| {
+                    self.invalid(
+                        pin.span(),
+                        format!("expected 64 lower-case hex characters (optionally after `sha256:`) for `sha256` of fetch `{name}`, found `{value}`"),
+                        Some("`sealroom pin` fills it in from one download, for you to review".to_string()),
+                    )
+                })?)
+            }
+        };
+        let strip_components = match &table.strip_components {
+            None => 0,
+            Some(count) => usize::try_from(*count.get_ref()).map_err(|_| {
+                self.invalid(
+                    count.span(),
+                    format!(
+                        "expected a non-negative integer for `strip_components`, found {}",
+                        count.get_ref()
+                    ),
+                    None,
+                )
+            })?,
+        };
+        let unpack = table
+            .unpack
+            .as_ref()
+            .is_some_and(|unpack| *unpack.get_ref());
+        if strip_components > 0 && !unpack {
+            let span = table
+                .strip_components
+                .as_ref()
+                .map_or(url.span(), |count| count.span());
+            return Err(self.invalid(
+                span,
+                format!("`strip_components` of fetch `{name}` only applies to an archive that is unpacked"),
+                Some("add `unpack = true`, or remove `strip_components`".to_string()),
+            ));
+        }
+        let file_name = match &table.file_name {
+            Some(file_name) => {
+                let value = file_name.get_ref();
+                if value.is_empty() || value.contains('/') || value == "." || value == ".." || value.contains('\0') {
+                    return Err(self.invalid(
+                        file_name.span(),
+                        format!("expected a plain file name for `file_name`, found `{value}`"),
+                        None,
+                    ));
+                }
+                value.clone()
+            }
+            None => url_file_name(text).ok_or_else(|| {
+                self.invalid(
+                    url.span(),
+                    format!("cannot name the file of fetch `{name}`: the URL `{text}` has no file name at the end of its path"),
+                    Some("add `file_name = \"…\"`".to_string()),
+                )
+            })?,
+        };
+        Ok(UrlFetch {
+            url: text.clone(),
+            sha256,
+            unpack,
+            strip_components,
+            file_name,
+        })
+    }
+
+    fn run_fetch(
+        &self,
+        name: &Name,
+        run: &Spanned<Vec<Spanned<String>>>,
+        table: &raw::RawFetch,
+        sandbox: &SandboxSettings,
+    ) -> Result<RunFetch, SpecError> {
+        let argv = self.argv(name, "fetch", run)?;
+        let output = match &table.output {
+            None => None,
+            Some(pin) => Some(pin.get_ref().parse::<TreeDigest>().map_err(|_| {
+                self.invalid(
+                    pin.span(),
+                    format!("expected a tree digest `sha256:<64 lower-case hex>` for `output` of fetch `{name}`, found `{}`", pin.get_ref()),
+                    Some("build once with a wrong pin, or run `sealroom pin`: the error shows the digest the step produced, for you to review".to_string()),
+                )
+            })?),
+        };
+        let image = match &table.image {
+            None => sandbox.image.clone(),
+            Some(image) => image
+                .get_ref()
+                .parse::<PinnedImage>()
+                .map_err(|invalid| self.invalid(image.span(), invalid.message, invalid.hint))?,
+        };
+        let network = match table.network.as_ref() {
+            None => FetchNetwork::Bridge,
+            Some(network) => match network.get_ref().as_str() {
+                "bridge" => FetchNetwork::Bridge,
+                "host" => FetchNetwork::Host,
+                other => {
+                    return Err(self.invalid(
+                        network.span(),
+                        format!("expected `network = \"bridge\"` or `\"host\"` for fetch `{name}`, found `{other}`"),
+                        None,
+                    ));
+                }
+            },
+        };
+        Ok(RunFetch {
+            run: argv,
+            output,
+            image,
+            env: self.env(&table.env)?,
+            network,
+            limits: self.limits(table.limits.as_ref(), sandbox.limits)?,
+        })
+    }
+
+    /// `base` with the keys of a `limits` table, if there is one, replaced.
+    fn limits(
+        &self,
+        raw: Option<&Spanned<raw::RawLimits>>,
+        base: Limits,
+    ) -> Result<Limits, SpecError> {
+        match raw {
+            None => Ok(base),
+            Some(raw) => raw
+                .get_ref()
+                .apply(base)
+                .map_err(|error| self.invalid(error.span, error.message, error.hint)),
+        }
+    }
+
+    fn step(
+        &self,
+        raw: &Spanned<RawStep>,
+        name: Name,
+        defaults: Limits,
+    ) -> Result<Step, SpecError> {
         let table = raw.get_ref();
         let inputs = self.inputs(&name, &table.inputs)?;
 
@@ -353,18 +596,43 @@ impl Validator<'_> {
                 ),
             ));
         };
+        let argv = self.argv(&name, "step", run)?;
+        let env = self.env(&table.env)?;
+
+        let mut artifacts: Vec<RelativePath> = Vec::with_capacity(table.artifacts.len());
+        for raw_artifact in &table.artifacts {
+            artifacts.push(self.artifact(raw_artifact)?);
+        }
+
+        Ok(Step {
+            name,
+            inputs,
+            run: argv,
+            env,
+            artifacts,
+            limits: self.limits(table.limits.as_ref(), defaults)?,
+        })
+    }
+
+    /// A `run` argv: not empty, a program first, no NUL characters.
+    fn argv(
+        &self,
+        name: &Name,
+        what: &str,
+        run: &Spanned<Vec<Spanned<String>>>,
+    ) -> Result<Vec<String>, SpecError> {
         let argv = run.get_ref();
         let Some(program) = argv.first() else {
             return Err(self.invalid(
                 run.span(),
-                format!("expected a non-empty argv for `run` in step `{name}`, found `[]`"),
+                format!("expected a non-empty argv for `run` in {what} `{name}`, found `[]`"),
                 Some("e.g. `run = [\"sh\", \"-c\", \"make\"]`".to_string()),
             ));
         };
         if program.get_ref().is_empty() {
             return Err(self.invalid(
                 program.span(),
-                format!("expected a program as the first element of `run` in step `{name}`, found an empty string"),
+                format!("expected a program as the first element of `run` in {what} `{name}`, found an empty string"),
                 None,
             ));
         }
@@ -378,9 +646,19 @@ impl Validator<'_> {
                 None,
             ));
         }
+        Ok(argv
+            .iter()
+            .map(|argument| argument.get_ref().clone())
+            .collect())
+    }
 
+    /// An `env` table: valid names, no NUL characters, nothing sealroom fixes itself.
+    fn env(
+        &self,
+        raw_env: &BTreeMap<Spanned<String>, Spanned<String>>,
+    ) -> Result<BTreeMap<String, String>, SpecError> {
         let mut env = BTreeMap::new();
-        for (key, value) in &table.env {
+        for (key, value) in raw_env {
             self.env_key(key)?;
             if value.get_ref().contains('\0') {
                 return Err(self.invalid(
@@ -394,22 +672,7 @@ impl Validator<'_> {
             }
             env.insert(key.get_ref().clone(), value.get_ref().clone());
         }
-
-        let mut artifacts: Vec<RelativePath> = Vec::with_capacity(table.artifacts.len());
-        for raw_artifact in &table.artifacts {
-            artifacts.push(self.artifact(raw_artifact)?);
-        }
-
-        Ok(Step {
-            name,
-            inputs,
-            run: argv
-                .iter()
-                .map(|argument| argument.get_ref().clone())
-                .collect(),
-            env,
-            artifacts,
-        })
+        Ok(env)
     }
 
     fn inputs(&self, step: &Name, raw_inputs: &[Spanned<String>]) -> Result<Vec<Input>, SpecError> {
@@ -425,13 +688,15 @@ impl Validator<'_> {
                 let hint = match closest(name.as_str(), known.iter().copied()) {
                     Some(near) => format!("did you mean `{near}`?"),
                     None => {
-                        format!("add a `[[source]]` or `[[step]]` named `{name}`, or fix the name")
+                        format!(
+                            "add a `[[source]]`, `[[fetch]]` or `[[step]]` named `{name}`, or fix the name"
+                        )
                     }
                 };
                 return Err(self.invalid(
                     raw_input.span(),
                     format!(
-                        "input `{name}` of step `{step}` names no source or step; known names: {}",
+                        "input `{name}` of step `{step}` names no source, fetch or step; known names: {}",
                         quoted_list(known)
                     ),
                     Some(hint),
@@ -631,6 +896,20 @@ fn nested<'a>(
 fn kind_word(kind: InputKind) -> &'static str {
     match kind {
         InputKind::Source => "source",
+        InputKind::Fetch => "fetch",
         InputKind::Step => "step",
     }
+}
+
+/// The keys of each kind of fetch, for saying which do not belong together.
+const URL_FETCH_KEYS: [&str; 4] = ["sha256", "unpack", "strip_components", "file_name"];
+const RUN_FETCH_KEYS: [&str; 6] = ["output", "image", "env", "network", "limits", "run"];
+
+/// The last segment of a URL's path, if it makes a file name.
+fn url_file_name(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let after_scheme = path.split_once("://").map_or(path, |(_, rest)| rest);
+    let (_, path) = after_scheme.split_once('/')?;
+    let last = path.rsplit('/').next()?;
+    (!last.is_empty() && last != "." && last != "..").then(|| last.to_string())
 }

@@ -1,0 +1,516 @@
+//! The fetch stage: every `[[fetch]]` of a spec becomes a verified tree in the store, mounted
+//! read-only at `/inputs/<name>` in the steps that name it. Runs before any build step, and is
+//! the only stage with a network.
+//!
+//! - A download (`url` + `sha256`) streams into the store's temp dir while it is hashed and is
+//!   kept only when the digest matches the pin; a blob already in the store touches no network.
+//!   Its input tree (the archive unpacked, or the one file) is remembered in the action cache
+//!   under a key of the blob digest and the unpack settings, so a warm store needs nothing.
+//! - A fixed-output step (`run` + `output`) runs in a container with a network; its `/out` is
+//!   hashed in a scratch store first and kept only when its tree digest equals the pin. A tree
+//!   already in the store is a hit: the step does not run.
+//! - `--offline` opens no socket and starts no container: whatever is missing from the store is
+//!   listed in one error.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use futures_util::StreamExt;
+
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
+use crate::error::{Error, ExitCode};
+use crate::fetch::{
+    ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
+};
+use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRequest, WORK_DIR};
+use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
+use crate::store::Store;
+use crate::store::actions::ActionResult;
+
+/// The version of the key under which a download's input tree is cached.
+const FETCH_KEY_VERSION: &str = "sealroom-fetch-v1";
+
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Open no socket and start no container.
+    pub offline: bool,
+    /// At most this many downloads at once.
+    pub jobs: usize,
+    pub build_id: String,
+    pub interrupt: CancellationToken,
+}
+
+/// What the fetch stage did for one `[[fetch]]`, for provenance and the reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fetched {
+    pub name: String,
+    /// The input tree steps see at `/inputs/<name>`.
+    pub tree: TreeDigest,
+    /// Taken from the store: no download, no container.
+    pub cached: bool,
+    #[serde(flatten)]
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Origin {
+    Download {
+        url: String,
+        /// Where the bytes came from after redirects; the same as `url` without any, or when the
+        /// blob was already in the store.
+        final_url: String,
+        redirects: Vec<String>,
+        sha256: BlobDigest,
+        unpack: bool,
+        strip_components: usize,
+    },
+    Run {
+        run: Vec<String>,
+        image: String,
+        network: &'static str,
+    },
+}
+
+/// Fetches every `[[fetch]]` of `spec`; returns one entry per fetch in spec order.
+pub async fn fetch_all<S: Sandbox>(
+    sandbox: &S,
+    store: &Store,
+    spec: &Spec,
+    options: &FetchOptions,
+) -> Result<Vec<Fetched>, Error> {
+    let downloader = Downloader::new(DownloaderOptions {
+        offline: options.offline,
+        ..DownloaderOptions::default()
+    })?;
+    let mut missing = Vec::new();
+    let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
+    let mut to_download = Vec::new();
+    for (index, fetch) in spec.fetches.iter().enumerate() {
+        match &fetch.kind {
+            FetchKind::Url(url) => match cached_download(store, fetch, url)? {
+                Some(done) => fetched[index] = Some(done),
+                None if options.offline => missing.push(format!("`{}` ({})", fetch.name, url.url)),
+                None => to_download.push((index, fetch, url)),
+            },
+            FetchKind::Run(run) => {
+                let pin = run.output.ok_or_else(|| FetchStageError::Unpinned {
+                    name: fetch.name.to_string(),
+                    key: "output",
+                })?;
+                if store.has_tree(&pin) {
+                    fetched[index] = Some(run_fetched(fetch, run, pin, true));
+                } else if options.offline {
+                    missing.push(format!(
+                        "`{}` (a fixed-output step: {})",
+                        fetch.name,
+                        run.run.join(" ")
+                    ));
+                } else {
+                    let tree =
+                        run_fixed_output(sandbox, store, &fetch.name, run, Some(pin), options)
+                            .await?;
+                    fetched[index] = Some(run_fetched(fetch, run, tree, false));
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(FetchStageError::OfflineMissing { missing }.into());
+    }
+    let downloads: Vec<(usize, Result<Fetched, Error>)> = futures_util::stream::iter(to_download)
+        .map(|(index, fetch, url)| {
+            let downloader = &downloader;
+            async move { (index, download(downloader, store, fetch, url).await) }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    for (index, result) in downloads {
+        fetched[index] = Some(result?);
+    }
+    Ok(fetched
+        .into_iter()
+        .map(|done| done.expect("every fetch was handled"))
+        .collect())
+}
+
+fn run_fetched(fetch: &Fetch, run: &RunFetch, tree: TreeDigest, cached: bool) -> Fetched {
+    Fetched {
+        name: fetch.name.to_string(),
+        tree,
+        cached,
+        origin: Origin::Run {
+            run: run.run.clone(),
+            image: run.image.to_string(),
+            network: run.network.as_str(),
+        },
+    }
+}
+
+/// The key under which a download's input tree is cached: everything that shapes the tree.
+fn download_key(sha256: &BlobDigest, url: &UrlFetch) -> ActionDigest {
+    let key = serde_json::json!({
+        "version": FETCH_KEY_VERSION,
+        "sha256": sha256,
+        "unpack": url.unpack,
+        "strip_components": url.strip_components,
+        "file_name": if url.unpack { None } else { Some(&url.file_name) },
+    });
+    ActionDigest::of(key.to_string().as_bytes())
+}
+
+/// A download whose input tree the store already has.
+fn cached_download(store: &Store, fetch: &Fetch, url: &UrlFetch) -> Result<Option<Fetched>, Error> {
+    let sha256 = url.sha256.ok_or_else(|| FetchStageError::Unpinned {
+        name: fetch.name.to_string(),
+        key: "sha256",
+    })?;
+    if let Some(hit) = store.action_get(&download_key(&sha256, url)) {
+        return Ok(Some(download_fetched(
+            fetch, url, sha256, hit.output, true, None,
+        )));
+    }
+    if store.has_blob(&sha256) {
+        // Downloaded before (e.g. by `sealroom pin`): only the tree is to make.
+        let tree = input_tree(store, url, &sha256)?;
+        return Ok(Some(download_fetched(fetch, url, sha256, tree, true, None)));
+    }
+    Ok(None)
+}
+
+fn download_fetched(
+    fetch: &Fetch,
+    url: &UrlFetch,
+    sha256: BlobDigest,
+    tree: TreeDigest,
+    cached: bool,
+    location: Option<(String, Vec<String>)>,
+) -> Fetched {
+    let (final_url, redirects) = location.unwrap_or_else(|| (url.url.clone(), Vec::new()));
+    Fetched {
+        name: fetch.name.to_string(),
+        tree,
+        cached,
+        origin: Origin::Download {
+            url: url.url.clone(),
+            final_url,
+            redirects,
+            sha256,
+            unpack: url.unpack,
+            strip_components: url.strip_components,
+        },
+    }
+}
+
+/// Downloads, verifies, stores the blob and makes the input tree.
+async fn download(
+    downloader: &Downloader,
+    store: &Store,
+    fetch: &Fetch,
+    url: &UrlFetch,
+) -> Result<Fetched, Error> {
+    let sha256 = url.sha256.expect("cached_download checked the pin");
+    let scratch = store.temp_dir()?;
+    let file = scratch.path().join("download");
+    eprintln!("fetch {}: downloading {}", fetch.name, url.url);
+    let downloaded = download_url(downloader, &url.url, Some(&sha256), &file).await?;
+    let bytes =
+        std::fs::File::open(&file).map_err(|e| Error::io("cannot read the download", &file, e))?;
+    store.add_blob_from_reader(bytes, &url.url, Some(&sha256))?;
+    let tree = input_tree(store, url, &sha256)?;
+    eprintln!("fetch {}: {sha256}", fetch.name);
+    Ok(download_fetched(
+        fetch,
+        url,
+        sha256,
+        tree,
+        false,
+        Some((downloaded.final_url, downloaded.redirects)),
+    ))
+}
+
+/// The tree a download is mounted as: the archive unpacked, or a directory holding the file.
+fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<TreeDigest, Error> {
+    let scratch = store.temp_dir()?;
+    let root = scratch.path().join("tree");
+    if url.unpack {
+        let archive = store.blob_path(sha256);
+        let format = ArchiveFormat::detect_file(&archive, &url.url)?;
+        unpack(&archive, format, url.strip_components, &root)?;
+    } else {
+        std::fs::create_dir(&root).map_err(|e| Error::io("cannot create", &root, e))?;
+        store.export_file(sha256, &root.join(&url.file_name), false)?;
+    }
+    let tree = store.add_tree(&root, &|_| false)?;
+    crate::store::remove_tree_force(scratch.path())?;
+    store.action_put(
+        &download_key(sha256, url),
+        &ActionResult {
+            output: tree,
+            log: BlobDigest::of(b""),
+        },
+    )?;
+    Ok(tree)
+}
+
+/// Runs a fixed-output step with its network. With a pin, its `/out` reaches the store only
+/// when it matches; without one (`sealroom pin`), it is stored and its digest returned.
+pub async fn run_fixed_output<S: Sandbox>(
+    sandbox: &S,
+    store: &Store,
+    name: &Name,
+    run: &RunFetch,
+    pin: Option<TreeDigest>,
+    options: &FetchOptions,
+) -> Result<TreeDigest, Error> {
+    let scratch = store.temp_dir()?;
+    let out_dir = scratch.path().join("out");
+    std::fs::create_dir(&out_dir).map_err(|e| Error::io("cannot create", &out_dir, e))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777))
+            .map_err(|e| Error::io("cannot open to the step's user", &out_dir, e))?;
+    }
+    let mut env = BTreeMap::from([
+        ("TZ".to_string(), "UTC".to_string()),
+        ("LC_ALL".to_string(), "C".to_string()),
+        ("HOME".to_string(), WORK_DIR.to_string()),
+        ("PATH".to_string(), crate::ops::build::STEP_PATH.to_string()),
+    ]);
+    env.extend(run.env.clone());
+    let request = StepRequest {
+        step: format!("fetch-{name}"),
+        build_id: options.build_id.clone(),
+        image: run.image.clone(),
+        argv: run.run.clone(),
+        env,
+        workdir: WORK_DIR.to_string(),
+        user: DEFAULT_USER.to_string(),
+        inputs: Vec::new(),
+        out_dir: out_dir.clone(),
+        limits: run.limits,
+        network: match run.network {
+            FetchNetwork::Bridge => Network::Bridge,
+            FetchNetwork::Host => Network::Host,
+        },
+    };
+    eprintln!(
+        "fetch {name}: running {} (network: {})",
+        run.run.join(" "),
+        run.network.as_str()
+    );
+    let cancel = options.interrupt.child_token();
+    let outcome = sandbox.run(&request, &cancel).await;
+    let result = match outcome {
+        Ok(outcome) if outcome.succeeded() => {
+            hash_then_store(store, name, &out_dir, pin, scratch.path())
+        }
+        Ok(outcome) => Err(crate::ops::build::BuildError::StepFailed {
+            step: format!("fetch {name}"),
+            status: outcome.exit_status,
+            log_tail: outcome.log_tail,
+        }
+        .into()),
+        Err(error) => Err(error.into()),
+    };
+    crate::store::remove_tree_force(scratch.path())?;
+    result
+}
+
+/// The digest of `out_dir`, computed in a throwaway store; only a match (or no pin) is stored.
+fn hash_then_store(
+    store: &Store,
+    name: &Name,
+    out_dir: &Path,
+    pin: Option<TreeDigest>,
+    scratch: &Path,
+) -> Result<TreeDigest, Error> {
+    let throwaway = Store::open(&scratch.join("hash-only"))?;
+    let found = throwaway.add_tree(out_dir, &|_| false)?;
+    if let Some(expected) = pin
+        && expected != found
+    {
+        return Err(FetchStageError::OutputMismatch {
+            name: name.to_string(),
+            expected,
+            found,
+        }
+        .into());
+    }
+    Ok(store.add_tree(out_dir, &|_| false)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchStageError {
+    #[error(
+        "fetch `{name}` has no `{key}` pin\n  hint: run `sealroom pin` to fill it in from one fetch, after reviewing what it fetches"
+    )]
+    Unpinned { name: String, key: &'static str },
+    #[error(
+        "fixed-output fetch `{name}` produced tree {found}, but `output` pins {expected}; nothing was stored\n  hint: if the step is meant to produce this tree, review it and pin `output = \"{found}\"`"
+    )]
+    OutputMismatch {
+        name: String,
+        expected: TreeDigest,
+        found: TreeDigest,
+    },
+    #[error("cannot edit the spec `{path}`: {detail}")]
+    Edit {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    #[error(
+        "--offline, and the store lacks {} fetch(es): {}\n  hint: run `sealroom fetch` with the network on first",
+        missing.len(),
+        missing.join(", ")
+    )]
+    OfflineMissing { missing: Vec<String> },
+}
+
+impl FetchStageError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
+}
+
+/// `sealroom fetch`: only the fetch stage, so CI can warm the store.
+pub async fn fetch(
+    spec_path: &Path,
+    store_root: &Path,
+    options: &FetchOptions,
+) -> Result<Vec<Fetched>, Error> {
+    let spec = crate::spec::load(spec_path)?;
+    let store = Store::open(store_root)?;
+    let runs_containers = spec
+        .fetches
+        .iter()
+        .any(|fetch| matches!(fetch.kind, FetchKind::Run(_)));
+    if runs_containers && !options.offline {
+        let sandbox = crate::sandbox::docker::DockerSandbox::connect().await?;
+        for fetch in &spec.fetches {
+            if let FetchKind::Run(run) = &fetch.kind {
+                sandbox.check_image(&run.image).await?;
+            }
+        }
+        fetch_all(&sandbox, &store, &spec, options).await
+    } else {
+        fetch_all(&NoContainers, &store, &spec, options).await
+    }
+}
+
+/// The sandbox of a fetch stage that runs no container (downloads only, or offline).
+struct NoContainers;
+
+impl Sandbox for NoContainers {
+    async fn run(
+        &self,
+        request: &StepRequest,
+        _cancel: &CancellationToken,
+    ) -> Result<crate::sandbox::StepOutcome, crate::sandbox::SandboxError> {
+        Err(crate::sandbox::SandboxError::Engine {
+            step: request.step.clone(),
+            action: "running a fetch step",
+            detail: "no container engine was connected for this fetch stage".to_string(),
+        })
+    }
+}
+
+/// One pin `sealroom pin` set or changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PinChange {
+    pub fetch: String,
+    pub key: &'static str,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+/// `sealroom pin`: fetches each `[[fetch]]` once (downloads and fixed-output steps alike) and
+/// writes the digests it got into the spec's `sha256` / `output`, editing the TOML in place so
+/// its comments and formatting stay. The downloaded blobs and trees stay in the store, so the
+/// next build does not fetch again.
+pub async fn pin(
+    spec_path: &Path,
+    store_root: &Path,
+    options: &FetchOptions,
+) -> Result<Vec<PinChange>, Error> {
+    let spec = crate::spec::load(spec_path)?;
+    let text =
+        std::fs::read_to_string(spec_path).map_err(|e| Error::io("cannot read", spec_path, e))?;
+    let mut document: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|error: toml_edit::TomlError| FetchStageError::Edit {
+                path: spec_path.to_path_buf(),
+                detail: error.to_string(),
+            })?;
+    let store = Store::open(store_root)?;
+    let downloader = Downloader::new(DownloaderOptions::default())?;
+    let mut sandbox = None;
+    let mut changes = Vec::new();
+    for (index, fetch) in spec.fetches.iter().enumerate() {
+        let (key, old, new) = match &fetch.kind {
+            FetchKind::Url(url) => {
+                let scratch = store.temp_dir()?;
+                let file = scratch.path().join("download");
+                eprintln!("pin {}: downloading {}", fetch.name, url.url);
+                let downloaded = download_url(&downloader, &url.url, None, &file).await?;
+                let bytes = std::fs::File::open(&file)
+                    .map_err(|e| Error::io("cannot read the download", &file, e))?;
+                store.add_blob_from_reader(bytes, &url.url, Some(&downloaded.digest))?;
+                (
+                    "sha256",
+                    url.sha256.map(|digest| digest.hex()),
+                    downloaded.digest.hex(),
+                )
+            }
+            FetchKind::Run(run) => {
+                if sandbox.is_none() {
+                    let connected = crate::sandbox::docker::DockerSandbox::connect().await?;
+                    sandbox = Some(connected);
+                }
+                let docker = sandbox.as_ref().expect("connected above");
+                docker.check_image(&run.image).await?;
+                let tree =
+                    run_fixed_output(docker, &store, &fetch.name, run, None, options).await?;
+                (
+                    "output",
+                    run.output.map(|digest| digest.to_string()),
+                    tree.to_string(),
+                )
+            }
+        };
+        if old.as_deref() != Some(new.as_str()) {
+            let table = document["fetch"]
+                .as_array_of_tables_mut()
+                .and_then(|tables| tables.get_mut(index))
+                .expect("the spec's fetches are the document's [[fetch]] tables, in order");
+            table[key] = toml_edit::value(new.clone());
+            eprintln!(
+                "pin {}: {key} {} -> {new}",
+                fetch.name,
+                old.as_deref().unwrap_or("(none)")
+            );
+            changes.push(PinChange {
+                fetch: fetch.name.to_string(),
+                key,
+                old,
+                new,
+            });
+        }
+    }
+    if !changes.is_empty() {
+        let directory = spec_path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut file = tempfile::NamedTempFile::new_in(directory)
+            .map_err(|e| Error::io("cannot create a temp file in", directory, e))?;
+        std::io::Write::write_all(&mut file, document.to_string().as_bytes())
+            .map_err(|e| Error::io("cannot write", file.path().to_path_buf(), e))?;
+        file.persist(spec_path)
+            .map_err(|e| Error::io("cannot replace", spec_path, e.error))?;
+    }
+    Ok(changes)
+}
