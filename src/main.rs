@@ -1,10 +1,11 @@
 //! The `sealroom` binary: parse the command line, run one command from `sealroom::ops`, print
 //! what it returns, and map any error to its documented exit code.
 
+use std::path::Path;
 use std::process::ExitCode as ProcessExitCode;
 
 use clap::Parser;
-use sealroom::cli::{Cli, Command, Format, ImageCommand, KeyEncryption};
+use sealroom::cli::{Cli, Command, Format, ImageCommand, KeyEncryption, StoreCommand};
 use sealroom::{Error, ExitCode, ops};
 
 fn main() -> ProcessExitCode {
@@ -281,6 +282,97 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     "reference": image.to_string(),
                 })),
                 Format::Text => println!("{image}"),
+            }
+            Ok(())
+        }
+        Command::Store(command) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            store_command(command, &store, cli.format)
+        }
+    }
+}
+
+/// `sealroom store ls|verify|gc`: a table or summary for people, the report with `--format json`.
+fn store_command(command: StoreCommand, store: &Path, format: Format) -> Result<(), Error> {
+    use std::time::Duration;
+    match command {
+        StoreCommand::Ls => {
+            let usage = ops::store::ls(store)?;
+            match format {
+                Format::Json => print_json(&usage),
+                Format::Text => {
+                    println!("store {}", usage.root.display());
+                    for (kind, entries) in [
+                        ("blobs", usage.blobs),
+                        ("trees", usage.trees),
+                        ("checkouts", usage.checkouts),
+                        ("actions", usage.actions),
+                        ("tmp", usage.tmp),
+                        ("quarantine", usage.quarantine),
+                    ] {
+                        println!(
+                            "{kind:<12}{:>10} entries{:>16} bytes",
+                            entries.entries, entries.bytes
+                        );
+                    }
+                    println!("{:<12}{:>35} bytes", "total", usage.total_bytes);
+                }
+            }
+            Ok(())
+        }
+        StoreCommand::Verify { wait } => {
+            let report = ops::store::verify(store, Duration::from_secs(wait))?;
+            match format {
+                Format::Json => print_json(&report),
+                Format::Text => {
+                    for problem in &report.problems {
+                        eprintln!("corrupt: {problem}");
+                    }
+                    for entry in &report.invalidated {
+                        eprintln!("{entry}");
+                    }
+                    let checked = &report.checked;
+                    eprintln!(
+                        "checked {} blobs, {} trees, {} action entries, {} checkouts ({} bytes re-hashed); removed {} stale tmp entries",
+                        checked.blobs,
+                        checked.trees,
+                        checked.actions,
+                        checked.checkouts,
+                        checked.bytes_hashed,
+                        report.stale_tmp_removed
+                    );
+                    if report.is_healthy() {
+                        eprintln!("store {} is healthy", report.root.display());
+                    }
+                }
+            }
+            match report.failure() {
+                Some(failure) => Err(failure.into()),
+                None => Ok(()),
+            }
+        }
+        StoreCommand::Gc { keep_days, wait } => {
+            let report = ops::store::gc(store, keep_days, Duration::from_secs(wait))?;
+            match format {
+                Format::Json => print_json(&report),
+                Format::Text => {
+                    let removed = &report.removed;
+                    eprintln!(
+                        "removed {} blobs, {} trees, {} checkouts, {} action entries, {} tmp and {} quarantined entries; kept {} action entries and {} checkouts used within {} days, and the {} trees and {} blobs they reach",
+                        removed.blobs.entries,
+                        removed.trees.entries,
+                        removed.checkouts.entries,
+                        removed.actions.entries,
+                        removed.tmp.entries,
+                        removed.quarantine.entries,
+                        report.kept.actions,
+                        report.kept.checkouts,
+                        report.keep_days,
+                        report.kept.trees,
+                        report.kept.blobs,
+                    );
+                    eprintln!("freed {} bytes", report.bytes_freed);
+                }
             }
             Ok(())
         }

@@ -54,6 +54,31 @@ pub enum Command {
     /// Base images without a registry.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Inspect, re-hash and collect the local store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Count the entries and bytes of each kind (blobs, trees, checkouts, action entries, tmp).
+    Ls,
+    /// Re-hash every blob and tree, check action entries and checkouts; quarantine what is
+    /// corrupt and drop the cache entries that depend on it. Exits 4 if anything was wrong.
+    Verify {
+        /// How long to wait for running builds to release the store.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait: u64,
+    },
+    /// Remove everything no action entry or checkout used within --keep-days reaches.
+    Gc {
+        /// Keep what builds used within this many days (0: keep nothing).
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        keep_days: u32,
+        /// How long to wait for running builds to release the store.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]

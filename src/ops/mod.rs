@@ -8,4 +8,5 @@ pub mod fetch;
 pub mod image_import;
 pub mod keygen;
 pub mod reproduce;
+pub mod store;
 pub mod verify;

@@ -7,6 +7,9 @@
 //! belongs in it; anything that cannot (the step's name, its artifact list) stays out, so that
 //! renaming a step does not rebuild it. Entries live at `v1/actions/sha256/<hex>`, written
 //! atomically. A hit is only trusted when the output tree it names is still in the store.
+//!
+//! An entry's modification time is its last use: `action_put` writes it and every hit touches
+//! it, so `store gc --keep-days N` keeps exactly the entries some build used within N days.
 
 use std::collections::BTreeMap;
 
@@ -45,17 +48,29 @@ pub struct ActionResult {
 }
 
 impl super::Store {
-    fn action_path(&self, key: &ActionDigest) -> std::path::PathBuf {
-        self.actions_dir().join("sha256").join(key.hex())
+    /// Where the entry for `key` lives (it may not exist).
+    pub fn action_path(&self, key: &ActionDigest) -> std::path::PathBuf {
+        self.action_entries_dir().join(key.hex())
+    }
+
+    /// `<root>/v1/actions/sha256/`: one file per entry, named by the key's hex.
+    pub(super) fn action_entries_dir(&self) -> std::path::PathBuf {
+        self.actions_dir().join("sha256")
     }
 
     /// The cached result of the action `key`, if there is one whose output tree is still in
     /// the store. An entry that cannot be read or parsed counts as a miss (the step reruns and
-    /// overwrites it).
+    /// overwrites it). A hit touches the entry's modification time, which records its last use
+    /// for `store gc`.
     pub fn action_get(&self, key: &ActionDigest) -> Option<ActionResult> {
-        let bytes = std::fs::read(self.action_path(key)).ok()?;
+        use std::io::Read;
+        let mut file = std::fs::File::open(self.action_path(key)).ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
         let result: ActionResult = serde_json::from_slice(&bytes).ok()?;
         self.read_tree(&result.output).ok()?;
+        // Best effort: a store shared read-only with another user still gives hits.
+        let _ = file.set_modified(std::time::SystemTime::now());
         Some(result)
     }
 

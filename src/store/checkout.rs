@@ -44,6 +44,11 @@ impl Modes {
 pub(super) fn materialize(store: &Store, tree: &TreeDigest) -> Result<PathBuf, StoreError> {
     let dest = store.checkout_path(tree);
     if dest.is_dir() {
+        // The checkout's modification time records its last use, for `store gc`. Best effort:
+        // a store shared read-only with another user still works.
+        if let Ok(directory) = fs::File::open(&dest) {
+            let _ = directory.set_modified(std::time::SystemTime::now());
+        }
         return Ok(dest);
     }
     let staging = store.temp_dir()?;

@@ -8,13 +8,17 @@
 //! <root>/v1/blobs/sha256/<hex>        file contents, read-only
 //! <root>/v1/trees/sha256/<hex>        canonical tree objects (see `tree`)
 //! <root>/v1/checkouts/<tree hex>/     a tree materialized read-only, shared by steps
-//! <root>/v1/actions/                  reserved for the action cache
+//! <root>/v1/actions/sha256/<hex>      the action cache (see `actions`)
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
+//! <root>/v1/quarantine/<kind>/        entries `store verify` found corrupt, kept for inspection
+//! <root>/v1/lock                      the store lock (see `lock`)
 //! ```
 //!
 //! Every write goes to `tmp/` first and is renamed into place, so a crash leaves either nothing
-//! or a whole, correct entry; an entry's name is always the digest of its content. This module
-//! does no networking and knows nothing of specs or containers.
+//! or a whole, correct entry; an entry's name is always the digest of its content. Every handle
+//! holds the store lock shared ([`Store::open`]); maintenance that deletes entries (`verify`,
+//! `gc`) needs it exclusive ([`Store::open_exclusive`]). This module does no networking and knows
+//! nothing of specs or containers.
 //!
 //! - `blob`: adding blobs (from a file or a reader, hashed while streaming) and copying them out.
 //! - `walk`: hashing a directory into blobs and tree objects (`add_tree`).
@@ -22,23 +26,37 @@
 //!   removing read-only trees.
 //! - `tree`: the canonical tree object and its encoding.
 //! - `actions`: the action cache, step definitions to output trees.
+//! - `lock`: the shared/exclusive store lock.
+//! - `usage`: counting entries and bytes (`store ls`).
+//! - `verify`: re-hashing everything, quarantining what is corrupt (`store verify`).
+//! - `gc`: removing what no recently used action entry or checkout reaches (`store gc`).
 
 pub mod actions;
 mod blob;
 mod checkout;
+pub mod gc;
+pub mod lock;
 pub mod tree;
+pub mod usage;
+pub mod verify;
 mod walk;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::ExitCode;
 
 pub use checkout::remove_tree_force;
+pub use gc::GcReport;
+pub use lock::{LockMode, StoreLock};
 pub use tree::{Entry, EntryKind, TreeObject, TreeObjectError};
+pub use usage::StoreUsage;
+pub use verify::VerifyReport;
 
 /// The directory under the root that holds this version of the layout.
 pub const LAYOUT_VERSION: &str = "v1";
@@ -64,17 +82,58 @@ fn default_root_from(xdg_cache_home: Option<std::ffi::OsString>, home: Option<Pa
 
 /// A store on disk. Cheap to clone; every method may be called from several threads and
 /// several processes at once (writes are rename-into-place, and losing a race is not an error).
+///
+/// A handle holds the store lock (shared, or exclusive for maintenance) until its last clone is
+/// dropped, so a build keeps `store gc` out for exactly as long as it uses the store.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    lock: Arc<StoreLock>,
+}
+
+/// A store opened for maintenance: the lock is held exclusive, so no other sealroom process is
+/// reading or adding entries, and `verify` and `gc` may move and delete them.
+#[derive(Debug)]
+pub struct ExclusiveStore {
+    store: Store,
+}
+
+impl ExclusiveStore {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl Store {
-    /// Opens the store at `root`, creating the versioned layout and `CACHEDIR.TAG` if needed.
+    /// Opens the store at `root`, creating the versioned layout and `CACHEDIR.TAG` if needed,
+    /// and takes the store lock shared (waiting while `store gc` or `store verify` runs).
     /// The root is made absolute (checkouts are bind-mounted, which needs absolute paths).
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::open_locked(root, StoreLock::shared)
+    }
+
+    /// Opens the store at `root` with the lock exclusive, waiting at most `wait` for the
+    /// processes that hold it shared (running builds) to finish.
+    pub fn open_exclusive(root: &Path, wait: Duration) -> Result<ExclusiveStore, StoreError> {
+        let store = Store::open_locked(root, |path| StoreLock::exclusive(path, wait))?;
+        Ok(ExclusiveStore { store })
+    }
+
+    /// How this handle holds the store lock.
+    pub fn lock_mode(&self) -> LockMode {
+        self.lock.mode()
+    }
+
+    fn open_locked(
+        root: &Path,
+        lock: impl FnOnce(&Path) -> Result<StoreLock, StoreError>,
+    ) -> Result<Store, StoreError> {
         let root = std::path::absolute(root).map_err(|e| StoreError::io("resolving", root, e))?;
-        let store = Store { root };
+        let version_dir = root.join(LAYOUT_VERSION);
+        fs::create_dir_all(&version_dir)
+            .map_err(|e| StoreError::io("creating", &version_dir, e))?;
+        let lock = Arc::new(lock(&version_dir.join("lock"))?);
+        let store = Store { root, lock };
         for dir in [
             store.blobs_dir(),
             store.trees_dir(),
@@ -217,7 +276,7 @@ impl Store {
             .map_err(|e| StoreError::io("creating a temporary directory in", &tmp, e))
     }
 
-    /// `<root>/v1/actions/`: reserved for the action cache; the store itself never writes there.
+    /// `<root>/v1/actions/`: the action cache (see `actions`).
     pub fn actions_dir(&self) -> PathBuf {
         self.version_dir().join("actions")
     }
@@ -240,6 +299,10 @@ impl Store {
 
     fn tmp_dir(&self) -> PathBuf {
         self.version_dir().join("tmp")
+    }
+
+    fn quarantine_dir(&self) -> PathBuf {
+        self.version_dir().join("quarantine")
     }
 
     /// A temp file in `tmp/`, removed when dropped unless committed.
@@ -370,6 +433,14 @@ pub enum StoreError {
         "cannot look up `{path}` in a tree: expected a relative `/`-separated path without `..`"
     )]
     InvalidLookupPath { path: String },
+    /// The exclusive lock could not be taken in time (see `lock`).
+    #[error(
+        "the store is in use by another sealroom process (a running build); try again when it finishes (waited {waited_seconds}s for the lock `{lock}`)"
+    )]
+    Busy { lock: PathBuf, waited_seconds: u64 },
+    /// `store verify` found corrupt or dangling entries (and has already quarantined them).
+    #[error("{summary}")]
+    VerificationFailed { summary: String },
 }
 
 impl StoreError {
@@ -391,7 +462,9 @@ impl StoreError {
     /// digest that does not match is a failed verification (4).
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            StoreError::DigestMismatch { .. } => ExitCode::VerificationFailed,
+            StoreError::DigestMismatch { .. } | StoreError::VerificationFailed { .. } => {
+                ExitCode::VerificationFailed
+            }
             StoreError::Io { .. }
             | StoreError::UnsupportedFileType { .. }
             | StoreError::NonUtf8Name { .. }
@@ -405,7 +478,8 @@ impl StoreError {
             | StoreError::InvalidTreeObject { .. }
             | StoreError::Read { .. }
             | StoreError::DestinationExists { .. }
-            | StoreError::InvalidLookupPath { .. } => ExitCode::BadInput,
+            | StoreError::InvalidLookupPath { .. }
+            | StoreError::Busy { .. } => ExitCode::BadInput,
         }
     }
 }

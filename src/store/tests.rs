@@ -547,3 +547,84 @@ fn remove_tree_force_removes_read_only_trees() {
     remove_tree_force(&link).unwrap();
     assert!(!link.exists() && target.join("README").exists());
 }
+
+#[test]
+fn shared_handles_coexist_and_keep_an_exclusive_one_out() {
+    let (dir, first) = new_store();
+    let root = dir.path().join("store");
+    let second = Store::open(&root).unwrap();
+    assert_eq!(first.lock_mode(), LockMode::Shared);
+    let busy = Store::open_exclusive(&root, Duration::ZERO).unwrap_err();
+    assert!(matches!(busy, StoreError::Busy { .. }), "{busy:?}");
+    assert_eq!(busy.exit_code(), ExitCode::BadInput);
+    assert!(
+        busy.to_string().starts_with(
+            "the store is in use by another sealroom process (a running build); try again when it finishes"
+        ),
+        "{busy}"
+    );
+    drop(first);
+    assert!(
+        Store::open_exclusive(&root, Duration::ZERO).is_err(),
+        "a clone still holds it"
+    );
+    drop(second);
+    let exclusive = Store::open_exclusive(&root, Duration::ZERO).unwrap();
+    assert_eq!(exclusive.store().lock_mode(), LockMode::Exclusive);
+    assert!(Store::open_exclusive(&root, Duration::from_millis(60)).is_err());
+}
+
+#[test]
+fn clones_share_one_lock() {
+    let (dir, store) = new_store();
+    let clone = store.clone();
+    drop(store);
+    let root = dir.path().join("store");
+    assert!(Store::open_exclusive(&root, Duration::ZERO).is_err());
+    drop(clone);
+    assert!(Store::open_exclusive(&root, Duration::ZERO).is_ok());
+}
+
+#[test]
+fn verify_failure_summarizes_problems_and_what_was_removed() {
+    let (dir, store) = new_store();
+    let root = dir.path().join("store");
+    let source = dir.path().join("source");
+    sample_tree(&source);
+    let tree = tree_of(&store, &source);
+    let action = crate::digest::ActionDigest::of(b"step");
+    store
+        .action_put(
+            &action,
+            &actions::ActionResult {
+                output: tree,
+                log: BlobDigest::of(b""),
+            },
+        )
+        .unwrap();
+    drop(store);
+    let blob = BlobDigest::of(b"int a;\n");
+    let path = root.join("v1/blobs/sha256").join(blob.hex());
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&path, "int b;\n").unwrap();
+
+    let report = Store::open_exclusive(&root, Duration::ZERO)
+        .unwrap()
+        .verify()
+        .unwrap();
+    let failure = report.failure().expect("a corrupt blob fails verification");
+    assert_eq!(failure.exit_code(), ExitCode::VerificationFailed);
+    assert_eq!(
+        failure.to_string(),
+        format!(
+            "store verification failed: 1 corrupt or dangling entry (blob {}), quarantined under `{}`; removed 1 action-cache entry, 3 trees and 0 checkouts that depended on them, so the next build reruns those steps",
+            blob.hex(),
+            root.join("v1/quarantine").display()
+        )
+    );
+    let again = Store::open_exclusive(&root, Duration::ZERO)
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert!(again.failure().is_none(), "{again:#?}");
+}
