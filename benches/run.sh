@@ -149,7 +149,8 @@ done
 
 # --- (b): a cold 20-step build against bare docker run ------------------------------------------
 # cold_bench N RUNS WARMUP NAME: bare docker, sealroom --jobs 1 (the same sequential work), and for
-# (b) also sealroom's default --jobs and the chain spec. Every sealroom run gets a new store.
+# (b) also the engine API floor (benches/api-seq.sh, both network settings), sealroom's default
+# --jobs and the chain spec. Every sealroom run gets a new store.
 cold_bench() {
   local n=$1 runs=$2 warmup=$3 name=$4 dir=$WORK/cold-$n
   mkdir -p "$dir/docker-out"
@@ -164,6 +165,10 @@ cold_bench() {
   )
   if [ "$name" = b ]; then
     cmds+=(
+      -n "engine API x$n, NetworkMode none" --prepare true
+      "bash $ROOT/benches/api-seq.sh $IMAGE_ID $n $dir/docker-out $BASE_LABEL none"
+      -n "engine API x$n, NetworkDisabled (as sealroom)" --prepare true
+      "bash $ROOT/benches/api-seq.sh $IMAGE_ID $n $dir/docker-out $BASE_LABEL disabled"
       -n "sealroom (default --jobs = $(nproc))" --prepare "bash $ROOT/benches/wipe.sh $dir/store $dir/out"
       "$SEALROOM build $dir/indep.toml --store $dir/store --out $dir/out --no-cache"
       -n "sealroom chain" --prepare "bash $ROOT/benches/wipe.sh $dir/store $dir/out"
