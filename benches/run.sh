@@ -26,7 +26,8 @@
 #   BENCH_GROWTH_RUNS=3          timed runs per cold benchmark of (c) (no warmup: (b) warmed up)
 #   BENCH_RESULTS=benches/results  where hyperfine's JSON and summary.md go (replaced each run)
 #   BENCH_QUICK=1                a smoke test of the script: 10 steps, 3 runs, 1 cached warmup
-# Takes about 12-15 minutes on a quiet 2-core machine with the defaults.
+# Takes about 12-15 minutes on a quiet 2-core machine with the defaults (about 20 under a load
+# average of 8).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
