@@ -72,8 +72,31 @@ TOKEN=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 PREFIX="bench-$TOKEN"            # every step name starts with it: sealroom labels its containers
 BASE_LABEL="sealroom-bench=$TOKEN" # on the baseline's containers
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealroom-bench.XXXXXX")
+# hyperfine runs in the background (see `bench`) so that a signal reaches the trap at once;
+# hyperfine itself carries on after Ctrl-C, so the trap stops it and everything under it.
+CHILD=
+descendants() {
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+stop_child() {
+  [ -n "$CHILD" ] || return 0
+  local pids p i
+  pids="$CHILD $(descendants "$CHILD")"
+  # shellcheck disable=SC2086 # one pid per word
+  kill -TERM $pids 2>/dev/null || true # sealroom stops its steps and removes their containers
+  for i in $(seq 50); do
+    for p in $pids; do kill -0 "$p" 2>/dev/null && { sleep 0.2; continue 2; }; done
+    break
+  done
+  CHILD=
+}
 cleanup() {
   local status=$? ids
+  stop_child
   ids=$(
     {
       docker ps -aq --filter "label=$BASE_LABEL"
@@ -125,6 +148,15 @@ check_report() {
 }
 
 HF=(hyperfine -N --style basic)
+# bench ARGS...: hyperfine with ARGS, its report on stderr.
+bench() {
+  local status=0
+  "${HF[@]}" "$@" >&2 &
+  CHILD=$!
+  wait "$CHILD" || status=$?
+  CHILD=
+  return "$status"
+}
 
 # --- (a) and (c): fully cached rebuilds ------------------------------------------------------------
 cached_steps=$(printf '%s\n' $STEPS 50 | sort -nu | tr '\n' ' ')
@@ -137,10 +169,10 @@ for n in $cached_steps; do
     "$SEALROOM" build "$dir/sealroom.toml" --store "$dir/store" --out "$dir/out" --format json \
       >"$dir/cold.json" 2>"$dir/cold.log" || { cat "$dir/cold.log" >&2; die "priming build failed"; }
     check_report "$dir/cold.json" "$n" false
-    "${HF[@]}" --warmup "$CACHED_WARMUP" --runs "$CACHED_RUNS" \
+    bench --warmup "$CACHED_WARMUP" --runs "$CACHED_RUNS" \
       --export-json "$RESULTS/cached-$kind-$n.json" \
       -n "cached $kind $n" \
-      "$SEALROOM build $dir/sealroom.toml --store $dir/store --out $dir/out" >&2
+      "$SEALROOM build $dir/sealroom.toml --store $dir/store --out $dir/out"
     "$SEALROOM" build "$dir/sealroom.toml" --store "$dir/store" --out "$dir/out" --format json \
       >"$dir/warm.json" 2>/dev/null
     check_report "$dir/warm.json" "$n" true
@@ -153,7 +185,8 @@ done
 # (b) also the engine API floor (benches/api-seq.sh, both network settings), sealroom's default
 # --jobs and the chain spec. Every sealroom run gets a new store.
 cold_bench() {
-  local n=$1 runs=$2 warmup=$3 name=$4 dir=$WORK/cold-$n
+  local n=$1 runs=$2 warmup=$3 name=$4
+  local dir=$WORK/cold-$n
   mkdir -p "$dir/docker-out"
   chmod 0777 "$dir/docker-out"
   gen_spec indep "$n" "$dir/indep.toml"
@@ -177,7 +210,7 @@ cold_bench() {
     )
   fi
   say "cold, $n steps ($runs runs)"
-  "${HF[@]}" --warmup "$warmup" --runs "$runs" --export-json "$RESULTS/cold-$n.json" "${cmds[@]}" >&2
+  bench --warmup "$warmup" --runs "$runs" --export-json "$RESULTS/cold-$n.json" "${cmds[@]}"
   # One more sealroom run, with its report: where inside a step the time goes.
   bash benches/wipe.sh "$dir/store" "$dir/out"
   local t0 t1
