@@ -22,3 +22,8 @@ deps:
 # The outside acceptance check of one issue, e.g. `just accept A-foundation`.
 accept name:
     ../shared/acceptance/{{name}}
+
+# Benchmarks of issue [C] (cached rebuild, cold build against bare `docker run`, growth to 200
+# steps); about 15 minutes. BENCHMARKS.md explains the numbers.
+bench:
+    bash benches/run.sh
