@@ -273,3 +273,61 @@ fn docker_after_sigkill_the_next_build_removes_the_leftovers_and_succeeds() {
         "ok\n"
     );
 }
+
+/// Mounts a tmpfs of `size` at `path` for the life of the guard (the tests run as root).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root, which the test suite runs as"
+        );
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn docker_a_full_store_is_a_clear_error_and_the_store_still_verifies() {
+    let project = Project::new();
+    let store = project.path("small-store");
+    // The step's /out (a temp dir in the store) fits; storing it as a blob as well does not.
+    let _tmpfs = Tmpfs::mount(&store, "2m");
+    let spec = project.write_spec(
+        &busybox().to_string(),
+        "[[step]]\nname = \"fill\"\nrun = [\"sh\", \"-c\", \"head -c 1200000 /dev/urandom > /out/big\"]\nartifacts = [\"big\"]\n",
+    );
+    let assert = common::sealroom()
+        .arg("build")
+        .arg(&spec)
+        .arg("--store")
+        .arg(&store)
+        .arg("--out")
+        .arg(project.out())
+        .assert()
+        .failure();
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(!project.out().exists());
+    common::sealroom()
+        .args(["store", "verify", "--store"])
+        .arg(&store)
+        .assert()
+        .success();
+    assert!(
+        files_below(&store.join("v1/tmp")).is_empty(),
+        "nothing half-written left in tmp"
+    );
+}
