@@ -153,6 +153,9 @@ fn corrupt(archive: &Path, format: ArchiveFormat, reason: impl fmt::Display) -> 
     }
 }
 
+/// The most memory the xz decoder may use (the archive's header says how much it needs).
+const XZ_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
+
 fn unpack_tar(
     archive: &Path,
     format: ArchiveFormat,
@@ -163,7 +166,13 @@ fn unpack_tar(
     let reader: Box<dyn Read> = match format {
         ArchiveFormat::Tar => Box::new(buffered),
         ArchiveFormat::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        ArchiveFormat::TarXz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(buffered)),
+        ArchiveFormat::TarXz => {
+            // Only the .xz container (not legacy .lzma, whose header may ask for any dictionary
+            // size), and a bound on the decoder's memory: `xz -9` needs 65 MiB.
+            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, liblzma::stream::CONCATENATED)
+                .map_err(|err| corrupt(archive, format, std::io::Error::other(err)))?;
+            Box::new(liblzma::read::XzDecoder::new_stream(buffered, stream))
+        }
         ArchiveFormat::TarBz2 => Box::new(bzip2::read::MultiBzDecoder::new(buffered)),
         ArchiveFormat::Zip => unreachable!("zip is unpacked by unpack_zip"),
     };
