@@ -57,6 +57,10 @@ pub enum Error {
     Reproduce(#[from] crate::ops::reproduce::ReproduceError),
     #[error(transparent)]
     Check(#[from] crate::ops::check::CheckError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
     /// A file the user named could not be read or written.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -90,6 +94,8 @@ impl Error {
             Error::Build(e) => e.exit_code(),
             Error::Reproduce(e) => e.exit_code(),
             Error::Check(e) => e.exit_code(),
+            Error::Registry(e) => e.exit_code(),
+            Error::Convert(_) => ExitCode::BadInput,
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct BuildReport {
     pub signed: bool,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<ArtifactReport>,
+    /// One per `[[image]]` (see `ops::image_build`).
+    pub images: Vec<crate::ops::image_build::ImageReport>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -135,6 +137,9 @@ pub async fn run<S: Sandbox>(
         steps: &steps,
     };
     let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
+    let images =
+        crate::ops::image_build::build_images(spec, store, &trees, options, &context, signer)
+            .await?;
     if signer.is_none() {
         eprintln!("warning: no --key given: provenance is written unsigned");
     }
@@ -144,6 +149,7 @@ pub async fn run<S: Sandbox>(
         signed: signer.is_some(),
         steps,
         artifacts,
+        images,
     })
 }
 
