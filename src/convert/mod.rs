@@ -121,19 +121,23 @@ impl Stage {
         }
         script.append(&mut self.pending);
         let mut notes = std::mem::take(&mut self.pending_notes);
-        if let Some((command, run_notes)) = run {
+        if let Some((command, run_notes)) = &run {
             let workdir = out_path(&self.workdir);
             script.push(format!(
                 "mkdir -p {} && cd {}",
                 sh_quote(&workdir),
                 sh_quote(&workdir)
             ));
-            script.push(command);
-            notes.extend(run_notes);
+            script.push(command.clone());
+            notes.extend(run_notes.iter().cloned());
         }
-        let mut env: BTreeMap<String, String> = self.args.clone();
-        env.extend(self.env.iter().cloned());
-        env.retain(|key, _| valid_env_key(key) && key != "SOURCE_DATE_EPOCH");
+        // A RUN sees the stage's ARGs and ENVs; copying needs none.
+        let mut env: BTreeMap<String, String> = BTreeMap::new();
+        if run.is_some() {
+            env.extend(self.args.clone());
+            env.extend(self.env.iter().cloned());
+            env.retain(|key, _| valid_env_key(key) && key != "SOURCE_DATE_EPOCH");
+        }
         self.steps.push(StepOut {
             name,
             inputs,
@@ -191,6 +195,7 @@ pub fn convert(text: &str, options: &Options<'_>) -> Result<String, ConvertError
                 .as_deref()
                 .and_then(|alias| alias.parse::<Name>().ok())
                 .map_or_else(|| format!("stage{}", stages.len()), |name| name.to_string());
+            // An unnamed final stage is renamed `final` at the end.
             stages.push(Stage {
                 alias,
                 label,
@@ -414,6 +419,31 @@ pub fn convert(text: &str, options: &Options<'_>) -> Result<String, ConvertError
         return Err(ConvertError::NoFrom);
     };
     last.flush(None);
+    let taken = |label: &str| stages.iter().any(|stage| stage.label == label);
+    if stages.last().is_some_and(|last| last.alias.is_none()) && !taken("final") {
+        let last = stages.last_mut().expect("checked");
+        let old = std::mem::replace(&mut last.label, "final".to_string());
+        for step in &mut last.steps {
+            let renamed = step.name.replacen(&old, "final", 1);
+            for line in &mut step.script {
+                *line = line.replace(
+                    &format!("/inputs/{}/", step.name),
+                    &format!("/inputs/{renamed}/"),
+                );
+            }
+            step.name = renamed;
+        }
+        for step in &mut last.steps {
+            for input in &mut step.inputs {
+                if let Some(rest) = input.strip_prefix(&format!("{old}-")) {
+                    *input = format!("final-{rest}");
+                }
+            }
+            for line in &mut step.script {
+                *line = line.replace(&format!("/inputs/{old}-"), "/inputs/final-");
+            }
+        }
+    }
     Ok(emit(&stages, uses_context, &top_notes, options))
 }
 
@@ -674,18 +704,22 @@ fn downloads(command: &str) -> Option<&'static str> {
         .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'))
         .filter(|token| !token.is_empty())
         .collect();
-    for (name, words) in TOOLS {
-        let found = tokens.windows(words.len()).any(|window| {
-            window
-                .iter()
-                .zip(words.iter())
-                .all(|(token, word)| token.rsplit('/').next() == Some(*word))
-        });
-        if found {
-            return Some(name);
-        }
-    }
-    None
+    // The tool named first in the command (`apt-get install curl` is apt-get).
+    TOOLS
+        .iter()
+        .filter_map(|(name, words)| {
+            tokens
+                .windows(words.len())
+                .position(|window| {
+                    window
+                        .iter()
+                        .zip(words.iter())
+                        .all(|(token, word)| token.rsplit('/').next() == Some(*word))
+                })
+                .map(|position| (position, *name))
+        })
+        .min()
+        .map(|(_, name)| name)
 }
 
 /// The absolute paths `mkdir` makes in a command.
@@ -813,12 +847,14 @@ fn quote(text: &str) -> String {
     out
 }
 
-/// A TOML multi-line basic string (a newline right after the opening quotes is dropped).
+/// A TOML multi-line basic string (a newline right after the opening quotes is dropped). A `"`
+/// is escaped only where it would make three in a row.
 fn multiline(text: &str) -> String {
     let mut out = String::from("\"\"\"\n");
     for c in text.chars() {
         match c {
-            '"' => out.push_str("\\\""),
+            '"' if out.ends_with("\"\"") => out.push_str("\\\""),
+            '"' => out.push('"'),
             '\\' => out.push_str("\\\\"),
             '\n' | '\t' => out.push(c),
             c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
