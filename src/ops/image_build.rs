@@ -278,8 +278,31 @@ pub async fn load_images(images: &mut [ImageReport], tags: &[String]) -> Result<
     let tags = load_tags(images, tags)?;
     let docker = crate::sandbox::docker::connect().await?;
     for (report, tag) in images.iter_mut().zip(tags) {
-        let id = crate::image::docker_archive::load_layout(&docker, &report.layout, &tag).await?;
-        eprintln!("loaded {tag}: image id {id}");
+        let id = report.config_digest.to_string();
+        // The engine names an image by its config digest: if it has this one, tagging is all
+        // that is left (an unchanged rebuild then sends nothing).
+        let present = matches!(
+            docker.inspect_image(&id).await,
+            Ok(inspected) if inspected.id.as_deref() == Some(id.as_str())
+        );
+        if present {
+            let (repo, tag_name) = tag.rsplit_once(':').expect("load_tags adds a tag");
+            docker
+                .tag_image(
+                    &id,
+                    Some(bollard::query_parameters::TagImageOptions {
+                        repo: Some(repo.to_string()),
+                        tag: Some(tag_name.to_string()),
+                    }),
+                )
+                .await
+                .map_err(crate::image::engine::engine_error)?;
+            eprintln!("tagged {tag}: image id {id} (already in the engine)");
+        } else {
+            let loaded =
+                crate::image::docker_archive::load_layout(&docker, &report.layout, &tag).await?;
+            eprintln!("loaded {tag}: image id {loaded}");
+        }
         report.loaded = Some(tag);
     }
     Ok(())
