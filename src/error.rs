@@ -61,6 +61,10 @@ pub enum Error {
     Fetch(#[from] crate::fetch::FetchError),
     #[error(transparent)]
     FetchStage(#[from] crate::ops::fetch::FetchStageError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
     /// A file the user named could not be read or written.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -96,6 +100,8 @@ impl Error {
             Error::Check(e) => e.exit_code(),
             Error::Fetch(e) => e.exit_code(),
             Error::FetchStage(e) => e.exit_code(),
+            Error::Registry(e) => e.exit_code(),
+            Error::Convert(_) => ExitCode::BadInput,
         }
     }
 }

@@ -29,12 +29,14 @@
 //! `provenance` never call `sandbox` or `ops`.
 
 pub mod cli;
+pub mod convert;
 pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod image;
 pub mod ops;
 pub mod provenance;
+pub mod registry;
 pub mod sandbox;
 pub mod sign;
 pub mod spec;

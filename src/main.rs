@@ -95,12 +95,18 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 bundle: args.bundle,
                 offline: args.offline,
             };
-            let report = ops::build::build(&args.spec, &store, &options).await?;
+            let mut report = ops::build::build(&args.spec, &store, &options).await?;
+            if args.load {
+                ops::image_build::load_images(&mut report.images, &args.tag).await?;
+            }
             match cli.format {
                 Format::Json => print_json(&report),
                 Format::Text => {
                     for artifact in &report.artifacts {
                         println!("{}", artifact.path.display());
+                    }
+                    for image in &report.images {
+                        println!("{}", image.layout.display());
                     }
                 }
             }
@@ -271,6 +277,23 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     println!("{}", files.public_key.display());
                 }
             }
+            Ok(())
+        }
+        Command::Push(args) => {
+            let report = ops::push::push(&args.image, &args.reference, &args.out).await?;
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => println!("{}", report.reference),
+            }
+            Ok(())
+        }
+        Command::Convert(args) => {
+            let toml = ops::convert::convert(
+                &args.dockerfile,
+                args.context.as_deref(),
+                args.name.as_deref(),
+            )?;
+            print!("{toml}");
             Ok(())
         }
         Command::Image(ImageCommand::Import { rootfs, name }) => {

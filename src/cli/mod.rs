@@ -57,6 +57,37 @@ pub enum Command {
     /// Inspect, re-hash and collect the local store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Push an OCI image layout (or the `[[image]]` of that name in --out) to a registry, by
+    /// digest; prints `REF@sha256:<manifest digest>`.
+    Push(PushArgs),
+    /// Print a spec equivalent to a Dockerfile (for review; see docs/images.md).
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// An OCI image layout directory, or the name of an `[[image]]` built into --out.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Where to: `host[:port]/repository[:tag]` (plain HTTP for 127.0.0.1 and localhost).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+    /// The build's output directory, where an image named by IMAGE is looked up.
+    #[arg(long, value_name = "DIR", default_value = "sealroom-out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// The Dockerfile.
+    #[arg(value_name = "DOCKERFILE", default_value = "Dockerfile")]
+    pub dockerfile: PathBuf,
+    /// The build context COPY reads from (default: the Dockerfile's directory).
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<PathBuf>,
+    /// The spec's and the image's name (default: the context directory's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +141,13 @@ pub struct BuildArgs {
     /// Open no socket: every fetch must already be in the store.
     #[arg(long)]
     pub offline: bool,
+    /// Load each `[[image]]` into the engine after the build.
+    #[arg(long)]
+    pub load: bool,
+    /// The tag `--load` gives: `NAME:TAG`, or `IMAGE=NAME:TAG` when the spec has several images
+    /// (default `<image>:latest`). Repeatable.
+    #[arg(long, value_name = "NAME:TAG", requires = "load")]
+    pub tag: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

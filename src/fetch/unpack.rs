@@ -169,8 +169,11 @@ fn unpack_tar(
         ArchiveFormat::TarXz => {
             // Only the .xz container (not legacy .lzma, whose header may ask for any dictionary
             // size), and a bound on the decoder's memory: `xz -9` needs 65 MiB.
-            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, liblzma::stream::CONCATENATED)
-                .map_err(|err| corrupt(archive, format, std::io::Error::other(err)))?;
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMORY_LIMIT,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(|err| corrupt(archive, format, std::io::Error::other(err)))?;
             Box::new(liblzma::read::XzDecoder::new_stream(buffered, stream))
         }
         ArchiveFormat::TarBz2 => Box::new(bzip2::read::MultiBzDecoder::new(buffered)),

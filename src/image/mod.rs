@@ -15,12 +15,22 @@
 //! - [`engine`] loads it through bollard and checks the id; [`ensure_present`] checks a pin.
 //!
 //! This module never pulls: images come from a tree on this machine or are already present.
+//!
+//! `[[image]]` (images made from build outputs, docs/images.md) adds:
+//! - [`base`] puts a base image's config and layers into the store (from the engine, once).
+//! - [`tree_layer`] writes a store tree as a deterministic, optionally gzip-compressed layer.
+//! - [`oci`] makes the config and manifest and writes the OCI image layout directory.
+//! - [`docker_archive`] loads a layout into Docker (which reads only docker-archives).
 
 pub mod archive;
+pub mod base;
+pub mod docker_archive;
 pub mod engine;
 pub mod layer;
 pub mod name;
+pub mod oci;
 pub mod rootfs;
+pub mod tree_layer;
 
 use std::path::{Path, PathBuf};
 
@@ -179,6 +189,41 @@ pub enum ImageError {
         source: std::io::Error,
     },
 
+    #[error("cannot pull base image `{reference}`: {detail}")]
+    Registry { reference: String, detail: String },
+
+    #[error("cannot read the store: {detail}")]
+    Store { detail: String },
+
+    #[error(
+        "store blob `{path}` has sha256 {found}, not the {expected} it is named by\n  hint: run `sealroom store verify` and rebuild"
+    )]
+    CorruptStoreBlob {
+        path: PathBuf,
+        expected: crate::digest::BlobDigest,
+        found: crate::digest::BlobDigest,
+    },
+
+    #[error(
+        "an image layer takes `{path}` from {origin}, which has nothing there\n  hint: fix `artifacts` in the layer, or make the step write /out/{path}"
+    )]
+    MissingLayerPath { origin: String, path: String },
+
+    #[error("the config of base image `{base}` cannot be read: {detail}")]
+    BaseConfig { base: String, detail: String },
+
+    #[error("cannot write the image layout at `{path}`: {source}")]
+    WriteLayout {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "`{path}` is not an OCI image layout: {detail}\n  hint: give the directory `sealroom build` wrote for an `[[image]]` (`--out/<image name>`)"
+    )]
+    BadLayout { path: PathBuf, detail: String },
+
     #[error(
         "unsupported host architecture `{arch}`; expected x86_64, aarch64, arm, x86, powerpc64le, s390x or riscv64"
     )]
@@ -205,7 +250,14 @@ impl ImageError {
             | ImageError::WhiteoutName { .. }
             | ImageError::WriteLayer { .. }
             | ImageError::WriteTemp { .. }
-            | ImageError::UnsupportedArchitecture { .. } => ExitCode::BadInput,
+            | ImageError::UnsupportedArchitecture { .. }
+            | ImageError::Store { .. }
+            | ImageError::CorruptStoreBlob { .. }
+            | ImageError::BaseConfig { .. }
+            | ImageError::WriteLayout { .. }
+            | ImageError::BadLayout { .. }
+            | ImageError::Registry { .. } => ExitCode::BadInput,
+            ImageError::MissingLayerPath { .. } => ExitCode::StepFailed,
         }
     }
 }

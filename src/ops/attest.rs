@@ -192,6 +192,48 @@ fn fetch_dependency(fetched: &Fetched) -> ResourceDescriptor {
     }
 }
 
+impl BuildContext<'_> {
+    /// The statement for an `[[image]]`, in a DSSE envelope: the subject is the image (its
+    /// name, and the sha256 of its manifest, which is the OCI manifest digest); the base image
+    /// is added to `resolvedDependencies`. Everything else is what an artifact's statement
+    /// says about the build, so it is made by [`BuildContext::statement`] and adjusted.
+    pub fn image_envelope(
+        &self,
+        image: &crate::spec::image::Image,
+        manifest: &BlobDigest,
+        base: ResourceDescriptor,
+        signer: Option<&SigningKey>,
+    ) -> Result<Envelope, Error> {
+        let placeholder = Step {
+            name: image.name.clone(),
+            inputs: Vec::new(),
+            run: Vec::new(),
+            env: BTreeMap::new(),
+            artifacts: Vec::new(),
+            limits: self.spec.sandbox.limits,
+        };
+        let mut statement = self.statement(&placeholder, &RelativePath::root(), manifest);
+        statement.subject = vec![ResourceDescriptor::subject(
+            image.name.as_str(),
+            manifest.hex(),
+        )];
+        let parameters = &mut statement.predicate.build_definition.external_parameters;
+        parameters.remove("step");
+        parameters.remove("artifact");
+        parameters.insert("image".to_string(), json!(image.name.as_str()));
+        statement
+            .predicate
+            .build_definition
+            .resolved_dependencies
+            .push(base);
+        let payload = statement.to_json();
+        Ok(match signer {
+            Some(key) => Envelope::sign(PAYLOAD_TYPE, &payload, &[key]),
+            None => Envelope::unsigned(PAYLOAD_TYPE, &payload),
+        })
+    }
+}
+
 /// The map inside a `json!({...})` object.
 fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     match value {

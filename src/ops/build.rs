@@ -78,6 +78,8 @@ pub struct BuildReport {
     pub fetches: Vec<Fetched>,
     pub steps: Vec<StepReport>,
     pub artifacts: Vec<ArtifactReport>,
+    /// One per `[[image]]` (see `ops::image_build`).
+    pub images: Vec<crate::ops::image_build::ImageReport>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -172,6 +174,9 @@ pub async fn run<S: Sandbox>(
         steps: &steps,
     };
     let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
+    let images =
+        crate::ops::image_build::build_images(spec, store, &trees, options, &context, signer)
+            .await?;
     if signer.is_none() {
         eprintln!("warning: no --key given: provenance is written unsigned");
     }
@@ -182,6 +187,7 @@ pub async fn run<S: Sandbox>(
         fetches: fetched,
         steps,
         artifacts,
+        images,
     })
 }
 

@@ -4,9 +4,12 @@
 pub mod attest;
 pub mod build;
 pub mod check;
+pub mod convert;
 pub mod fetch;
+pub mod image_build;
 pub mod image_import;
 pub mod keygen;
+pub mod push;
 pub mod reproduce;
 pub mod store;
 pub mod verify;

@@ -10,6 +10,7 @@
 
 mod diagnostics;
 mod graph;
+pub mod image;
 pub mod limits;
 pub mod raw;
 mod validate;
@@ -42,6 +43,8 @@ pub struct Spec {
     /// Pinned dependencies, fetched with the network on before any step runs.
     pub fetches: Vec<Fetch>,
     pub steps: Vec<Step>,
+    /// `[[image]]` tables: OCI images made from step outputs (see `image`).
+    pub images: Vec<image::Image>,
 }
 
 /// A pinned dependency, fetched with the network on and mounted read-only at `/inputs/<name>`.

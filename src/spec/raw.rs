@@ -28,6 +28,8 @@ pub struct RawSpec {
     pub fetch: Vec<Spanned<RawFetch>>,
     #[serde(default)]
     pub step: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub image: Vec<Spanned<super::image::RawImage>>,
 }
 
 /// `[sandbox]`

@@ -140,6 +140,8 @@ impl Validator<'_> {
         }
         self.check_artifacts_do_not_collide(&raw.step, &steps)?;
         let steps = self.order(&raw.step, steps)?;
+        let declared = |name: &Name| self.names.get(name).map(|declared| declared.kind);
+        let images = super::image::validate(self.source, &raw.image, &declared, &steps)?;
 
         Ok(Spec {
             path,
@@ -150,6 +152,7 @@ impl Validator<'_> {
             sources,
             fetches,
             steps,
+            images,
         })
     }
 

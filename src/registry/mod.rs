@@ -1,0 +1,233 @@
+//! OCI registries (the distribution API v2): pushing an image layout by digest and pulling a
+//! base image by manifest digest.
+//!
+//! - [`Reference`] parses `host[:port]/repository[:tag][@sha256:...]`.
+//! - [`client::Client`] speaks HTTP to one registry: plain HTTP for loopback hosts
+//!   (`127.0.0.1`, `localhost`, `[::1]`, as Docker treats them as insecure registries by
+//!   default), HTTPS (rustls) otherwise. No authentication yet.
+//! - [`pull`] downloads a base image's manifest, config and layers into the store, each verified
+//!   against its digest as it streams.
+//!
+//! Nothing here touches the engine; `ops::push` composes it with the layout on disk.
+
+pub mod client;
+pub mod pull;
+
+use std::fmt;
+
+use crate::error::ExitCode;
+
+/// Docker Hub's registry, for a reference without a host.
+pub const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// A registry reference: where, which repository, and an optional tag and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+impl Reference {
+    /// Parses `host[:port]/name[:tag][@sha256:<hex>]`. Without a host (`a/b`, `b`), the
+    /// registry is Docker Hub and a one-component name gets `library/`.
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
+        let invalid = |reason: &str| RegistryError::InvalidReference {
+            reference: text.to_string(),
+            reason: reason.to_string(),
+        };
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => {
+                if digest.parse::<crate::digest::BlobDigest>().is_err() {
+                    return Err(invalid("the digest must be `sha256:<64 lower-case hex>`"));
+                }
+                (rest, Some(digest.to_string()))
+            }
+            None => (text, None),
+        };
+        let (registry, path) = match rest.split_once('/') {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_string(), path.to_string())
+            }
+            _ => (DOCKER_HUB.to_string(), rest.to_string()),
+        };
+        let (repository, tag) = match path.rsplit_once(':') {
+            Some((repository, tag)) if !tag.contains('/') => {
+                (repository.to_string(), Some(tag.to_string()))
+            }
+            _ => (path, None),
+        };
+        crate::image::RepositoryName::parse(&repository)
+            .map_err(|error| invalid(&error.to_string()))?;
+        if let Some(tag) = &tag {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && !tag.starts_with(['.', '-'])
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !valid {
+                return Err(invalid(
+                    "a tag is up to 128 letters, digits, `_`, `.` and `-`",
+                ));
+            }
+        }
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        Ok(Reference {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// The reference without tag or digest: `host/repository`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `registry` (`host[:port]`) is on this machine, so plain HTTP is used.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid image reference `{reference}`: {reason}")]
+    InvalidReference { reference: String, reason: String },
+
+    #[error(
+        "cannot reach the registry at {url}: {detail}\n  hint: check that the registry runs and the host and port are right"
+    )]
+    Unreachable { url: String, detail: String },
+
+    #[error(
+        "the registry refused {action}: HTTP {status} from {url}{}",
+        body_text(body)
+    )]
+    Refused {
+        action: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+
+    #[error(
+        "the registry asks for authentication at {url}; sealroom does not log in to registries yet\n  hint: push to a registry that accepts anonymous pushes (e.g. one on 127.0.0.1)"
+    )]
+    AuthenticationRequired { url: String },
+
+    #[error(
+        "{what} from {url} has sha256 {found}, expected {expected}: the registry sent something other than what was pinned"
+    )]
+    DigestMismatch {
+        what: String,
+        url: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("{what} from {url} is not usable: {detail}")]
+    Unsupported {
+        what: String,
+        url: String,
+        detail: String,
+    },
+
+    #[error("cannot read `{path}`: {source}")]
+    ReadFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot write to the store: {detail}")]
+    Store { detail: String },
+}
+
+fn body_text(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", body.chars().take(300).collect::<String>())
+    }
+}
+
+impl RegistryError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RegistryError::DigestMismatch { .. } => ExitCode::VerificationFailed,
+            _ => ExitCode::BadInput,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_like_docker() {
+        let reference = Reference::parse("127.0.0.1:5000/acceptance/img:1").unwrap();
+        assert_eq!(reference.registry, "127.0.0.1:5000");
+        assert_eq!(reference.repository, "acceptance/img");
+        assert_eq!(reference.tag.as_deref(), Some("1"));
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let reference = Reference::parse(&format!("localhost/x@{digest}")).unwrap();
+        assert_eq!(reference.registry, "localhost");
+        assert_eq!(reference.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(reference.to_string(), format!("localhost/x@{digest}"));
+        let hub = Reference::parse("busybox").unwrap();
+        assert_eq!(hub.registry, DOCKER_HUB);
+        assert_eq!(hub.repository, "library/busybox");
+        assert!(Reference::parse("127.0.0.1:5000/Bad").is_err());
+        assert!(Reference::parse("127.0.0.1:5000/x@sha256:12").is_err());
+    }
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        for host in [
+            "127.0.0.1:5000",
+            "localhost",
+            "localhost:80",
+            "[::1]:5000",
+            "127.1.2.3",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "registry.example.org",
+            "10.0.0.1:5000",
+            "localhost.example:5000",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}

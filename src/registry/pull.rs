@@ -1,0 +1,172 @@
+//! A base image pulled by digest: `host[:port]/name@sha256:<manifest digest>`. The digest is
+//! the sha256 of the image manifest (what `docker pull NAME@sha256:...` uses), not the image id
+//! a local base is pinned by. An index (multi-platform) digest is accepted too: the manifest for
+//! `linux` and the host's architecture is taken from it.
+//!
+//! The manifest, config and layers become store blobs, each checked against its digest as it
+//! streams; once they are there, building again needs no registry.
+
+use serde::Deserialize;
+
+use super::client::Client;
+use super::{Reference, RegistryError};
+use crate::digest::BlobDigest;
+use crate::image::ImageError;
+use crate::image::base::{BaseImage, LAYER_TAR, LAYER_TAR_GZIP};
+use crate::image::oci::BlobRef;
+use crate::spec::PinnedImage;
+use crate::store::Store;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    media_type: Option<String>,
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: BlobDigest,
+    size: u64,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    os: String,
+    architecture: String,
+}
+
+/// The base `image` (pinned by manifest digest) in the store, downloaded if it is not there.
+pub async fn base_from_registry(
+    store: &Store,
+    image: &PinnedImage,
+) -> Result<BaseImage, ImageError> {
+    pull(store, image)
+        .await
+        .map_err(|error| ImageError::Registry {
+            reference: image.to_string(),
+            detail: error.to_string(),
+        })
+}
+
+async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryError> {
+    let reference = Reference::parse(&image.to_string())?;
+    let pinned: BlobDigest = image.digest.cast();
+    let client = Client::new(&reference.registry)?;
+    let mut manifest_digest = pinned;
+    loop {
+        let manifest_bytes = match read_blob(store, &manifest_digest) {
+            Some(bytes) => bytes,
+            None => {
+                let (bytes, _) = client
+                    .get_manifest(&reference.repository, &manifest_digest.to_string())
+                    .await?;
+                store_bytes(store, &bytes, &manifest_digest)?;
+                bytes
+            }
+        };
+        let url = format!("{}@{manifest_digest}", reference.name());
+        let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|error| {
+            RegistryError::Unsupported {
+                what: "the manifest".to_string(),
+                url: url.clone(),
+                detail: error.to_string(),
+            }
+        })?;
+        if !manifest.manifests.is_empty() {
+            let architecture = crate::image::archive::host_architecture().map_err(|error| {
+                RegistryError::Unsupported {
+                    what: "the index".to_string(),
+                    url: url.clone(),
+                    detail: error.to_string(),
+                }
+            })?;
+            let chosen = manifest.manifests.iter().find(|entry| {
+                entry
+                    .platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+            });
+            let Some(chosen) = chosen else {
+                return Err(RegistryError::Unsupported {
+                    what: "the index".to_string(),
+                    url,
+                    detail: format!("it has no manifest for linux/{architecture}"),
+                });
+            };
+            manifest_digest = chosen.digest;
+            continue;
+        }
+        let Some(config) = manifest.config else {
+            return Err(RegistryError::Unsupported {
+                what: "the manifest".to_string(),
+                url,
+                detail: format!(
+                    "it is not an image manifest (media type {})",
+                    manifest.media_type.unwrap_or_default()
+                ),
+            });
+        };
+        if !store.has_blob(&config.digest) {
+            client
+                .blob_into_store(store, &reference.repository, &config.digest)
+                .await?;
+        }
+        let mut layers = Vec::with_capacity(manifest.layers.len());
+        for layer in &manifest.layers {
+            let media_type = match layer.media_type.as_str() {
+                "application/vnd.docker.image.rootfs.diff.tar.gzip" => LAYER_TAR_GZIP.to_string(),
+                "application/vnd.docker.image.rootfs.diff.tar" => LAYER_TAR.to_string(),
+                other if other.starts_with("application/vnd.oci.image.layer.v1.tar") => {
+                    other.to_string()
+                }
+                other => {
+                    return Err(RegistryError::Unsupported {
+                        what: format!("layer {}", layer.digest),
+                        url,
+                        detail: format!("its media type `{other}` is not a layer sealroom can use"),
+                    });
+                }
+            };
+            if !store.has_blob(&layer.digest) {
+                client
+                    .blob_into_store(store, &reference.repository, &layer.digest)
+                    .await?;
+            }
+            layers.push(BlobRef {
+                media_type,
+                digest: layer.digest,
+                size: layer.size,
+            });
+        }
+        let config_bytes =
+            read_blob(store, &config.digest).ok_or_else(|| RegistryError::Store {
+                detail: format!("the config {} is not in the store", config.digest),
+            })?;
+        return Ok(BaseImage {
+            config: config_bytes,
+            layers,
+        });
+    }
+}
+
+fn read_blob(store: &Store, digest: &BlobDigest) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(store.blob_path(digest)).ok()?;
+    (BlobDigest::of(&bytes) == *digest).then_some(bytes)
+}
+
+fn store_bytes(store: &Store, bytes: &[u8], digest: &BlobDigest) -> Result<(), RegistryError> {
+    store
+        .add_blob_from_reader(bytes, "a registry manifest", Some(digest))
+        .map_err(|error| RegistryError::Store {
+            detail: error.to_string(),
+        })?;
+    Ok(())
+}
