@@ -21,6 +21,32 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use super::SignError;
+
+/// Which supported algorithm a key's AlgorithmIdentifier names (the same for a PKCS#8 private
+/// key and an SPKI public key); only P-256 among the curves.
+fn algorithm_of(
+    identifier: &p256::pkcs8::spki::AlgorithmIdentifierRef<'_>,
+    expected: &'static str,
+    malformed: &dyn Fn(String) -> KeyFormatError,
+) -> Result<Algorithm, KeyFormatError> {
+    let oid = identifier.oid;
+    if oid == OID_EC_PUBLIC_KEY {
+        let curve = identifier.parameters_oid().map_err(|e| malformed(e.to_string()))?;
+        if curve != OID_P256 {
+            return Err(KeyFormatError::UnsupportedCurve {
+                found: curve.to_string(),
+            });
+        }
+        Ok(Algorithm::EcdsaP256)
+    } else if oid == OID_ED25519 {
+        Ok(Algorithm::Ed25519)
+    } else {
+        Err(KeyFormatError::UnsupportedAlgorithm {
+            expected,
+            found: describe_oid(oid),
+        })
+    }
+}
 use super::encrypted::{self, PassphraseLookup};
 
 /// `id-ecPublicKey` (RFC 5480).
@@ -205,29 +231,13 @@ impl SigningKey {
             detail,
         };
         let info = PrivateKeyInfo::try_from(der).map_err(|e| malformed(e.to_string()))?;
-        let oid = info.algorithm.oid;
-        if oid == OID_EC_PUBLIC_KEY {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .map_err(|e| malformed(e.to_string()))?;
-            if curve != OID_P256 {
-                return Err(KeyFormatError::UnsupportedCurve {
-                    found: curve.to_string(),
-                });
-            }
-            let key = p256::ecdsa::SigningKey::from_pkcs8_der(der)
-                .map_err(|e| malformed(e.to_string()))?;
-            Ok(SigningKey::EcdsaP256(key))
-        } else if oid == OID_ED25519 {
-            let key = ed25519_dalek::SigningKey::from_pkcs8_der(der)
-                .map_err(|e| malformed(e.to_string()))?;
-            Ok(SigningKey::Ed25519(key))
-        } else {
-            Err(KeyFormatError::UnsupportedAlgorithm {
-                expected: EXPECTED_PRIVATE,
-                found: describe_oid(oid),
-            })
+        match algorithm_of(&info.algorithm, EXPECTED_PRIVATE, &malformed)? {
+            Algorithm::EcdsaP256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(SigningKey::EcdsaP256)
+                .map_err(|e| malformed(e.to_string())),
+            Algorithm::Ed25519 => ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                .map(SigningKey::Ed25519)
+                .map_err(|e| malformed(e.to_string())),
         }
     }
 
@@ -353,29 +363,13 @@ impl VerifyingKey {
             detail,
         };
         let info = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| malformed(e.to_string()))?;
-        let oid = info.algorithm.oid;
-        if oid == OID_EC_PUBLIC_KEY {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .map_err(|e| malformed(e.to_string()))?;
-            if curve != OID_P256 {
-                return Err(KeyFormatError::UnsupportedCurve {
-                    found: curve.to_string(),
-                });
-            }
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(der)
-                .map_err(|e| malformed(e.to_string()))?;
-            Ok(VerifyingKey::EcdsaP256(key))
-        } else if oid == OID_ED25519 {
-            let key = ed25519_dalek::VerifyingKey::from_public_key_der(der)
-                .map_err(|e| malformed(e.to_string()))?;
-            Ok(VerifyingKey::Ed25519(key))
-        } else {
-            Err(KeyFormatError::UnsupportedAlgorithm {
-                expected: EXPECTED_PUBLIC,
-                found: describe_oid(oid),
-            })
+        match algorithm_of(&info.algorithm, EXPECTED_PUBLIC, &malformed)? {
+            Algorithm::EcdsaP256 => p256::ecdsa::VerifyingKey::from_public_key_der(der)
+                .map(VerifyingKey::EcdsaP256)
+                .map_err(|e| malformed(e.to_string())),
+            Algorithm::Ed25519 => ed25519_dalek::VerifyingKey::from_public_key_der(der)
+                .map(VerifyingKey::Ed25519)
+                .map_err(|e| malformed(e.to_string())),
         }
     }
 
