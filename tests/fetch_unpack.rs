@@ -509,3 +509,23 @@ fn the_destination_must_not_exist() {
     assert!(matches!(err, FetchError::DestinationExists(_)));
     assert_eq!(fs::read(work.dest.join("keep")).unwrap(), b"mine");
 }
+
+/// Found by the archive_unpacker fuzz target: a legacy `.lzma` header (props, a 4 GiB
+/// dictionary, an unknown size) made the xz decoder allocate 4 GiB. Only the `.xz` container is
+/// accepted now, with a bounded decoder memory, so this is a clean "corrupt archive" error.
+#[test]
+fn a_legacy_lzma_header_asking_for_gigabytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("bomb.tar.xz");
+    let mut bytes = vec![0x5d, 0xff, 0xff, 0xff, 0xff];
+    bytes.extend([0xff; 8]);
+    bytes.extend([0x00; 32]);
+    fs::write(&archive, &bytes).unwrap();
+    let dest = dir.path().join("dest");
+    let error = unpack(&archive, ArchiveFormat::TarXz, 0, &dest).unwrap_err();
+    assert!(
+        matches!(error, FetchError::CorruptArchive { .. }),
+        "{error}"
+    );
+    assert!(!dest.exists());
+}

@@ -31,7 +31,9 @@ fn algorithm_of(
 ) -> Result<Algorithm, KeyFormatError> {
     let oid = identifier.oid;
     if oid == OID_EC_PUBLIC_KEY {
-        let curve = identifier.parameters_oid().map_err(|e| malformed(e.to_string()))?;
+        let curve = identifier
+            .parameters_oid()
+            .map_err(|e| malformed(e.to_string()))?;
         if curve != OID_P256 {
             return Err(KeyFormatError::UnsupportedCurve {
                 found: curve.to_string(),
