@@ -457,10 +457,19 @@ fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<()
 /// The complete environment of a step: the fixed variables, then the spec's `env` on top.
 /// Nothing comes from the host.
 pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
+    fixed_environment(spec.source_date_epoch, &step.env)
+}
+
+/// The variables every container sealroom starts gets (steps and fixed-output fetches alike),
+/// with `extra` (a spec's `env`) on top.
+pub fn fixed_environment(
+    source_date_epoch: u64,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::from([
         (
             "SOURCE_DATE_EPOCH".to_string(),
-            spec.source_date_epoch.to_string(),
+            source_date_epoch.to_string(),
         ),
         ("TZ".to_string(), "UTC".to_string()),
         ("LC_ALL".to_string(), "C".to_string()),
@@ -469,7 +478,7 @@ pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
         ("PATH".to_string(), STEP_PATH.to_string()),
     ]);
     env.extend(
-        step.env
+        extra
             .iter()
             .map(|(key, value)| (key.clone(), value.clone())),
     );
@@ -537,7 +546,8 @@ pub fn provenance_path(artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn create_world_writable_dir(path: &Path) -> Result<(), Error> {
+/// Creates a container's `/out`: empty, and writable by the unprivileged uid it runs as.
+pub(crate) fn create_world_writable_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir(path)
         .map_err(|source| Error::io("creating the step's /out", path, source))?;
@@ -747,13 +757,7 @@ name = "independent"
 run = ["independent"]
 "#;
         let (dir, spec, store) = fixture(steps);
-        let sandbox = FakeSandbox::new(|request| {
-            if request.step == "slow" {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            writes_its_name(request)
-        })
-        .taking(Duration::from_millis(50));
+        let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(50));
         let error = run(
             &sandbox,
             &store,

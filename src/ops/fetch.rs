@@ -12,7 +12,6 @@
 //! - `--offline` opens no socket and starts no container: whatever is missing from the store is
 //!   listed in one error.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
@@ -109,9 +108,16 @@ pub async fn fetch_all<S: Sandbox>(
                         run.run.join(" ")
                     ));
                 } else {
-                    let tree =
-                        run_fixed_output(sandbox, store, &fetch.name, run, Some(pin), options)
-                            .await?;
+                    let tree = run_fixed_output(
+                        sandbox,
+                        store,
+                        &fetch.name,
+                        run,
+                        Some(pin),
+                        spec.source_date_epoch,
+                        options,
+                    )
+                    .await?;
                     fetched[index] = Some(run_fetched(fetch, run, tree, false));
                 }
             }
@@ -264,23 +270,13 @@ pub async fn run_fixed_output<S: Sandbox>(
     name: &Name,
     run: &RunFetch,
     pin: Option<TreeDigest>,
+    source_date_epoch: u64,
     options: &FetchOptions,
 ) -> Result<TreeDigest, Error> {
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
-    std::fs::create_dir(&out_dir).map_err(|e| Error::io("cannot create", &out_dir, e))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777))
-            .map_err(|e| Error::io("cannot open to the step's user", &out_dir, e))?;
-    }
-    let mut env = BTreeMap::from([
-        ("TZ".to_string(), "UTC".to_string()),
-        ("LC_ALL".to_string(), "C".to_string()),
-        ("HOME".to_string(), WORK_DIR.to_string()),
-        ("PATH".to_string(), crate::ops::build::STEP_PATH.to_string()),
-    ]);
-    env.extend(run.env.clone());
+    crate::ops::build::create_world_writable_dir(&out_dir)?;
+    let env = crate::ops::build::fixed_environment(source_date_epoch, &run.env);
     let request = StepRequest {
         step: format!("fetch-{name}"),
         build_id: options.build_id.clone(),
@@ -472,8 +468,16 @@ pub async fn pin(
                 }
                 let docker = sandbox.as_ref().expect("connected above");
                 docker.check_image(&run.image).await?;
-                let tree =
-                    run_fixed_output(docker, &store, &fetch.name, run, None, options).await?;
+                let tree = run_fixed_output(
+                    docker,
+                    &store,
+                    &fetch.name,
+                    run,
+                    None,
+                    spec.source_date_epoch,
+                    options,
+                )
+                .await?;
                 (
                     "output",
                     run.output.map(|digest| digest.to_string()),
