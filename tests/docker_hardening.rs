@@ -23,12 +23,14 @@ fn one_step(name: &str, run: &str, extra: &str) -> (Project, std::path::PathBuf)
 fn docker_a_step_has_no_capabilities_no_root_and_only_loopback() {
     let (project, spec) = one_step(
         "probe",
-        r#"["sh", "-c", "grep CapEff /proc/self/status > /out/caps; id -u > /out/uid; ls /sys/class/net > /out/net"]"#,
-        r#"artifacts = ["caps", "uid", "net"]"#,
+        r#"["sh", "-c", "grep CapEff /proc/self/status > /out/caps; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status > /out/confined; id -u > /out/uid; ls /sys/class/net > /out/net"]"#,
+        r#"artifacts = ["caps", "confined", "uid", "net"]"#,
     );
     project.build(&spec).success();
     let read = |name: &str| std::fs::read_to_string(project.out().join(name)).unwrap();
     assert_eq!(read("caps"), "CapEff:\t0000000000000000\n");
+    // no-new-privileges, and the engine's seccomp filter (mode 2) in effect.
+    assert_eq!(read("confined"), "NoNewPrivs:\t1\nSeccomp:\t2\n");
     assert_eq!(read("uid"), "1000\n");
     assert_eq!(read("net"), "lo\n");
 }
