@@ -142,7 +142,8 @@ pub fn archive_stream(
         .chain(stream::once(async move { Ok(tail) })))
 }
 
-async fn read_chunk(
+/// The next chunk of a file being streamed to the engine (for `stream::unfold`).
+pub(super) async fn read_chunk(
     file: Option<tokio::fs::File>,
 ) -> Option<(std::io::Result<Bytes>, Option<tokio::fs::File>)> {
     let mut file = file?;

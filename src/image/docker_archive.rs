@@ -14,14 +14,13 @@ use bollard::query_parameters::ImportImageOptions;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
-use tokio::io::AsyncReadExt;
 
 use super::ImageError;
+use super::archive::read_chunk;
 use super::engine::engine_error;
 use super::oci::{blob_path, read_layout};
 
 const BLOCK: u64 = 512;
-const CHUNK: usize = 256 * 1024;
 
 /// One member of the archive: bytes in memory or a file streamed from disk.
 enum Member {
@@ -145,19 +144,4 @@ fn archive_stream(
     }
     parts.push(stream::once(async { Ok(Bytes::from(vec![0u8; 1024])) }).boxed());
     Ok(stream::iter(parts).flatten())
-}
-
-async fn read_chunk(
-    file: Option<tokio::fs::File>,
-) -> Option<(std::io::Result<Bytes>, Option<tokio::fs::File>)> {
-    let mut file = file?;
-    let mut buffer = vec![0u8; CHUNK];
-    match file.read(&mut buffer).await {
-        Ok(0) => None,
-        Ok(n) => {
-            buffer.truncate(n);
-            Some((Ok(Bytes::from(buffer)), Some(file)))
-        }
-        Err(error) => Some((Err(error), None)),
-    }
 }
