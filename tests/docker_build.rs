@@ -26,13 +26,8 @@ fn docker_two_step_build_writes_artifacts_and_verifiable_provenance() {
     let spec = project.write_spec(&busybox().to_string(), TWO_STEPS);
     let (private, public) = project.keygen("ecdsa-p256");
 
-    sealroom()
-        .arg("build")
-        .arg(&spec)
-        .arg("--store")
-        .arg(project.store())
-        .arg("--out")
-        .arg(project.out())
+    project
+        .build_command(&spec)
         .arg("--key")
         .arg(&private)
         .env("HOST_SECRET", "leak-me")
@@ -260,11 +255,8 @@ fn docker_changed_artifact_fails_verification() {
     let project = Project::new();
     let spec = project.write_spec(&busybox().to_string(), TWO_STEPS);
     let (private, public) = project.keygen("ed25519");
-    sealroom()
-        .arg("build")
-        .arg(&spec)
-        .args(["--store", project.store().to_str().unwrap()])
-        .args(["--out", project.out().to_str().unwrap()])
+    project
+        .build_command(&spec)
         .arg("--key")
         .arg(&private)
         .assert()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Project, busybox, sealroom};
+use common::{Project, busybox};
 
 const STEPS: &str = r#"
 [[step]]
@@ -26,11 +26,8 @@ artifacts = ["c"]
 
 /// Builds with `--format json`; returns the names of the steps that ran (not cached).
 fn ran(project: &Project, spec: &std::path::Path) -> Vec<String> {
-    let assert = sealroom()
-        .arg("build")
-        .arg(spec)
-        .args(["--store", project.store().to_str().unwrap()])
-        .args(["--out", project.out().to_str().unwrap()])
+    let assert = project
+        .build_command(spec)
         .args(["--format", "json"])
         .assert()
         .success();

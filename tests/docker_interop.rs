@@ -25,15 +25,8 @@ artifacts = ["hello.txt"]
 /// Builds with `key` (and `--bundle`), with `env` set for sealroom; returns the provenance path.
 fn build_signed(project: &Project, key: &Path, env: &[(&str, &str)]) -> std::path::PathBuf {
     let spec = project.write_spec(&busybox().to_string(), STEPS);
-    let mut command = sealroom();
-    command
-        .arg("build")
-        .arg(&spec)
-        .args(["--store", project.store().to_str().unwrap()])
-        .args(["--out", project.out().to_str().unwrap()])
-        .arg("--key")
-        .arg(key)
-        .arg("--bundle");
+    let mut command = project.build_command(&spec);
+    command.arg("--key").arg(key).arg("--bundle");
     for (name, value) in env {
         command.env(name, value);
     }

@@ -31,11 +31,8 @@ fn built(steps: &str) -> (Project, std::path::PathBuf, std::path::PathBuf) {
     let project = Project::new();
     let spec = project.write_spec(&busybox().to_string(), steps);
     let (private, public) = project.keygen("ed25519");
-    sealroom()
-        .arg("build")
-        .arg(&spec)
-        .args(["--store", project.store().to_str().unwrap()])
-        .args(["--out", project.out().to_str().unwrap()])
+    project
+        .build_command(&spec)
         .arg("--key")
         .arg(&private)
         .assert()

@@ -546,6 +546,24 @@ pub fn provenance_path(artifact: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A fresh store in a temporary directory (removed when the `TempDir` drops), for builds that
+/// must not use the action cache or the user's store: `reproduce` and `check`. The directory
+/// also holds the build's `--out` (`scratch.path().join("out")`).
+pub(crate) fn scratch_store(prefix: &str) -> Result<(tempfile::TempDir, Store), Error> {
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            Error::io(
+                "cannot create a temporary directory in",
+                std::env::temp_dir(),
+                e,
+            )
+        })?;
+    let store = Store::open(&scratch.path().join("store"))?;
+    Ok((scratch, store))
+}
+
 /// Creates a container's `/out`: empty, and writable by the unprivileged uid it runs as.
 pub(crate) fn create_world_writable_dir(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;

@@ -147,17 +147,7 @@ async fn build_once(
     variation: &Variation,
     interrupt: &tokio_util::sync::CancellationToken,
 ) -> Result<Run, Error> {
-    let scratch = tempfile::Builder::new()
-        .prefix("sealroom-check-")
-        .tempdir()
-        .map_err(|e| {
-            Error::io(
-                "cannot create a temporary directory in",
-                std::env::temp_dir(),
-                e,
-            )
-        })?;
-    let store = Store::open(&scratch.path().join("store"))?;
+    let (scratch, store) = crate::ops::build::scratch_store("sealroom-check-")?;
     let options = BuildOptions {
         out_dir: scratch.path().join("out"),
         jobs: variation.jobs,

@@ -20,7 +20,6 @@ use crate::provenance::{PAYLOAD_TYPE, Statement};
 use crate::sandbox::docker::DockerSandbox;
 use crate::sign::keys::VerifyingKey;
 use crate::spec;
-use crate::store::Store;
 
 /// What a reproduction found, subject by subject.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,17 +87,7 @@ pub async fn reproduce(
     let spec = spec::load(&spec_path)?;
     eprintln!("ok  spec {} {}", spec_path.display(), spec_digest);
 
-    let scratch = tempfile::Builder::new()
-        .prefix("sealroom-reproduce-")
-        .tempdir()
-        .map_err(|e| {
-            Error::io(
-                "cannot create a temporary directory in",
-                std::env::temp_dir(),
-                e,
-            )
-        })?;
-    let store = Store::open(&scratch.path().join("store"))?;
+    let (scratch, store) = crate::ops::build::scratch_store("sealroom-reproduce-")?;
     for source in &spec.sources {
         let exclude = &source.exclude;
         let found = store.add_tree(&source.path, &|relative| exclude.is_excluded(relative))?;

@@ -63,16 +63,22 @@ impl Project {
         path
     }
 
-    /// `sealroom build` of the spec with this project's store and out dir.
-    pub fn build(&self, spec: &Path) -> assert_cmd::assert::Assert {
-        sealroom()
+    /// `sealroom build SPEC` with this project's store and out dir, for a test to add to.
+    pub fn build_command(&self, spec: &Path) -> assert_cmd::Command {
+        let mut command = sealroom();
+        command
             .arg("build")
             .arg(spec)
             .arg("--store")
             .arg(self.store())
             .arg("--out")
-            .arg(self.out())
-            .assert()
+            .arg(self.out());
+        command
+    }
+
+    /// `sealroom build` of the spec with this project's store and out dir.
+    pub fn build(&self, spec: &Path) -> assert_cmd::assert::Assert {
+        self.build_command(spec).assert()
     }
 
     /// Generates a key pair under the project; returns (private, public).
