@@ -33,6 +33,17 @@ fn digest_of(rootfs: &Path) -> ImageDigest {
         .digest
 }
 
+/// `sealroom image import ROOTFS --name NAME`, run to its end.
+fn cli_import(rootfs: &Path, name: &str) -> std::process::Output {
+    Command::cargo_bin("sealroom")
+        .unwrap()
+        .args(["image", "import"])
+        .arg(rootfs)
+        .args(["--name", name])
+        .output()
+        .unwrap()
+}
+
 fn busybox_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     busybox_rootfs(dir.path());
@@ -311,17 +322,7 @@ fn a_file_that_is_no_tar_is_refused() {
 
 #[test]
 fn cli_refuses_a_missing_rootfs_with_exit_1() {
-    let output = Command::cargo_bin("sealroom")
-        .unwrap()
-        .args([
-            "image",
-            "import",
-            "/nonexistent/rootfs",
-            "--name",
-            "sealroom-test/x",
-        ])
-        .output()
-        .unwrap();
+    let output = cli_import(Path::new("/nonexistent/rootfs"), "sealroom-test/x");
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert_eq!(
@@ -343,13 +344,7 @@ fn cli_refuses_invalid_names_with_exit_1() {
             "it contains a tag; the tag is always `latest`",
         ),
     ] {
-        let output = Command::cargo_bin("sealroom")
-            .unwrap()
-            .args(["image", "import"])
-            .arg(dir.path())
-            .args(["--name", name])
-            .output()
-            .unwrap();
+        let output = cli_import(dir.path(), name);
         assert_eq!(output.status.code(), Some(1), "{name}");
         assert_eq!(
             String::from_utf8_lossy(&output.stderr).trim_end(),
@@ -400,13 +395,7 @@ async fn docker_import_twice_under_two_names_gives_one_digest() {
 #[test]
 fn docker_cli_prints_the_pinned_reference() {
     let dir = busybox_tree();
-    let output = Command::cargo_bin("sealroom")
-        .unwrap()
-        .args(["image", "import"])
-        .arg(dir.path())
-        .args(["--name", "sealroom-test/cli"])
-        .output()
-        .unwrap();
+    let output = cli_import(dir.path(), "sealroom-test/cli");
     assert!(
         output.status.success(),
         "{}",
@@ -421,13 +410,7 @@ fn docker_cli_prints_the_pinned_reference() {
 #[test]
 fn docker_cli_imports_a_tree_with_dev_nodes_and_says_how_many_it_left_out() {
     let dir = tree_with_dev_nodes();
-    let output = Command::cargo_bin("sealroom")
-        .unwrap()
-        .args(["image", "import"])
-        .arg(dir.path())
-        .args(["--name", "sealroom-test/devnodes"])
-        .output()
-        .unwrap();
+    let output = cli_import(dir.path(), "sealroom-test/devnodes");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(
