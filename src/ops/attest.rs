@@ -3,11 +3,12 @@
 //! documented in `docs/provenance.md`; this is the only place that fills them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::json;
+
+use crate::atomic;
 
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
@@ -251,21 +252,7 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 /// Writes `text` (an envelope's JSON line, a bundle) to `path`: a temp file in the same
 /// directory, then a rename, so a reader never sees half of it.
 pub fn write_line_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory)
-        .map_err(|source| Error::io("creating directory", directory, source))?;
-    let mut file = tempfile::NamedTempFile::new_in(directory)
-        .map_err(|source| Error::io("creating a temp file in", directory, source))?;
     // Provenance is public: readable like the artifact next to it, not 0600 like a temp file.
-    file.write_all(text.as_bytes())
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            file.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-        })
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|source| Error::io("writing", file.path().to_path_buf(), source))?;
-    file.persist(path)
-        .map_err(|error| Error::io("writing", path, error.error))?;
-    Ok(())
+    atomic::write(path, text.as_bytes(), atomic::Mode::Fixed(0o644))
+        .map_err(|error| Error::io(error.action, error.path, error.source))
 }

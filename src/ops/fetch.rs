@@ -423,6 +423,27 @@ pub struct PinChange {
     pub new: String,
 }
 
+/// Sets `key` of the `index`-th fetch of the spec's document, written either as `[[fetch]]`
+/// tables or inline, `fetch = [{ … }, …]`; an inline table stays inline.
+fn set_fetch_key(document: &mut toml_edit::DocumentMut, index: usize, key: &str, value: &str) {
+    const IN_ORDER: &str = "the spec's fetches are the document's `fetch` entries, in order";
+    match document.get_mut("fetch").expect(IN_ORDER) {
+        toml_edit::Item::ArrayOfTables(tables) => {
+            tables.get_mut(index).expect(IN_ORDER)[key] = toml_edit::value(value);
+        }
+        toml_edit::Item::Value(toml_edit::Value::Array(array)) => {
+            let table = array
+                .get_mut(index)
+                .and_then(toml_edit::Value::as_inline_table_mut)
+                .expect(IN_ORDER);
+            table.insert(key, value.into());
+            // One space around each `=` and after each comma, as `{ a = 1, b = 2 }`.
+            table.fmt();
+        }
+        _ => unreachable!("{IN_ORDER}"),
+    }
+}
+
 /// `sealroom pin`: fetches each `[[fetch]]` once (downloads and fixed-output steps alike) and
 /// writes the digests it got into the spec's `sha256` / `output`, editing the TOML in place so
 /// its comments and formatting stay. The downloaded blobs and trees stay in the store, so the
@@ -486,11 +507,7 @@ pub async fn pin(
             }
         };
         if old.as_deref() != Some(new.as_str()) {
-            let table = document["fetch"]
-                .as_array_of_tables_mut()
-                .and_then(|tables| tables.get_mut(index))
-                .expect("the spec's fetches are the document's [[fetch]] tables, in order");
-            table[key] = toml_edit::value(new.clone());
+            set_fetch_key(&mut document, index, key, &new);
             eprintln!(
                 "pin {}: {key} {} -> {new}",
                 fetch.name,
@@ -505,16 +522,13 @@ pub async fn pin(
         }
     }
     if !changes.is_empty() {
-        let directory = spec_path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut file = tempfile::NamedTempFile::new_in(directory)
-            .map_err(|e| Error::io("cannot create a temp file in", directory, e))?;
-        std::io::Write::write_all(&mut file, document.to_string().as_bytes())
-            .map_err(|e| Error::io("cannot write", file.path().to_path_buf(), e))?;
-        file.persist(spec_path)
-            .map_err(|e| Error::io("cannot replace", spec_path, e.error))?;
+        // The user's file: its mode stays (a temp file would make it 0600).
+        crate::atomic::write(
+            spec_path,
+            document.to_string().as_bytes(),
+            crate::atomic::Mode::KeepExisting(0o644),
+        )
+        .map_err(|error| Error::io(error.action, error.path, error.source))?;
     }
     Ok(changes)
 }

@@ -94,17 +94,15 @@ impl super::Store {
             }
         };
         std::fs::create_dir_all(directory).map_err(io_error("creating", directory))?;
-        let tmp = self.root().join("v1/tmp");
-        let mut file = tempfile::NamedTempFile::new_in(&tmp)
-            .map_err(io_error("creating a temp file in", &tmp))?;
+        let mut file = self.temp_file("action-")?;
         file.write_all(&serde_json::to_vec(result).expect("action results serialize"))
-            .and_then(|()| file.as_file().sync_all())
             .map_err(io_error("writing", &path))?;
-        file.persist(&path).map_err(|error| super::StoreError::Io {
-            action: "renaming into place",
-            path: path.clone(),
-            source: error.error,
-        })?;
-        Ok(())
+        crate::atomic::commit(file, &path, crate::atomic::Mode::Fixed(0o644)).map_err(|error| {
+            super::StoreError::Io {
+                action: error.action,
+                path: error.path,
+                source: error.source,
+            }
+        })
     }
 }
