@@ -12,18 +12,16 @@ use crate::atomic;
 
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
-use crate::ops::build::{StepReport, step_environment};
+use crate::ops::build::StepReport;
 use crate::ops::fetch::{Fetched, Origin};
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
 };
-use crate::sandbox::docker::SCRATCH_OPTIONS;
-use crate::sandbox::{DEFAULT_USER, SCRATCH_DIRS, WORK_DIR};
+use crate::sandbox::record::RECORD_FORMAT;
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::SigningKey;
 use crate::spec::{RelativePath, Source, Spec, Step};
-use crate::store::MATERIALIZED_MTIME;
 
 /// The form a tree digest takes: sha256 over sealroom's canonical tree encoding (docs/store.md).
 pub const TREE_DIGEST_FORM: &str = "sealroom-tree-v1";
@@ -68,26 +66,23 @@ impl BuildContext<'_> {
                 "exclude": source.exclude.patterns(),
             })).collect::<Vec<_>>(),
         });
-        let environments: BTreeMap<&str, BTreeMap<String, String>> = spec
+        // Each step's record, exactly as its container got it and its action key hashed it.
+        let steps: BTreeMap<&str, serde_json::Value> = self
             .steps
             .iter()
-            .map(|step| (step.name.as_str(), step_environment(spec, step)))
+            .map(|report| {
+                let entry = json!({
+                    "actionKey": report.action.to_string(),
+                    "record": report.record.to_json(),
+                });
+                (report.name.as_str(), entry)
+            })
             .collect();
         let internal_parameters = json!({
             "sealroomVersion": env!("CARGO_PKG_VERSION"),
             "sourceDateEpoch": spec.source_date_epoch,
-            "environment": environments,
-            "user": DEFAULT_USER,
-            "workingDirectory": WORK_DIR,
-            "network": "none",
-            "readOnlyRootFilesystem": true,
-            "readOnlyInputs": true,
-            "inputModes": "files 0644 or 0755, directories 0755",
-            "inputMtime": MATERIALIZED_MTIME,
-            "scratchDirectories": SCRATCH_DIRS,
-            "scratchMountOptions": format!("tmpfs rw,{SCRATCH_OPTIONS}"),
-            "capabilities": "all dropped",
-            "noNewPrivileges": true,
+            "stepRecordFormat": RECORD_FORMAT,
+            "steps": steps,
             "treeDigestForm": TREE_DIGEST_FORM,
         });
 

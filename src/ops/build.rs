@@ -16,13 +16,15 @@ use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
+use crate::sandbox::record::StepDefinition;
 use crate::sandbox::{
-    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, TMP_DIR, WORK_DIR,
+    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRecord, StepRequest, TMP_DIR,
+    WORK_DIR,
 };
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
-use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
+use crate::store::actions::ActionResult;
 use crate::store::{EntryKind, Store, StoreError};
 
 /// The `PATH` every step gets (the spec may set another).
@@ -91,6 +93,9 @@ pub struct StepReport {
     pub output: TreeDigest,
     pub log: BlobDigest,
     pub seconds: f64,
+    /// What ran (or, for a cache hit, what would have run); its digest is `action`.
+    #[serde(skip)]
+    pub record: StepRecord,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -303,20 +308,21 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 host_path: store.materialize(tree)?,
             });
         }
-        let mut request = StepRequest {
-            step: step.name.to_string(),
-            build_id: build_id.to_string(),
-            image: spec.sandbox.image.clone(),
-            argv: step.run.clone(),
+        let record_inputs: Vec<(String, TreeDigest)> = input_trees
+            .iter()
+            .map(|(name, tree)| (name.to_string(), *tree))
+            .collect();
+        let record = StepRecord::new(StepDefinition {
+            image: spec.sandbox.image.digest,
+            argv: &step.run,
             env: step_environment(spec, step),
-            workdir: WORK_DIR.to_string(),
-            user: DEFAULT_USER.to_string(),
-            inputs,
-            out_dir: PathBuf::new(),
-            limits: step.limits,
+            workdir: WORK_DIR,
+            user: DEFAULT_USER,
             network: Network::None,
-        };
-        let action = action_key(&request, &input_trees).digest();
+            limits: &step.limits,
+            inputs: &record_inputs,
+        });
+        let action = record.action_key();
         if !no_cache && let Some(hit) = store.action_get(&action) {
             check_artifacts(store, step, &hit.output)?;
             eprintln!("step {}: cached, output {}", step.name, hit.output);
@@ -327,8 +333,17 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 output: hit.output,
                 log: hit.log,
                 seconds: 0.0,
+                record,
             });
         }
+        let mut request = StepRequest {
+            step: step.name.to_string(),
+            build_id: build_id.to_string(),
+            image: spec.sandbox.image.clone(),
+            record,
+            inputs,
+            out_dir: PathBuf::new(),
+        };
         let out = store.temp_dir()?;
         let out_dir = out.path().join("out");
         request.out_dir = out_dir.clone();
@@ -363,6 +378,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             output,
             log,
             seconds,
+            record: request.record,
         })
     }
 }
@@ -402,34 +418,6 @@ fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDige
             .into(),
             error => error.into(),
         })
-}
-
-/// The action key of a step request: everything that can change what the step writes.
-fn action_key<'a>(
-    request: &'a StepRequest,
-    input_trees: &'a [(Name, TreeDigest)],
-) -> ActionKey<'a> {
-    ActionKey {
-        version: ACTION_KEY_VERSION,
-        image: request.image.digest,
-        argv: &request.argv,
-        env: &request.env,
-        workdir: &request.workdir,
-        user: &request.user,
-        network: request.network.mode(),
-        inputs: input_trees
-            .iter()
-            .map(|(name, tree)| (name.as_str(), *tree))
-            .collect(),
-        // What can change the output; the timeout and the output bound only decide whether
-        // there is one.
-        limits: BTreeMap::from([
-            ("memory", request.limits.memory.0.to_string()),
-            ("pids", request.limits.pids.to_string()),
-            ("cpus", format!("{:?}", request.limits.cpus)),
-            ("scratch", request.limits.scratch.0.to_string()),
-        ]),
-    }
 }
 
 /// Every artifact the step declares is a regular file in its output tree.
@@ -835,7 +823,7 @@ run = ["independent"]
         )
         .await
         .unwrap();
-        let env = &sandbox.requests()[0].env;
+        let env = &sandbox.requests()[0].record.env;
         let names: Vec<&str> = env.keys().map(String::as_str).collect();
         assert_eq!(
             names,
@@ -852,7 +840,37 @@ run = ["independent"]
         assert_eq!(env["SOURCE_DATE_EPOCH"], "0");
         assert_eq!(env["HOME"], "/tmp", "not the host's HOME");
         assert_eq!(env["PATH"], STEP_PATH, "not the host's PATH");
-        assert_eq!(sandbox.requests()[0].user, "1000:1000");
+        assert_eq!(sandbox.requests()[0].record.user, "1000:1000");
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_runs_the_record_that_the_action_key_and_provenance_are_made_of() {
+        let steps = "[[step]]\nname = \"s\"\ninputs = [\"src\"]\nrun = [\"s\"]\nartifacts = [\"name\"]\nlimits = { timeout = \"5m\", cpus = 1.5 }\n";
+        let (dir, spec, store) = fixture(steps);
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let report = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        let ran = &sandbox.requests()[0].record;
+        let step = &report.steps[0];
+        assert_eq!(&step.record, ran);
+        assert_eq!(step.action, ran.action_key());
+        assert!(store.action_get(&step.action).is_some());
+        assert_eq!(ran.limits.timeout_ms, 300_000);
+        assert_eq!(ran.limits.nano_cpus, Some(1_500_000_000));
+
+        let line = std::fs::read_to_string(&report.artifacts[0].provenance).unwrap();
+        let envelope = crate::sign::dsse::Envelope::from_json(line.trim()).unwrap();
+        let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+        let entry = &statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"];
+        assert_eq!(entry["record"], ran.to_json());
+        assert_eq!(entry["actionKey"], step.action.to_string());
     }
 
     #[tokio::test]

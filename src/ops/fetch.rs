@@ -23,7 +23,8 @@ use crate::error::{Error, ExitCode};
 use crate::fetch::{
     ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
 };
-use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRequest, WORK_DIR};
+use crate::sandbox::record::StepDefinition;
+use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRecord, StepRequest, WORK_DIR};
 use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
@@ -277,21 +278,26 @@ pub async fn run_fixed_output<S: Sandbox>(
     let out_dir = scratch.path().join("out");
     crate::ops::build::create_world_writable_dir(&out_dir)?;
     let env = crate::ops::build::fixed_environment(source_date_epoch, &run.env);
-    let request = StepRequest {
-        step: format!("fetch-{name}"),
-        build_id: options.build_id.clone(),
-        image: run.image.clone(),
-        argv: run.run.clone(),
+    let record = StepRecord::new(StepDefinition {
+        image: run.image.digest,
+        argv: &run.run,
         env,
-        workdir: WORK_DIR.to_string(),
-        user: DEFAULT_USER.to_string(),
-        inputs: Vec::new(),
-        out_dir: out_dir.clone(),
-        limits: run.limits,
+        workdir: WORK_DIR,
+        user: DEFAULT_USER,
         network: match run.network {
             FetchNetwork::Bridge => Network::Bridge,
             FetchNetwork::Host => Network::Host,
         },
+        limits: &run.limits,
+        inputs: &[],
+    });
+    let request = StepRequest {
+        step: format!("fetch-{name}"),
+        build_id: options.build_id.clone(),
+        image: run.image.clone(),
+        record,
+        inputs: Vec::new(),
+        out_dir: out_dir.clone(),
     };
     eprintln!(
         "fetch {name}: running {} (network: {})",

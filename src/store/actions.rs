@@ -1,46 +1,15 @@
-//! The action cache: a step's full definition, hashed into an [`ActionDigest`], mapped to the
-//! output tree and log digest the step produced. An unchanged step is a cache hit and starts no
-//! container.
+//! The action cache: a step's action key, mapped to the output tree and log digest the step
+//! produced. An unchanged step is a cache hit and starts no container.
 //!
-//! The key is the sha256 of a canonical, versioned JSON encoding of [`ActionKey`] (fields in
-//! declaration order, maps sorted, no whitespace). Anything that can change a step's output
-//! belongs in it; anything that cannot (the step's name, its artifact list) stays out, so that
-//! renaming a step does not rebuild it. Entries live at `v1/actions/sha256/<hex>`, written
-//! atomically. A hit is only trusted when the output tree it names is still in the store.
+//! The key is the digest of the step's record (`sandbox::record::StepRecord::action_key`): the
+//! store only keeps entries by it and knows nothing of what is in it. Entries live at
+//! `v1/actions/sha256/<hex>`, written atomically. A hit is only trusted when the output tree it
+//! names is still in the store.
 //!
 //! An entry's modification time is its last use: `action_put` writes it and every hit touches
 //! it, so `store gc --keep-days N` keeps exactly the entries some build used within N days.
 
-use std::collections::BTreeMap;
-
-use crate::digest::{ActionDigest, BlobDigest, ImageDigest, TreeDigest};
-
-/// Bumped whenever the meaning of a key changes, so old entries stop matching. v2: the scratch
-/// directories became executable and `/build` the working directory; inputs are 0644/0755 with
-/// one fixed mtime.
-pub const ACTION_KEY_VERSION: &str = "sealroom-action-v2";
-
-/// Everything that goes into a step's action key.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ActionKey<'a> {
-    pub version: &'static str,
-    pub image: ImageDigest,
-    pub argv: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
-    pub workdir: &'a str,
-    pub user: &'a str,
-    pub network: &'static str,
-    /// Input name (its mount point) to tree digest.
-    pub inputs: BTreeMap<&'a str, TreeDigest>,
-    /// Resource limits, as the sandbox applies them.
-    pub limits: BTreeMap<&'a str, String>,
-}
-
-impl ActionKey<'_> {
-    pub fn digest(&self) -> ActionDigest {
-        ActionDigest::of(&serde_json::to_vec(self).expect("action keys serialize"))
-    }
-}
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 
 /// What the cache remembers of a step run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
