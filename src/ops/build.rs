@@ -4,7 +4,7 @@
 //! Nothing reaches `--out` until every step has succeeded, and nothing reaches the store that is
 //! not named by its digest: a failed build leaves the output directory as it was.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -16,19 +16,12 @@ use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
-use crate::sandbox::record::StepDefinition;
-use crate::sandbox::{
-    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRecord, StepRequest, TMP_DIR,
-    WORK_DIR,
-};
+use crate::sandbox::{InputMount, Sandbox, SandboxError, StepRecord, StepRequest};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
 use crate::store::actions::ActionResult;
 use crate::store::{EntryKind, Store, StoreError};
-
-/// The `PATH` every step gets (the spec may set another).
-pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -308,23 +301,15 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 host_path: store.materialize(tree)?,
             });
         }
-        let record_inputs: Vec<(String, TreeDigest)> = input_trees
-            .iter()
-            .map(|(name, tree)| (name.to_string(), *tree))
-            .collect();
-        let record = StepRecord::new(StepDefinition {
-            image: spec.sandbox.image.digest,
-            argv: &step.run,
-            env: step_environment(spec, step),
-            workdir: WORK_DIR,
-            user: DEFAULT_USER,
-            network: Network::None,
-            limits: &step.limits,
-            inputs: &record_inputs,
-        });
+        let record = StepRecord::for_step(spec, step, &input_trees);
         let action = record.action_key();
         if !no_cache && let Some(hit) = store.action_get(&action) {
             check_artifacts(store, step, &hit.output)?;
+            store.set_last_record(
+                spec.name.as_str(),
+                step.name.as_str(),
+                &record.canonical_bytes(),
+            )?;
             eprintln!("step {}: cached, output {}", step.name, hit.output);
             return Ok(StepReport {
                 name: step.name.to_string(),
@@ -370,6 +355,11 @@ impl<S: Sandbox> StepRunner<'_, S> {
         removed?;
         check_artifacts(store, step, &output)?;
         store.action_put(&action, &ActionResult { output, log })?;
+        store.set_last_record(
+            spec.name.as_str(),
+            step.name.as_str(),
+            &request.record.canonical_bytes(),
+        )?;
         eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
@@ -441,37 +431,6 @@ fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<()
         }
     }
     Ok(())
-}
-
-/// The complete environment of a step: the fixed variables, then the spec's `env` on top.
-/// Nothing comes from the host.
-pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
-    fixed_environment(spec.source_date_epoch, &step.env)
-}
-
-/// The variables every container sealroom starts gets (steps and fixed-output fetches alike),
-/// with `extra` (a spec's `env`) on top.
-pub fn fixed_environment(
-    source_date_epoch: u64,
-    extra: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::from([
-        (
-            "SOURCE_DATE_EPOCH".to_string(),
-            source_date_epoch.to_string(),
-        ),
-        ("TZ".to_string(), "UTC".to_string()),
-        ("LC_ALL".to_string(), "C".to_string()),
-        ("LANG".to_string(), "C".to_string()),
-        ("HOME".to_string(), TMP_DIR.to_string()),
-        ("PATH".to_string(), STEP_PATH.to_string()),
-    ]);
-    env.extend(
-        extra
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone())),
-    );
-    env
 }
 
 /// Copies every artifact out of the store into `--out` (atomically, one file at a time) and
@@ -839,7 +798,11 @@ run = ["independent"]
         );
         assert_eq!(env["SOURCE_DATE_EPOCH"], "0");
         assert_eq!(env["HOME"], "/tmp", "not the host's HOME");
-        assert_eq!(env["PATH"], STEP_PATH, "not the host's PATH");
+        assert_eq!(
+            env["PATH"],
+            crate::sandbox::record::STEP_PATH,
+            "not the host's PATH"
+        );
         assert_eq!(sandbox.requests()[0].record.user, "1000:1000");
     }
 

@@ -144,6 +144,14 @@ pub async fn fetch_all<S: Sandbox>(
         .collect())
 }
 
+/// The input tree of `fetch` if the store already has it; nothing is downloaded or run.
+pub fn stored_tree(store: &Store, fetch: &Fetch) -> Result<Option<TreeDigest>, Error> {
+    Ok(match &fetch.kind {
+        FetchKind::Url(url) => cached_download(store, fetch, url)?.map(|done| done.tree),
+        FetchKind::Run(run) => run.output.filter(|pin| store.has_tree(pin)),
+    })
+}
+
 fn run_fetched(fetch: &Fetch, run: &RunFetch, tree: TreeDigest, cached: bool) -> Fetched {
     Fetched {
         name: fetch.name.to_string(),
@@ -277,7 +285,7 @@ pub async fn run_fixed_output<S: Sandbox>(
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
     crate::ops::build::create_world_writable_dir(&out_dir)?;
-    let env = crate::ops::build::fixed_environment(source_date_epoch, &run.env);
+    let env = crate::sandbox::record::fixed_environment(source_date_epoch, &run.env);
     let record = StepRecord::new(StepDefinition {
         image: run.image.digest,
         argv: &run.run,

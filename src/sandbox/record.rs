@@ -16,10 +16,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{INPUTS_DIR, Network, OUT_DIR, SCRATCH_DIRS};
+use super::{DEFAULT_USER, INPUTS_DIR, Network, OUT_DIR, SCRATCH_DIRS, TMP_DIR, WORK_DIR};
 use crate::digest::{ActionDigest, ImageDigest, TreeDigest};
-use crate::spec::Limits;
+use crate::spec::{Limits, Name, Spec, Step};
 use crate::store::MATERIALIZED_MTIME;
+
+/// The `PATH` every step gets (the spec may set another).
+pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The name of the canonical encoding; the first field of every record.
 pub const RECORD_FORMAT: &str = "sealroom-step-record-v1";
@@ -148,6 +151,25 @@ pub struct StepDefinition<'a> {
 }
 
 impl StepRecord {
+    /// The record of a build step of `spec` whose inputs have these trees: network off, the
+    /// fixed user and working directory, the step's own limits.
+    pub fn for_step(spec: &Spec, step: &Step, inputs: &[(Name, TreeDigest)]) -> Self {
+        let inputs: Vec<(String, TreeDigest)> = inputs
+            .iter()
+            .map(|(name, tree)| (name.to_string(), *tree))
+            .collect();
+        StepRecord::new(StepDefinition {
+            image: spec.sandbox.image.digest,
+            argv: &step.run,
+            env: step_environment(spec, step),
+            workdir: WORK_DIR,
+            user: DEFAULT_USER,
+            network: Network::None,
+            limits: &step.limits,
+            inputs: &inputs,
+        })
+    }
+
     pub fn new(definition: StepDefinition<'_>) -> Self {
         let limits = RecordLimits::from(definition.limits);
         let mut mounts: Vec<MountRecord> = definition
@@ -195,6 +217,37 @@ impl StepRecord {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("step records serialize")
     }
+}
+
+/// The complete environment of a step: the fixed variables, then the spec's `env` on top.
+/// Nothing comes from the host.
+pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
+    fixed_environment(spec.source_date_epoch, &step.env)
+}
+
+/// The variables every container sealroom starts gets (steps and fixed-output fetches alike),
+/// with `extra` (a spec's `env`) on top.
+pub fn fixed_environment(
+    source_date_epoch: u64,
+    extra: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
+        (
+            "SOURCE_DATE_EPOCH".to_string(),
+            source_date_epoch.to_string(),
+        ),
+        ("TZ".to_string(), "UTC".to_string()),
+        ("LC_ALL".to_string(), "C".to_string()),
+        ("LANG".to_string(), "C".to_string()),
+        ("HOME".to_string(), TMP_DIR.to_string()),
+        ("PATH".to_string(), STEP_PATH.to_string()),
+    ]);
+    env.extend(
+        extra
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    env
 }
 
 #[cfg(test)]

@@ -75,3 +75,35 @@ impl super::Store {
         })
     }
 }
+
+/// The record each step of each spec last ran with (or was found cached with), for
+/// `sealroom explain`: `v1/records/<hex>`, named by the sha256 of the spec's and the step's
+/// names, holding the record's canonical bytes. Advisory: a lost or damaged one only means
+/// explain has no earlier record to compare with.
+impl super::Store {
+    fn last_record_path(&self, spec: &str, step: &str) -> std::path::PathBuf {
+        let name = ActionDigest::of(format!("{spec}\0{step}").as_bytes());
+        self.version_dir().join("records").join(name.hex())
+    }
+
+    /// The canonical bytes of the record `step` of `spec` last had, if any.
+    pub fn last_record(&self, spec: &str, step: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.last_record_path(spec, step)).ok()
+    }
+
+    /// Remembers `record` (canonical bytes) as the last record of `step` of `spec`. Writes only
+    /// when it differs from the one remembered, so an unchanged rebuild writes nothing.
+    pub fn set_last_record(
+        &self,
+        spec: &str,
+        step: &str,
+        record: &[u8],
+    ) -> Result<(), super::StoreError> {
+        if self.last_record(spec, step).as_deref() == Some(record) {
+            return Ok(());
+        }
+        let path = self.last_record_path(spec, step);
+        crate::atomic::write(&path, record, crate::atomic::Mode::Fixed(0o644))
+            .map_err(|error| super::StoreError::io(error.action, error.path, error.source))
+    }
+}

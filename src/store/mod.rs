@@ -9,6 +9,7 @@
 //! <root>/v1/trees/sha256/<hex>        canonical tree objects (see `tree`)
 //! <root>/v1/inputs/<tree hex>/        a tree checked out as steps see it, shared by steps
 //! <root>/v1/actions/sha256/<hex>      the action cache (see `actions`)
+//! <root>/v1/records/<hex>             each step's last record, for `sealroom explain`
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
 //! <root>/v1/quarantine/<kind>/        entries `store verify` found corrupt, kept for inspection
 //! <root>/v1/lock                      the store lock (see `lock`)
