@@ -84,7 +84,12 @@ pub struct StepReport {
     pub cached: bool,
     pub action: ActionDigest,
     pub output: TreeDigest,
-    pub log: BlobDigest,
+    /// The step's log, kept in the store; `None` for a cache hit whose log is not there (an
+    /// entry of an older version).
+    pub log: Option<BlobDigest>,
+    /// The build (invocation id) that ran the step: this one, or for a cache hit the one that
+    /// wrote the entry (`None` when the entry does not say).
+    pub ran_in: Option<String>,
     pub seconds: f64,
     /// What ran (or, for a cache hit, what would have run); its digest is `action`.
     #[serde(skip)]
@@ -316,30 +321,36 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 cached: true,
                 action,
                 output: hit.output,
-                log: hit.log,
+                log: store.has_blob(&hit.log).then_some(hit.log),
+                ran_in: hit.invocation,
                 seconds: 0.0,
                 record,
             });
         }
-        let mut request = StepRequest {
+        let out = store.temp_dir()?;
+        let out_dir = out.path().join("out");
+        create_world_writable_dir(&out_dir)?;
+        let log_path = out.path().join("log");
+        let request = StepRequest {
             step: step.name.to_string(),
             build_id: build_id.to_string(),
             image: spec.sandbox.image.clone(),
             record,
             inputs,
-            out_dir: PathBuf::new(),
+            out_dir: out_dir.clone(),
+            log_path: log_path.clone(),
         };
-        let out = store.temp_dir()?;
-        let out_dir = out.path().join("out");
-        request.out_dir = out_dir.clone();
-        create_world_writable_dir(&out_dir)?;
         eprintln!("step {}: running", step.name);
         let started = Instant::now();
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
         let collected = match result {
             Ok(outcome) if outcome.succeeded() => {
-                collect_output(store, step, &out_dir).map(|tree| (tree, outcome.log_digest))
+                collect_output(store, step, &out_dir).and_then(|tree| {
+                    // The log is kept, so that the digest provenance names can be checked.
+                    let (log, _) = store.add_blob_from_file(&log_path)?;
+                    Ok((tree, log))
+                })
             }
             Ok(outcome) => Err(BuildError::StepFailed {
                 step: step.name.to_string(),
@@ -354,7 +365,14 @@ impl<S: Sandbox> StepRunner<'_, S> {
         let (output, log) = collected?;
         removed?;
         check_artifacts(store, step, &output)?;
-        store.action_put(&action, &ActionResult { output, log })?;
+        store.action_put(
+            &action,
+            &ActionResult {
+                output,
+                log,
+                invocation: Some(build_id.to_string()),
+            },
+        )?;
         store.set_last_record(
             spec.name.as_str(),
             step.name.as_str(),
@@ -366,7 +384,8 @@ impl<S: Sandbox> StepRunner<'_, S> {
             cached: false,
             action,
             output,
-            log,
+            log: Some(log),
+            ran_in: Some(build_id.to_string()),
             seconds,
             record: request.record,
         })
@@ -834,6 +853,71 @@ run = ["independent"]
         let entry = &statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"];
         assert_eq!(entry["record"], ran.to_json());
         assert_eq!(entry["actionKey"], step.action.to_string());
+    }
+
+    /// The statement of the first artifact of a build.
+    fn statement_of(report: &BuildReport) -> serde_json::Value {
+        let line = std::fs::read_to_string(&report.artifacts[0].provenance).unwrap();
+        let envelope = crate::sign::dsse::Envelope::from_json(line.trim()).unwrap();
+        serde_json::from_slice(&envelope.payload).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cached_rebuild_s_provenance_says_so_and_names_the_build_that_ran_the_step() {
+        let steps = "[[step]]\nname = \"s\"\nrun = [\"s\"]\nartifacts = [\"name\"]\n";
+        let (dir, spec, store) = fixture(steps);
+        let first = run(
+            &FakeSandbox::new(writes_its_name),
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        let ran = statement_of(&first);
+        std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let second = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(sandbox.requests().is_empty(), "nothing ran");
+        let cached = statement_of(&second);
+        let step = |statement: &serde_json::Value| {
+            statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"].clone()
+        };
+        assert_eq!(step(&ran)["cached"], false);
+        assert_eq!(step(&ran)["ranIn"], first.build_id.as_str());
+        assert_eq!(step(&cached)["cached"], true);
+        assert_eq!(step(&cached)["ranIn"], first.build_id.as_str());
+        assert_eq!(step(&cached)["actionKey"], step(&ran)["actionKey"]);
+        let metadata = &cached["predicate"]["runDetails"]["metadata"];
+        assert_eq!(metadata["invocationId"], second.build_id.as_str());
+        // The log digest names a log the store keeps, the same for both builds.
+        let byproducts = cached["predicate"]["runDetails"]["byproducts"]
+            .as_array()
+            .unwrap();
+        let log = byproducts
+            .iter()
+            .find(|entry| entry["name"] == "log:s")
+            .expect("a log byproduct");
+        let digest: crate::digest::BlobDigest =
+            format!("sha256:{}", log["digest"]["sha256"].as_str().unwrap())
+                .parse()
+                .unwrap();
+        assert!(store.has_blob(&digest));
+        let bytes = std::fs::read(store.blob_path(&digest)).unwrap();
+        assert_eq!(bytes, b"fake step s exited 0\n");
+        assert_eq!(
+            ran["predicate"]["runDetails"]["byproducts"],
+            cached["predicate"]["runDetails"]["byproducts"]
+        );
     }
 
     #[tokio::test]

@@ -266,6 +266,7 @@ fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<Tree
         &ActionResult {
             output: tree,
             log: BlobDigest::of(b""),
+            invocation: None,
         },
     )?;
     Ok(tree)
@@ -306,6 +307,7 @@ pub async fn run_fixed_output<S: Sandbox>(
         record,
         inputs: Vec::new(),
         out_dir: out_dir.clone(),
+        log_path: scratch.path().join("log"),
     };
     eprintln!(
         "fetch {name}: running {} (network: {})",

@@ -85,10 +85,16 @@ impl Sandbox for FakeSandbox {
             action: "running the fake step",
             detail: error.to_string(),
         })?;
+        let log = format!("fake step {} exited {exit_status}\n", request.step);
+        std::fs::write(&request.log_path, &log).map_err(|error| SandboxError::Engine {
+            step: request.step.clone(),
+            action: "writing the fake log",
+            detail: error.to_string(),
+        })?;
         Ok(StepOutcome {
             exit_status,
-            log_tail: vec![format!("fake step {} exited {exit_status}", request.step)],
-            log_digest: BlobDigest::of(request.step.as_bytes()),
+            log_tail: vec![log.trim_end().to_string()],
+            log_digest: BlobDigest::of(log.as_bytes()),
         })
     }
 }
