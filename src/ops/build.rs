@@ -221,7 +221,8 @@ async fn run_steps<S: Sandbox>(
     let mut reports = Vec::new();
     let mut failures: Vec<Error> = Vec::new();
     loop {
-        if failures.is_empty() || options.keep_going {
+        // After a failure (without --keep-going) or a signal, nothing new starts.
+        if (failures.is_empty() || options.keep_going) && !cancel.is_cancelled() {
             while running.len() < jobs {
                 let is_ready = |step: &&Step| {
                     step.inputs
@@ -285,7 +286,8 @@ struct StepRunner<'a, S> {
 impl<S: Sandbox> StepRunner<'_, S> {
     /// Runs one step: its inputs materialized read-only, a fresh empty `/out`, the fixed
     /// environment; or takes its output from the action cache. The step's `/out` becomes a tree
-    /// in the store; its temp dir is removed either way.
+    /// in the store; its temp dir is removed either way. Store work (checkouts, hashing `/out`,
+    /// writes) runs on the blocking pool, never on the task that polls every step.
     async fn run(
         &self,
         step: &Step,
@@ -299,33 +301,41 @@ impl<S: Sandbox> StepRunner<'_, S> {
             no_cache,
             cancel,
         } = *self;
-        let mut inputs = Vec::new();
-        for (name, tree) in &input_trees {
-            inputs.push(InputMount {
-                name: name.to_string(),
-                host_path: store.materialize(tree)?,
-            });
-        }
         let record = StepRecord::for_step(spec, step, &input_trees);
         let action = record.action_key();
-        if !no_cache && let Some(hit) = store.action_get(&action) {
-            check_artifacts(store, step, &hit.output)?;
-            store.set_last_record(
-                spec.name.as_str(),
-                step.name.as_str(),
-                &record.canonical_bytes(),
-            )?;
-            eprintln!("step {}: cached, output {}", step.name, hit.output);
-            return Ok(StepReport {
-                name: step.name.to_string(),
-                cached: true,
-                action,
-                output: hit.output,
-                log: store.has_blob(&hit.log).then_some(hit.log),
-                ran_in: hit.invocation,
-                seconds: 0.0,
-                record,
-            });
+        let spec_name = spec.name.to_string();
+        let prepared = {
+            let (store, step, record, spec_name) = (
+                store.clone(),
+                step.clone(),
+                record.clone(),
+                spec_name.clone(),
+            );
+            blocking(move || prepare(&store, &step, &record, &spec_name, &input_trees, no_cache))
+                .await?
+        };
+        let inputs = match prepared {
+            Prepared::Hit(hit) => {
+                eprintln!("step {}: cached, output {}", step.name, hit.output);
+                return Ok(StepReport {
+                    name: step.name.to_string(),
+                    cached: true,
+                    action,
+                    output: hit.output,
+                    log: store.has_blob(&hit.log).then_some(hit.log),
+                    ran_in: hit.invocation,
+                    seconds: 0.0,
+                    record,
+                });
+            }
+            Prepared::Run(inputs) => inputs,
+        };
+        // Nothing new starts once the build is stopping.
+        if cancel.is_cancelled() {
+            return Err(SandboxError::Cancelled {
+                step: step.name.to_string(),
+            }
+            .into());
         }
         let out = store.temp_dir()?;
         let out_dir = out.path().join("out");
@@ -344,14 +354,8 @@ impl<S: Sandbox> StepRunner<'_, S> {
         let started = Instant::now();
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
-        let collected = match result {
-            Ok(outcome) if outcome.succeeded() => {
-                collect_output(store, step, &out_dir).and_then(|tree| {
-                    // The log is kept, so that the digest provenance names can be checked.
-                    let (log, _) = store.add_blob_from_file(&log_path)?;
-                    Ok((tree, log))
-                })
-            }
+        let outcome: Result<(), Error> = match result {
+            Ok(outcome) if outcome.succeeded() => Ok(()),
             Ok(outcome) => Err(BuildError::StepFailed {
                 step: step.name.to_string(),
                 status: outcome.exit_status,
@@ -360,24 +364,32 @@ impl<S: Sandbox> StepRunner<'_, S> {
             .into()),
             Err(error) => Err(error.into()),
         };
-        // Whatever the step left in /out is either stored now or not wanted.
-        let removed = crate::store::remove_tree_force(out.path());
-        let (output, log) = collected?;
-        removed?;
-        check_artifacts(store, step, &output)?;
-        store.action_put(
-            &action,
-            &ActionResult {
-                output,
-                log,
-                invocation: Some(build_id.to_string()),
-            },
-        )?;
-        store.set_last_record(
-            spec.name.as_str(),
-            step.name.as_str(),
-            &request.record.canonical_bytes(),
-        )?;
+        let (output, log) = {
+            let (store, step, record) = (store.clone(), step.clone(), request.record.clone());
+            let invocation = build_id.to_string();
+            blocking(move || {
+                let collected = outcome.and_then(|()| {
+                    let tree = collect_output(&store, &step, &out_dir)?;
+                    // The log is kept, so that the digest provenance names can be checked.
+                    let (log, _) = store.add_blob_from_file(&log_path)?;
+                    Ok((tree, log))
+                });
+                // Whatever the step left in /out is either stored now or not wanted.
+                let removed = crate::store::remove_tree_force(out.path());
+                let (output, log) = collected?;
+                removed?;
+                check_artifacts(&store, &step, &output)?;
+                let result = ActionResult {
+                    output,
+                    log,
+                    invocation: Some(invocation),
+                };
+                store.action_put(&action, &result)?;
+                store.set_last_record(&spec_name, step.name.as_str(), &record.canonical_bytes())?;
+                Ok((output, log))
+            })
+            .await?
+        };
         eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
@@ -390,6 +402,46 @@ impl<S: Sandbox> StepRunner<'_, S> {
             record: request.record,
         })
     }
+}
+
+/// What a step needs before it runs: its output from the cache, or its inputs checked out.
+enum Prepared {
+    Hit(ActionResult),
+    Run(Vec<InputMount>),
+}
+
+/// The blocking half of starting a step: every input materialized (which also records its use
+/// for `store gc`), then the action cache asked.
+fn prepare(
+    store: &Store,
+    step: &Step,
+    record: &StepRecord,
+    spec_name: &str,
+    input_trees: &[(Name, TreeDigest)],
+    no_cache: bool,
+) -> Result<Prepared, Error> {
+    let mut inputs = Vec::new();
+    for (name, tree) in input_trees {
+        inputs.push(InputMount {
+            name: name.to_string(),
+            host_path: store.materialize(tree)?,
+        });
+    }
+    if !no_cache && let Some(hit) = store.action_get(&record.action_key()) {
+        check_artifacts(store, step, &hit.output)?;
+        store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
+        return Ok(Prepared::Hit(hit));
+    }
+    Ok(Prepared::Run(inputs))
+}
+
+/// Runs `work` on the blocking pool (a panic in it is a panic here).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// Reads the step's `/out` into the store without trusting it: its size is bounded by
@@ -722,6 +774,31 @@ artifacts = ["name"]
             assert_eq!(sandbox.most_running(), jobs, "with --jobs {jobs}");
             assert_eq!(sandbox.requests().len(), 6);
         }
+    }
+
+    #[tokio::test]
+    async fn after_an_interrupt_no_ready_step_is_started() {
+        let steps: String = (0..6)
+            .map(|i| format!("[[step]]\nname = \"s{i}\"\nrun = [\"s\"]\n"))
+            .collect();
+        let (dir, spec, store) = fixture(&steps);
+        let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(300));
+        let options = options(dir.path(), 2, false);
+        let interrupt = options.interrupt.clone();
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            interrupt.cancel();
+        };
+        let (result, ()) = tokio::join!(run(&sandbox, &store, &spec, &options, None), stop);
+        assert!(
+            matches!(result, Err(Error::Build(BuildError::Interrupted))),
+            "{result:?}"
+        );
+        assert_eq!(
+            started(&sandbox),
+            ["s0", "s1"],
+            "only the two running when it came"
+        );
     }
 
     #[tokio::test]

@@ -59,15 +59,17 @@ impl Sandbox for FakeSandbox {
         request: &StepRequest,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
+        // Recorded first: a request made after the build was cancelled is a scheduling bug the
+        // tests must see, even though a sandbox then stops it at once.
+        self.requests
+            .lock()
+            .expect("not poisoned")
+            .push(request.clone());
         if cancel.is_cancelled() {
             return Err(SandboxError::Cancelled {
                 step: request.step.clone(),
             });
         }
-        self.requests
-            .lock()
-            .expect("not poisoned")
-            .push(request.clone());
         let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_running.fetch_max(now_running, Ordering::SeqCst);
         let finished = tokio::select! {
