@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode};
-use crate::sandbox::docker::DockerSandbox;
+use crate::sandbox::docker::LazyDockerSandbox;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
@@ -106,8 +106,9 @@ pub struct ArtifactReport {
     pub provenance: PathBuf,
 }
 
-/// Loads the spec and the key, connects to Docker, checks the pinned image and builds.
-/// A bad spec or key fails before anything is written or any engine is contacted.
+/// Loads the spec and the key and builds. A bad spec or key fails before anything is written or
+/// any engine is contacted; the engine is contacted (leftovers removed, the pinned image checked)
+/// only when the first step or fixed-output fetch has to run, so a fully cached build never is.
 pub async fn build(
     spec_path: &Path,
     store_root: &Path,
@@ -119,14 +120,7 @@ pub async fn build(
         .as_deref()
         .map(SigningKey::from_pem_file)
         .transpose()?;
-    let sandbox = DockerSandbox::connect().await?;
-    let leftovers = sandbox.remove_leftovers().await?;
-    if leftovers > 0 {
-        eprintln!(
-            "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
-        );
-    }
-    sandbox.check_image(&spec.sandbox.image).await?;
+    let sandbox = LazyDockerSandbox::new(spec.sandbox.image.clone());
     let store = Store::open(store_root)?;
     run(&sandbox, &store, &spec, options, signer.as_ref()).await
 }

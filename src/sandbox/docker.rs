@@ -399,6 +399,54 @@ impl Sandbox for DockerSandbox {
     }
 }
 
+/// A Docker sandbox that connects on the first step it runs, so a build whose every step is
+/// cached never asks the engine anything. On connecting it does what a build must do before its
+/// first container: remove the leftovers of killed builds and check that `image` is present.
+pub struct LazyDockerSandbox {
+    image: PinnedImage,
+    docker: tokio::sync::OnceCell<DockerSandbox>,
+}
+
+impl LazyDockerSandbox {
+    pub fn new(image: PinnedImage) -> Self {
+        Self {
+            image,
+            docker: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Whether any step needed the engine.
+    pub fn connected(&self) -> bool {
+        self.docker.initialized()
+    }
+
+    async fn engine(&self) -> Result<&DockerSandbox, SandboxError> {
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = DockerSandbox::connect().await?;
+                let leftovers = docker.remove_leftovers().await?;
+                if leftovers > 0 {
+                    tracing::warn!(
+                        "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
+                    );
+                }
+                docker.check_image(&self.image).await?;
+                Ok(docker)
+            })
+            .await
+    }
+}
+
+impl Sandbox for LazyDockerSandbox {
+    async fn run(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, SandboxError> {
+        self.engine().await?.run(request, cancel).await
+    }
+}
+
 /// Who made a container: this machine's process, told apart from a later process that reuses
 /// its pid by the process's start time (field 22 of `/proc/<pid>/stat`).
 mod owner {
