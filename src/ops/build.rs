@@ -142,7 +142,7 @@ pub async fn run<S: Sandbox>(
         let exclude = &source.exclude;
         let tree =
             store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
-        eprintln!("source {}: {tree}", source.name);
+        tracing::info!("source {}: {tree}", source.name);
         trees.insert(source.name.clone(), tree);
         source_trees.push((source, tree));
     }
@@ -176,7 +176,7 @@ pub async fn run<S: Sandbox>(
         crate::ops::image_build::build_images(spec, store, &trees, options, &context, signer)
             .await?;
     if signer.is_none() {
-        eprintln!("warning: no --key given: provenance is written unsigned");
+        tracing::warn!("no --key given: provenance is written unsigned");
     }
     Ok(BuildReport {
         build_id,
@@ -311,7 +311,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
         };
         let inputs = match prepared {
             Prepared::Hit(hit) => {
-                eprintln!("step {}: cached, output {}", step.name, hit.output);
+                tracing::info!("step {}: cached, output {}", step.name, hit.output);
                 return Ok(StepReport {
                     name: step.name.to_string(),
                     cached: true,
@@ -345,7 +345,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             out_dir: out_dir.clone(),
             log_path: log_path.clone(),
         };
-        eprintln!("step {}: running", step.name);
+        tracing::info!("step {}: running", step.name);
         let started = Instant::now();
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
@@ -385,7 +385,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             })
             .await?
         };
-        eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
+        tracing::info!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
             cached: false,
@@ -540,7 +540,7 @@ fn write_artifacts(
                     &format!("{bundle}\n"),
                 )?;
             }
-            eprintln!("artifact {}: {digest}", destination.display());
+            tracing::info!("artifact {}: {digest}", destination.display());
             reports.push(ArtifactReport {
                 step: step.name.to_string(),
                 name: artifact.to_string(),
