@@ -102,7 +102,9 @@ fn add_source_tree_counting(
         hashed_at_ns: started,
         files: cache.new.into_inner(),
     };
-    if new.files != cache.old.files || cache.old.hashed_at_ns == 0 {
+    // Rewritten when anything was read: a file re-read because it was racy is settled now, and
+    // the new time says so (keeping the old one would keep it racy for ever).
+    if cache.read.get() > 0 || new.files != cache.old.files {
         let bytes = serde_json::to_vec(&new).expect("stat caches serialize");
         // Best effort: a cache not written only costs the next build a re-read.
         let _ = crate::atomic::write(&path, &bytes, crate::atomic::Mode::Fixed(0o644));
@@ -339,6 +341,23 @@ mod tests {
         add_source_tree_counting(&store, &src, none).unwrap();
         let (_, read) = add_source_tree_counting(&store, &src, none).unwrap();
         assert_eq!(read, 1, "the racy file, not the settled ones");
+    }
+
+    #[test]
+    fn a_racy_file_is_read_once_more_then_trusted() {
+        let work = tempfile::tempdir().unwrap();
+        let store = Store::open(&work.path().join("store")).unwrap();
+        let src = work.path().join("src");
+        settled_tree(&src);
+        fs::write(src.join("fresh.c"), "new\n").unwrap();
+        let none = &|_: &str| false;
+        add_source_tree_counting(&store, &src, none).unwrap();
+        // More than a second later, the file is settled: read once more, then not again.
+        std::thread::sleep(Duration::from_millis(1100));
+        let (_, read) = add_source_tree_counting(&store, &src, none).unwrap();
+        assert_eq!(read, 1);
+        let (_, read) = add_source_tree_counting(&store, &src, none).unwrap();
+        assert_eq!(read, 0, "hashed more than a second after its last change");
     }
 
     #[test]
