@@ -81,10 +81,6 @@ pub async fn fetch_all<S: Sandbox>(
     spec: &Spec,
     options: &FetchOptions,
 ) -> Result<Vec<Fetched>, Error> {
-    let downloader = Downloader::new(DownloaderOptions {
-        offline: options.offline,
-        ..DownloaderOptions::default()
-    })?;
     let mut missing = Vec::new();
     let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
     let mut to_download = Vec::new();
@@ -127,16 +123,25 @@ pub async fn fetch_all<S: Sandbox>(
     if !missing.is_empty() {
         return Err(FetchStageError::OfflineMissing { missing }.into());
     }
-    let downloads: Vec<(usize, Result<Fetched, Error>)> = futures_util::stream::iter(to_download)
-        .map(|(index, fetch, url)| {
-            let downloader = &downloader;
-            async move { (index, download(downloader, store, fetch, url).await) }
-        })
-        .buffer_unordered(options.jobs.max(1))
-        .collect()
-        .await;
-    for (index, result) in downloads {
-        fetched[index] = Some(result?);
+    // The HTTP client only when something is to download: making it reads the system's root
+    // certificates, which a cached build has no need of.
+    if !to_download.is_empty() {
+        let downloader = Downloader::new(DownloaderOptions {
+            offline: options.offline,
+            ..DownloaderOptions::default()
+        })?;
+        let downloads: Vec<(usize, Result<Fetched, Error>)> =
+            futures_util::stream::iter(to_download)
+                .map(|(index, fetch, url)| {
+                    let downloader = &downloader;
+                    async move { (index, download(downloader, store, fetch, url).await) }
+                })
+                .buffer_unordered(options.jobs.max(1))
+                .collect()
+                .await;
+        for (index, result) in downloads {
+            fetched[index] = Some(result?);
+        }
     }
     Ok(fetched
         .into_iter()
