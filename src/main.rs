@@ -307,12 +307,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Image(ImageCommand::Import { rootfs, name }) => {
-            let image = ops::image_import::image_import(&rootfs, &name).await?;
+            let imported = ops::image_import::image_import(&rootfs, &name).await?;
+            if imported.dropped_devices > 0 {
+                eprintln!(
+                    "note: left out {} device nodes under /dev (the engine gives every container its own /dev)",
+                    imported.dropped_devices
+                );
+            }
+            let image = imported.image;
             match cli.format {
                 Format::Json => print_json(&serde_json::json!({
                     "name": image.name,
                     "digest": image.digest,
                     "reference": image.to_string(),
+                    "droppedDevices": imported.dropped_devices,
                 })),
                 Format::Text => println!("{image}"),
             }

@@ -257,6 +257,11 @@ fn docker_after_sigkill_the_next_build_removes_the_leftovers_and_succeeds() {
         1,
         "a killed build cannot clean up"
     );
+    assert_eq!(
+        scratch_volumes_of_step("slow-kill"),
+        2,
+        "its /tmp and /build"
+    );
 
     let spec = project.write_spec(
         &busybox().to_string(),
@@ -271,9 +276,25 @@ fn docker_after_sigkill_the_next_build_removes_the_leftovers_and_succeeds() {
     );
     assert!(sealroom_containers_of_step("slow-kill").is_empty());
     assert_eq!(
+        scratch_volumes_of_step("slow-kill"),
+        0,
+        "the killed step's /tmp and /build went with its container"
+    );
+    assert_eq!(
         std::fs::read_to_string(project.out().join("ok")).unwrap(),
         "ok\n"
     );
+}
+
+/// How many volumes the engine holds that sealroom made for a step of this name.
+fn scratch_volumes_of_step(step: &str) -> usize {
+    let listed = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label={}={step}", sealroom::sandbox::STEP_LABEL))
+        .output()
+        .expect("docker runs");
+    assert!(listed.status.success());
+    String::from_utf8_lossy(&listed.stdout).lines().count()
 }
 
 /// Mounts a tmpfs of `size` at `path` for the life of the guard (the tests run as root).

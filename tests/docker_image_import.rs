@@ -33,6 +33,17 @@ fn digest_of(rootfs: &Path) -> ImageDigest {
         .digest
 }
 
+/// `sealroom image import ROOTFS --name NAME`, run to its end.
+fn cli_import(rootfs: &Path, name: &str) -> std::process::Output {
+    Command::cargo_bin("sealroom")
+        .unwrap()
+        .args(["image", "import"])
+        .arg(rootfs)
+        .args(["--name", name])
+        .output()
+        .unwrap()
+}
+
 fn busybox_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     busybox_rootfs(dir.path());
@@ -67,7 +78,9 @@ fn tar_of(root: &Path, tar_path: &Path) {
             builder
                 .append_link(&mut header, &relative, fs::read_link(&path).unwrap())
                 .unwrap();
-        } else if metadata.is_dir() {
+        } else if metadata.is_dir() || !metadata.is_file() {
+            // Directories, and device nodes (whose header carries their numbers).
+            header.set_size(0);
             builder
                 .append_data(&mut header, &relative, std::io::empty())
                 .unwrap();
@@ -193,10 +206,83 @@ fn special_files_are_refused() {
     assert_eq!(error.exit_code().code(), 1);
 }
 
+/// `mknod PATH c|b MAJOR MINOR` (the tests run as root, as debootstrap does).
+fn mknod(path: &Path, kind: &str, major: u32, minor: u32) {
+    let status = std::process::Command::new("mknod")
+        .arg(path)
+        .arg(kind)
+        .arg(major.to_string())
+        .arg(minor.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mknod {} failed", path.display());
+}
+
+/// The busybox tree with a `/dev` as debootstrap leaves it: device nodes, `pts/`, an `fd` link.
+fn tree_with_dev_nodes() -> tempfile::TempDir {
+    let dir = busybox_tree();
+    let dev = dir.path().join("dev");
+    fs::create_dir_all(dev.join("pts")).unwrap();
+    symlink("/proc/self/fd", dev.join("fd")).unwrap();
+    mknod(&dev.join("null"), "c", 1, 3);
+    mknod(&dev.join("zero"), "c", 1, 5);
+    mknod(&dev.join("loop0"), "b", 7, 0);
+    dir
+}
+
+/// The same tree with its device nodes removed by hand.
+fn without_devices(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", dir.display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for node in ["null", "zero", "loop0"] {
+        fs::remove_file(copy.path().join("dev").join(node)).unwrap();
+    }
+    copy
+}
+
 #[test]
-fn device_entries_in_a_tar_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let tar_path = dir.path().join("dev.tar");
+fn device_nodes_under_dev_are_left_out_and_counted() {
+    let dir = tree_with_dev_nodes();
+    let built = image::build(dir.path()).unwrap();
+    assert_eq!(built.dropped_devices, 3);
+    let bare = without_devices(dir.path());
+    assert_eq!(
+        built.digest,
+        digest_of(bare.path()),
+        "the image is that of the tree without the nodes"
+    );
+
+    let tar_path = dir.path().with_extension("tar");
+    tar_of(dir.path(), &tar_path);
+    let from_tar = image::build(&tar_path).unwrap();
+    fs::remove_file(&tar_path).unwrap();
+    assert_eq!(from_tar.dropped_devices, 3);
+    assert_eq!(from_tar.digest, built.digest);
+}
+
+#[test]
+fn a_device_outside_dev_is_still_refused() {
+    let dir = busybox_tree();
+    fs::create_dir(dir.path().join("opt")).unwrap();
+    mknod(&dir.path().join("opt/null"), "c", 1, 3);
+    let error = image::build(dir.path()).err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "`opt/null` in `{}` is a character device; an image holds only regular files, directories and symlinks\n  hint: remove it (device nodes are left out only under /dev, where the engine provides its own)",
+            dir.path().display()
+        )
+    );
+
+    // In a tar too, and a `dev` deeper down is not `/dev`.
+    let tar_dir = tempfile::tempdir().unwrap();
+    let tar_path = tar_dir.path().join("dev.tar");
     let mut builder = tar::Builder::new(File::create(&tar_path).unwrap());
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Char);
@@ -205,7 +291,7 @@ fn device_entries_in_a_tar_are_refused() {
     header.set_size(0);
     header.set_mode(0o666);
     builder
-        .append_data(&mut header, "dev/null", std::io::empty())
+        .append_data(&mut header, "usr/dev/null", std::io::empty())
         .unwrap();
     builder.finish().unwrap();
     drop(builder);
@@ -213,7 +299,7 @@ fn device_entries_in_a_tar_are_refused() {
     assert_eq!(
         error.to_string().lines().next().unwrap(),
         format!(
-            "`dev/null` in `{}` is a character device; an image holds only regular files, directories and symlinks",
+            "`usr/dev/null` in `{}` is a character device; an image holds only regular files, directories and symlinks",
             tar_path.display()
         )
     );
@@ -236,17 +322,7 @@ fn a_file_that_is_no_tar_is_refused() {
 
 #[test]
 fn cli_refuses_a_missing_rootfs_with_exit_1() {
-    let output = Command::cargo_bin("sealroom")
-        .unwrap()
-        .args([
-            "image",
-            "import",
-            "/nonexistent/rootfs",
-            "--name",
-            "sealroom-test/x",
-        ])
-        .output()
-        .unwrap();
+    let output = cli_import(Path::new("/nonexistent/rootfs"), "sealroom-test/x");
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert_eq!(
@@ -268,13 +344,7 @@ fn cli_refuses_invalid_names_with_exit_1() {
             "it contains a tag; the tag is always `latest`",
         ),
     ] {
-        let output = Command::cargo_bin("sealroom")
-            .unwrap()
-            .args(["image", "import"])
-            .arg(dir.path())
-            .args(["--name", name])
-            .output()
-            .unwrap();
+        let output = cli_import(dir.path(), name);
         assert_eq!(output.status.code(), Some(1), "{name}");
         assert_eq!(
             String::from_utf8_lossy(&output.stderr).trim_end(),
@@ -293,14 +363,16 @@ async fn docker_import_twice_under_two_names_gives_one_digest() {
         &RepositoryName::parse("sealroom-test/twice-a").unwrap(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .image;
     let second = image::import(
         &docker,
         dir.path(),
         &RepositoryName::parse("sealroom-test/twice-b").unwrap(),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .image;
     assert_eq!(first.digest, second.digest);
     assert_eq!(first.digest, digest_of(dir.path()));
     assert_eq!(
@@ -323,13 +395,7 @@ async fn docker_import_twice_under_two_names_gives_one_digest() {
 #[test]
 fn docker_cli_prints_the_pinned_reference() {
     let dir = busybox_tree();
-    let output = Command::cargo_bin("sealroom")
-        .unwrap()
-        .args(["image", "import"])
-        .arg(dir.path())
-        .args(["--name", "sealroom-test/cli"])
-        .output()
-        .unwrap();
+    let output = cli_import(dir.path(), "sealroom-test/cli");
     assert!(
         output.status.success(),
         "{}",
@@ -339,6 +405,53 @@ fn docker_cli_prints_the_pinned_reference() {
         String::from_utf8(output.stdout).unwrap(),
         format!("sealroom-test/cli@{}\n", digest_of(dir.path()))
     );
+}
+
+#[test]
+fn docker_cli_imports_a_tree_with_dev_nodes_and_says_how_many_it_left_out() {
+    let dir = tree_with_dev_nodes();
+    let output = cli_import(dir.path(), "sealroom-test/devnodes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(
+        stderr,
+        "note: left out 3 device nodes under /dev (the engine gives every container its own /dev)\n"
+    );
+    let bare = without_devices(dir.path());
+    let digest = digest_of(bare.path());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("sealroom-test/devnodes@{digest}\n")
+    );
+    // What the engine holds has no device node: `docker export` of a container made from it.
+    let name = format!("sealroom-test-devnodes-{}", std::process::id());
+    let created = std::process::Command::new("docker")
+        .args(["create", "--name", &name, "--network", "none"])
+        .arg(digest.to_string())
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listing = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {name} | tar -tvf -"))
+        .output()
+        .unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &name])
+        .output();
+    assert!(listing.status.success());
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("bin/busybox"), "{listing}");
+    let devices: Vec<&str> = listing
+        .lines()
+        .filter(|line| line.starts_with('c') || line.starts_with('b'))
+        .collect();
+    assert!(devices.is_empty(), "device nodes in the image: {devices:?}");
 }
 
 #[tokio::test]

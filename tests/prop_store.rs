@@ -330,7 +330,7 @@ proptest! {
         prop_assert!(materialized.starts_with(store.root()), "{}", materialized.display());
         prop_assert_eq!(&before, &snapshot(workspace.dir.path(), &[store.root()]), "materialize wrote outside the store");
         assert_store_tmp_empty(&store);
-        prop_assert_eq!(read(&materialized), normalized(&entries, 0o555, 0o444));
+        prop_assert_eq!(read(&materialized), normalized(&entries, 0o755, 0o644));
         prop_assert_eq!(store.materialize(&digest).unwrap(), materialized.clone(), "materialized twice");
 
         store.checkout(&digest, &dest).unwrap();

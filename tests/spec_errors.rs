@@ -645,7 +645,18 @@ fn a_memory_limit_below_the_engine_minimum() {
 #[test]
 fn an_unknown_limit_is_named() {
     let message = step_error("[[step]]\nname = \"a\"\nrun = [\"true\"]\nlimits.walltime = 5\n");
-    assert!(message.starts_with("sealroom.toml:11:8: unknown key `walltime`, expected one of `timeout`, `memory`, `pids`, `cpus`, `output`"), "{message}");
+    assert!(message.starts_with("sealroom.toml:11:8: unknown key `walltime`, expected one of `timeout`, `memory`, `pids`, `cpus`, `output`, `scratch`"), "{message}");
+}
+
+#[test]
+fn a_scratch_size_under_one_mebibyte_is_rejected() {
+    assert_eq!(
+        error(&format!(
+            "{}[sandbox.limits]\nscratch = \"64KiB\"\n",
+            head()
+        )),
+        "sealroom.toml:6:11: expected at least 1MiB for `scratch` (the size of `/tmp` and `/build`), found 64KiB"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -45,10 +46,13 @@ fn add_step(
     (action, tree)
 }
 
+/// Makes `path` look last used `by` ago: an action entry records its use in its modification
+/// time, a checkout in its access time.
 fn age(path: &Path, by: Duration) {
+    let then = SystemTime::now() - by;
     fs::File::open(path)
         .unwrap()
-        .set_modified(SystemTime::now() - by)
+        .set_times(fs::FileTimes::new().set_accessed(then).set_modified(then))
         .unwrap();
 }
 
@@ -153,6 +157,25 @@ fn store_gc_keeps_recently_mounted_checkouts_and_their_trees() {
     assert!(blob_exists(&root, "int main;"));
     assert!(!blob_exists(&root, "stale source"));
     assert!(!stale_checkout.exists());
+}
+
+#[test]
+fn store_gc_removes_the_read_only_checkouts_of_an_older_layout() {
+    let work = tempfile::tempdir().unwrap();
+    let root = store_root(&work);
+    drop(Store::open(&root).unwrap());
+    let legacy = root.join("v1/checkouts/0123abcd");
+    fs::create_dir_all(legacy.join("sub")).unwrap();
+    fs::write(legacy.join("sub/file"), "old checkout").unwrap();
+    for path in [legacy.join("sub"), legacy.clone()] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let report = Store::open_exclusive(&root, Duration::ZERO)
+        .unwrap()
+        .gc(30 * DAY)
+        .unwrap();
+    assert_eq!(report.removed.checkouts.entries, 1);
+    assert!(!root.join("v1/checkouts").exists());
 }
 
 #[test]

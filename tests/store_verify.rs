@@ -176,7 +176,7 @@ fn store_verify_names_and_quarantines_a_blob_with_a_byte_appended() {
     assert!(fixture.blob(&fixture.blob_a).exists());
     assert!(!fixture.tree_object(&fixture.subtree).exists());
     assert!(!fixture.tree_object(&fixture.tree).exists());
-    assert!(!fixture.path("checkouts").join(fixture.tree.hex()).exists());
+    assert!(!fixture.path("inputs").join(fixture.tree.hex()).exists());
     assert!(!fixture.action_is_cached(), "the step must rerun");
 
     sealroom()
@@ -322,7 +322,7 @@ fn store_verify_treats_a_missing_blob_as_a_dangling_tree() {
 #[test]
 fn store_verify_removes_a_checkout_that_differs_from_its_tree() {
     let fixture = Fixture::new();
-    let checkout = fixture.path("checkouts").join(fixture.tree.hex());
+    let checkout = fixture.path("inputs").join(fixture.tree.hex());
     fs::set_permissions(&checkout, fs::Permissions::from_mode(0o755)).unwrap();
     overwrite(&checkout.join("a"), |path| {
         fs::write(path, "tampered\n").unwrap()

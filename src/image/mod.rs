@@ -55,6 +55,8 @@ pub struct BuiltImage {
     pub layer_size: u64,
     /// The layer tar, deleted when this value is dropped.
     pub layer: NamedTempFile,
+    /// Device nodes under `/dev` in the root filesystem, left out of the layer.
+    pub dropped_devices: usize,
 }
 
 /// Builds the image of `rootfs` (a directory, or a tar file, plain or gzip) in the system temp
@@ -75,20 +77,33 @@ pub fn build_in(rootfs: &Path, temp_dir: &Path) -> Result<BuiltImage, ImageError
         layer_digest: layer.diff_id,
         layer_size: layer.size,
         layer: layer.file,
+        dropped_devices: tree.dropped_devices,
     })
 }
 
-/// Builds the image of `rootfs`, loads it tagged `name:latest`, and returns `name@<image id>`.
+/// What `import` made.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// `name@<image id>`.
+    pub image: PinnedImage,
+    /// Device nodes under `/dev` left out of the image.
+    pub dropped_devices: usize,
+}
+
+/// Builds the image of `rootfs` and loads it tagged `name:latest`.
 pub async fn import(
     docker: &Docker,
     rootfs: &Path,
     name: &RepositoryName,
-) -> Result<PinnedImage, ImageError> {
+) -> Result<Imported, ImageError> {
     let rootfs = rootfs.to_path_buf();
     let built = tokio::task::spawn_blocking(move || build(&rootfs))
         .await
         .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
-    load(docker, &built, name).await
+    Ok(Imported {
+        image: load(docker, &built, name).await?,
+        dropped_devices: built.dropped_devices,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +155,7 @@ pub enum ImageError {
     },
 
     #[error(
-        "`{entry}` in `{rootfs}` is a {what}; an image holds only regular files, directories and symlinks\n  hint: remove it (the engine provides /dev at run time)"
+        "`{entry}` in `{rootfs}` is a {what}; an image holds only regular files, directories and symlinks\n  hint: remove it (device nodes are left out only under /dev, where the engine provides its own)"
     )]
     SpecialFile {
         rootfs: PathBuf,

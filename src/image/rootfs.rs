@@ -7,7 +7,7 @@
 //! This module reads; it never writes outside a temp file for a decompressed tar, and it
 //! never holds file contents in memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek};
@@ -57,6 +57,9 @@ pub enum FileSource {
 /// A root filesystem, read and sorted by path bytes.
 pub struct Rootfs {
     pub entries: Vec<Entry>,
+    /// How many device nodes under `/dev` were left out (debootstrap makes them; the engine
+    /// gives every container its own `/dev`).
+    pub dropped_devices: usize,
     /// The tar that `FileSource::Archive` offsets point into.
     pub archive: Option<PathBuf>,
     /// Keeps a decompressed tar alive until the layer is written.
@@ -92,6 +95,7 @@ impl Rootfs {
 
     fn read_directory(root: &Path) -> Result<Self, ImageError> {
         let mut entries = Vec::new();
+        let mut dropped_devices = 0;
         for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
             let item = item.map_err(|error| {
                 let path = error.path().unwrap_or(root).to_path_buf();
@@ -128,6 +132,11 @@ impl Rootfs {
                 EntryKind::Symlink {
                     target: target.as_os_str().as_bytes().to_vec(),
                 }
+            } else if (file_type.is_block_device() || file_type.is_char_device())
+                && is_under_dev(&path)
+            {
+                dropped_devices += 1;
+                continue;
             } else {
                 let what = if file_type.is_block_device() {
                     "block device"
@@ -151,6 +160,7 @@ impl Rootfs {
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(Self {
             entries,
+            dropped_devices,
             archive: None,
             _decompressed: None,
         })
@@ -173,6 +183,7 @@ impl Rootfs {
         })?;
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut by_path: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+        let mut dropped_devices = BTreeSet::new();
         // Hard links, resolved once every entry is known: (path, mode, target).
         let mut hard_links = Vec::new();
         for item in archive.entries().map_err(corrupt)? {
@@ -203,6 +214,12 @@ impl Rootfs {
                     hard_links.push((path, mode, target));
                     continue;
                 }
+                tar::EntryType::Block | tar::EntryType::Char if is_under_dev(&path) => {
+                    // Replaces an earlier entry for the path, as extracting would.
+                    by_path.remove(&path);
+                    dropped_devices.insert(path);
+                    continue;
+                }
                 tar::EntryType::Block | tar::EntryType::Char | tar::EntryType::Fifo => {
                     let what = match entry_type {
                         tar::EntryType::Block => "block device",
@@ -223,6 +240,7 @@ impl Rootfs {
                     });
                 }
             };
+            dropped_devices.remove(&path);
             by_path.insert(path.clone(), Entry { path, mode, kind });
         }
         for (path, mode, target) in hard_links {
@@ -243,10 +261,16 @@ impl Rootfs {
         }
         Ok(Self {
             entries: by_path.into_values().collect(),
+            dropped_devices: dropped_devices.len(),
             archive: Some(tar),
             _decompressed: decompressed,
         })
     }
+}
+
+/// Whether a normalized path is inside the image's `/dev`.
+fn is_under_dev(path: &[u8]) -> bool {
+    path.starts_with(b"dev/")
 }
 
 enum Format {

@@ -17,10 +17,12 @@ use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
 };
-use crate::sandbox::{DEFAULT_USER, WORK_DIR};
+use crate::sandbox::docker::SCRATCH_OPTIONS;
+use crate::sandbox::{DEFAULT_USER, SCRATCH_DIRS, WORK_DIR};
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::SigningKey;
 use crate::spec::{RelativePath, Source, Spec, Step};
+use crate::store::MATERIALIZED_MTIME;
 
 /// The form a tree digest takes: sha256 over sealroom's canonical tree encoding (docs/store.md).
 pub const TREE_DIGEST_FORM: &str = "sealroom-tree-v1";
@@ -79,6 +81,10 @@ impl BuildContext<'_> {
             "network": "none",
             "readOnlyRootFilesystem": true,
             "readOnlyInputs": true,
+            "inputModes": "files 0644 or 0755, directories 0755",
+            "inputMtime": MATERIALIZED_MTIME,
+            "scratchDirectories": SCRATCH_DIRS,
+            "scratchMountOptions": format!("tmpfs rw,{SCRATCH_OPTIONS}"),
             "capabilities": "all dropped",
             "noNewPrivileges": true,
             "treeDigestForm": TREE_DIGEST_FORM,

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
 use crate::sandbox::{
-    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, WORK_DIR,
+    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, TMP_DIR, WORK_DIR,
 };
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
@@ -427,6 +427,7 @@ fn action_key<'a>(
             ("memory", request.limits.memory.0.to_string()),
             ("pids", request.limits.pids.to_string()),
             ("cpus", format!("{:?}", request.limits.cpus)),
+            ("scratch", request.limits.scratch.0.to_string()),
         ]),
     }
 }
@@ -474,7 +475,7 @@ pub fn fixed_environment(
         ("TZ".to_string(), "UTC".to_string()),
         ("LC_ALL".to_string(), "C".to_string()),
         ("LANG".to_string(), "C".to_string()),
-        ("HOME".to_string(), WORK_DIR.to_string()),
+        ("HOME".to_string(), TMP_DIR.to_string()),
         ("PATH".to_string(), STEP_PATH.to_string()),
     ]);
     env.extend(

@@ -2,13 +2,13 @@
 
 use std::path::Path;
 
-use crate::image::{self, ImageError, RepositoryName};
+use crate::image::{self, ImageError, Imported, RepositoryName};
 use crate::sandbox::SandboxError;
-use crate::spec::PinnedImage;
 
 /// Makes a deterministic image of `rootfs` (a directory, or a tar file, possibly compressed),
-/// loads it into the engine tagged `name`, and returns `name@sha256:<image id>`.
-pub async fn image_import(rootfs: &Path, name: &str) -> Result<PinnedImage, crate::Error> {
+/// loads it into the engine tagged `name`, and returns `name@sha256:<image id>` and how many
+/// device nodes under `/dev` it left out.
+pub async fn image_import(rootfs: &Path, name: &str) -> Result<Imported, crate::Error> {
     let name = RepositoryName::parse(name)?;
     // Bad input is reported before the engine is asked anything.
     if !rootfs.exists() {

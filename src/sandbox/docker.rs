@@ -2,8 +2,9 @@
 //!
 //! Each step gets a fresh container from the pinned image id (never a tag, so nothing is pulled
 //! or resolved by name), with networking off (`network_mode = none`: only `lo`), a read-only root
-//! filesystem, a tmpfs `/tmp`, all capabilities dropped, `no-new-privileges`, an unprivileged
-//! user, inputs bind-mounted read-only and one writable bind mount at `/out`. Its output is
+//! filesystem, the scratch directories `/tmp` and `/build` (tmpfs), all capabilities dropped,
+//! `no-new-privileges`, an unprivileged user, inputs bind-mounted read-only and one writable bind
+//! mount at `/out`. Its output is
 //! streamed to stderr, each line prefixed with the step's name. The container is removed on
 //! every path out of `run`, success or error.
 
@@ -11,26 +12,32 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
+    MountVolumeOptionsDriverConfig,
+};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    BUILD_LABEL, INPUTS_DIR, Network, OUT_DIR, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError,
-    StepOutcome, StepRequest,
+    BUILD_LABEL, INPUTS_DIR, Network, OUT_DIR, OWNER_LABEL, SCRATCH_DIRS, STEP_LABEL, Sandbox,
+    SandboxError, StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
-use crate::spec::PinnedImage;
+use crate::spec::{ByteSize, PinnedImage};
 
 /// How many of the last log lines a failure report shows.
 const LOG_TAIL_LINES: usize = 20;
 /// The hostname every step sees, so it cannot leak into outputs from the host.
 const HOSTNAME: &str = "sealroom";
+/// Mount options of each scratch tmpfs, after its `size=`. Executable: builds run what they
+/// compile and the scripts they copy there (`./configure`).
+pub const SCRATCH_OPTIONS: &str = "nosuid,nodev,mode=1777";
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work.
@@ -103,6 +110,11 @@ impl DockerSandbox {
             (OWNER_LABEL.to_string(), owner::this_process()),
         ]);
         let limits = &request.limits;
+        mounts.extend(
+            SCRATCH_DIRS
+                .iter()
+                .map(|target| scratch_mount(target, limits.scratch, &labels)),
+        );
         let memory = i64::try_from(limits.memory.0).unwrap_or(i64::MAX);
         ContainerCreateBody {
             image: Some(request.image.digest.to_string()),
@@ -127,10 +139,6 @@ impl DockerSandbox {
                 network_mode: Some(request.network.mode().to_string()),
                 mounts: Some(mounts),
                 readonly_rootfs: Some(true),
-                tmpfs: Some(HashMap::from([(
-                    "/tmp".to_string(),
-                    "rw,nosuid,nodev,mode=1777".to_string(),
-                )])),
                 cap_drop: Some(vec!["ALL".to_string()]),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 memory: Some(memory),
@@ -240,7 +248,37 @@ impl DockerSandbox {
                 removed += 1;
             }
         }
+        self.remove_leftover_volumes().await?;
         Ok(removed)
+    }
+
+    /// Removes the scratch volumes of dead owners that no container holds any more (removing a
+    /// container removes its volumes; this is for an engine that lost track of that, e.g. a
+    /// container removed without `v`). A volume still in use is left alone by the engine.
+    async fn remove_leftover_volumes(&self) -> Result<(), SandboxError> {
+        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+        let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+        let volumes = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|error| SandboxError::EngineUnreachable {
+                detail: error.to_string(),
+            })?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            if volume
+                .labels
+                .get(OWNER_LABEL)
+                .is_some_and(|owner| !owner::is_alive(owner))
+            {
+                // Best effort: in use or already gone is fine.
+                let _ = self
+                    .docker
+                    .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
+                    .await;
+            }
+        }
+        Ok(())
     }
 
     async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
@@ -256,6 +294,35 @@ impl DockerSandbox {
             }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// A scratch directory: an anonymous volume of the engine's `local` driver that is a tmpfs,
+/// removed with the container. Not the engine's own tmpfs mounts: those are `noexec` unless told
+/// otherwise and take the mode of the directory the image has at that path (a `/tmp` of 0755
+/// would be root's alone); a volume created empty (`no_copy`) keeps `mode=1777`.
+fn scratch_mount(target: &str, size: ByteSize, labels: &HashMap<String, String>) -> Mount {
+    let options = HashMap::from([
+        ("type".to_string(), "tmpfs".to_string()),
+        ("device".to_string(), "tmpfs".to_string()),
+        (
+            "o".to_string(),
+            format!("size={},{SCRATCH_OPTIONS}", size.0),
+        ),
+    ]);
+    Mount {
+        target: Some(target.to_string()),
+        typ: Some(MountType::VOLUME),
+        volume_options: Some(MountVolumeOptions {
+            no_copy: Some(true),
+            labels: Some(labels.clone()),
+            driver_config: Some(MountVolumeOptionsDriverConfig {
+                name: Some("local".to_string()),
+                options: Some(options),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

@@ -22,8 +22,14 @@ use crate::spec::{ByteSize, Limits, PinnedImage};
 /// Where a step's inputs and output are, inside the container.
 pub const INPUTS_DIR: &str = "/inputs";
 pub const OUT_DIR: &str = "/out";
-/// The working directory every step starts in.
-pub const WORK_DIR: &str = "/tmp";
+/// The scratch directory for build work, and the working directory every step starts in.
+pub const WORK_DIR: &str = "/build";
+/// The temporary directory, also `HOME`.
+pub const TMP_DIR: &str = "/tmp";
+/// The directories a step may write besides `/out`: each a private tmpfs of `limits.scratch`
+/// bytes, writable and executable by the step's user whatever the image has at that path
+/// (mode 1777, `nosuid,nodev`), gone with the container.
+pub const SCRATCH_DIRS: [&str; 2] = [TMP_DIR, WORK_DIR];
 /// The user steps run as unless a spec asks for root: an unprivileged uid:gid.
 pub const DEFAULT_USER: &str = "1000:1000";
 /// The label every container sealroom makes carries, with the build id as its value.

@@ -26,6 +26,9 @@ pub struct Limits {
     pub cpus: Option<f64>,
     /// The total size of the files the step leaves in `/out`.
     pub output: ByteSize,
+    /// The size of each of the step's scratch file systems, `/tmp` and `/build` (tmpfs: their
+    /// pages also count against `memory`).
+    pub scratch: ByteSize,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             pids: 4096,
             cpus: None,
             output: ByteSize(16 * 1024 * 1024 * 1024),
+            scratch: ByteSize(8 * 1024 * 1024 * 1024),
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct RawLimits {
     pub pids: Option<Spanned<toml::Value>>,
     pub cpus: Option<Spanned<toml::Value>>,
     pub output: Option<Spanned<toml::Value>>,
+    pub scratch: Option<Spanned<toml::Value>>,
 }
 
 /// What is wrong with one value, and where; the validator adds the file location.
@@ -128,6 +133,19 @@ impl RawLimits {
         }
         if let Some(value) = &self.output {
             limits.output = parse_size(value, "output")?;
+        }
+        if let Some(value) = &self.scratch {
+            limits.scratch = parse_size(value, "scratch")?;
+            if limits.scratch.0 < 1024 * 1024 {
+                return Err(LimitError {
+                    span: value.span(),
+                    message: format!(
+                        "expected at least 1MiB for `scratch` (the size of `/tmp` and `/build`), found {}",
+                        limits.scratch
+                    ),
+                    hint: None,
+                });
+            }
         }
         Ok(limits)
     }

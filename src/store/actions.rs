@@ -15,8 +15,10 @@ use std::collections::BTreeMap;
 
 use crate::digest::{ActionDigest, BlobDigest, ImageDigest, TreeDigest};
 
-/// Bumped whenever the meaning of a key changes, so old entries stop matching.
-pub const ACTION_KEY_VERSION: &str = "sealroom-action-v1";
+/// Bumped whenever the meaning of a key changes, so old entries stop matching. v2: the scratch
+/// directories became executable and `/build` the working directory; inputs are 0644/0755 with
+/// one fixed mtime.
+pub const ACTION_KEY_VERSION: &str = "sealroom-action-v2";
 
 /// Everything that goes into a step's action key.
 #[derive(Debug, Clone, serde::Serialize)]

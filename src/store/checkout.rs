@@ -1,72 +1,66 @@
-//! Writing trees back out of the store: shared read-only checkouts that steps mount as inputs,
-//! writable copies for artifacts, and removing read-only trees (which `remove_dir_all` cannot do
-//! without write permission on every directory).
+//! Writing trees back out of the store: the shared checkouts that steps mount as inputs, writable
+//! copies for artifacts, and removing trees that may be read-only (which `remove_dir_all` cannot
+//! do without write permission on every directory).
+//!
+//! Every tree is written the same way, so that a step sees the same files on every machine and
+//! every run: files 0644 (0755 if executable), directories 0755, owned by whoever runs sealroom,
+//! and every file, directory and symlink with the modification time [`MATERIALIZED_MTIME`]. A
+//! shared checkout is protected by how it is used, not by its modes: steps mount it read-only and
+//! run as another user. So `cp -a /inputs/src /build/src` gives a step a tree it can build in, and
+//! make sees no file newer than another (an automake `Makefile.in` never looks older than its
+//! `Makefile.am`).
 //!
 //! Every tree is built in a temp directory on the destination's filesystem and renamed into place,
 //! so a checkout is either absent or complete. Blobs are re-hashed as they are copied.
-use std::fs::{self, OpenOptions};
+use std::fs::{self, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::digest::TreeDigest;
 
 use super::{EntryKind, Store, StoreError};
 
-/// Modes a written tree gets.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Modes {
-    /// Files 0444 (0555 if executable), directories 0555: world-readable (a step runs as a
-    /// non-root user), writable by no one.
-    Shared,
-    /// Files 0644 (0755 if executable), directories 0755.
-    Writable,
-}
+/// The modification time of everything sealroom writes out of the store, in seconds since the
+/// epoch: 1980-01-01T00:00:00Z, the earliest time a zip archive can hold, so that tools which
+/// pack their inputs into zips (wheels, jars) accept it. Not the spec's `SOURCE_DATE_EPOCH`: a
+/// checkout is shared by every spec that mounts the same tree.
+pub const MATERIALIZED_MTIME: u64 = 315_532_800;
 
-impl Modes {
-    fn file(self, executable: bool) -> u32 {
-        match (self, executable) {
-            (Modes::Shared, false) => 0o444,
-            (Modes::Shared, true) => 0o555,
-            (Modes::Writable, false) => 0o644,
-            (Modes::Writable, true) => 0o755,
-        }
-    }
+const FILE_MODE: u32 = 0o644;
+const EXECUTABLE_MODE: u32 = 0o755;
+const DIRECTORY_MODE: u32 = 0o755;
 
-    fn directory(self) -> u32 {
-        match self {
-            Modes::Shared => 0o555,
-            Modes::Writable => 0o755,
-        }
-    }
+fn materialized_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(MATERIALIZED_MTIME)
 }
 
 pub(super) fn materialize(store: &Store, tree: &TreeDigest) -> Result<PathBuf, StoreError> {
     let dest = store.checkout_path(tree);
     if dest.is_dir() {
-        // The checkout's modification time records its last use, for `store gc`. Best effort:
-        // a store shared read-only with another user still works.
+        // The checkout's access time records its last use, for `store gc` (its modification
+        // time is fixed: steps see it). Best effort: a store shared read-only with another user
+        // still works.
         if let Ok(directory) = fs::File::open(&dest) {
-            let _ = directory.set_modified(std::time::SystemTime::now());
+            let _ = directory.set_times(FileTimes::new().set_accessed(SystemTime::now()));
         }
         return Ok(dest);
     }
     let staging = store.temp_dir()?;
     let work = staging.path().join("tree");
-    let result = write_tree(store, tree, &work, Modes::Shared).and_then(|()| {
+    let result = write_tree(store, tree, &work).and_then(|()| {
+        // Before the move: once in place, the checkout may already be mounted by a step.
+        finish_directory(&work)?;
         match fs::rename(&work, &dest) {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(()),
             // Another process materialized the same tree first; theirs is as good as ours.
-            Err(_) if dest.is_dir() => Ok(false),
+            Err(_) if dest.is_dir() => Ok(()),
             Err(e) => Err(StoreError::io("renaming into place", &dest, e)),
         }
     });
-    // Our copy is read-only inside: `TempDir`'s own removal would fail on it.
     let cleanup = remove_tree_force(staging.path());
-    if result? {
-        // Only now: moving a directory to another parent needs write permission on it.
-        set_mode(&dest, Modes::Shared.directory())?;
-    }
+    result?;
     cleanup?;
     Ok(dest)
 }
@@ -87,8 +81,8 @@ pub(super) fn checkout(store: &Store, tree: &TreeDigest, dest: &Path) -> Result<
         .tempdir_in(parent)
         .map_err(|e| StoreError::io("creating a temporary directory in", parent, e))?;
     let work = staging.path().join("tree");
-    write_tree(store, tree, &work, Modes::Writable)?;
-    set_mode(&work, Modes::Writable.directory())?;
+    write_tree(store, tree, &work)?;
+    finish_directory(&work)?;
     fs::rename(&work, dest).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
             StoreError::DestinationExists {
@@ -99,14 +93,9 @@ pub(super) fn checkout(store: &Store, tree: &TreeDigest, dest: &Path) -> Result<
     })
 }
 
-/// Creates `dest` and writes `tree` into it. Subdirectories get their final mode once filled;
-/// `dest` itself keeps its creation mode, for the caller to set after moving it.
-fn write_tree(
-    store: &Store,
-    tree: &TreeDigest,
-    dest: &Path,
-    modes: Modes,
-) -> Result<(), StoreError> {
+/// Creates `dest` and writes `tree` into it. Subdirectories get their final mode and time once
+/// filled; `dest` itself is for the caller to finish.
+fn write_tree(store: &Store, tree: &TreeDigest, dest: &Path) -> Result<(), StoreError> {
     fs::create_dir(dest).map_err(|e| StoreError::io("creating", dest, e))?;
     // Names were checked when the tree object was read: each is one segment, so `join` stays
     // inside `dest`.
@@ -123,20 +112,40 @@ fn write_tree(
                     .open(&path)
                     .map_err(|e| StoreError::io("creating", &path, e))?;
                 store.copy_blob(&digest, &mut file)?;
-                file.set_permissions(fs::Permissions::from_mode(modes.file(executable)))
+                let mode = if executable {
+                    EXECUTABLE_MODE
+                } else {
+                    FILE_MODE
+                };
+                file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(|e| StoreError::io("setting permissions of", &path, e))?;
+                file.set_modified(materialized_time())
+                    .map_err(|e| StoreError::io("setting the modification time of", &path, e))?;
             }
             EntryKind::Symlink { target } => {
                 std::os::unix::fs::symlink(&target, &path)
                     .map_err(|e| StoreError::io("creating the symlink", &path, e))?;
+                // The link itself, never what it points at.
+                let time = filetime::FileTime::from_system_time(materialized_time());
+                filetime::set_symlink_file_times(&path, time, time)
+                    .map_err(|e| StoreError::io("setting the modification time of", &path, e))?;
             }
             EntryKind::Directory { digest } => {
-                write_tree(store, &digest, &path, modes)?;
-                set_mode(&path, modes.directory())?;
+                write_tree(store, &digest, &path)?;
+                finish_directory(&path)?;
             }
         }
     }
     Ok(())
+}
+
+/// Gives a written directory its final mode and time, once everything inside it is written
+/// (each entry created changes the directory's modification time).
+fn finish_directory(path: &Path) -> Result<(), StoreError> {
+    set_mode(path, DIRECTORY_MODE)?;
+    fs::File::open(path)
+        .and_then(|directory| directory.set_modified(materialized_time()))
+        .map_err(|e| StoreError::io("setting the modification time of", path, e))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {

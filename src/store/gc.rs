@@ -1,6 +1,7 @@
 //! `store gc`: remove everything that no recently used action entry or checkout reaches.
 //!
-//! Roots, by modification time (last use, see `actions` and `checkout`):
+//! Roots, by last use (an action entry's modification time, a checkout's access time; see
+//! `actions` and `checkout`):
 //! - action entries used (hit or written) within the last `keep` duration: their output trees,
 //!   everything below them, and their log blobs when stored;
 //! - checkouts used (materialized or mounted) within `keep`: their trees and everything below.
@@ -62,9 +63,10 @@ impl ExclusiveStore {
         let store = &self.store;
         let now = SystemTime::now();
         let cutoff = now.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
-        let recent = |metadata: &std::fs::Metadata| {
-            keep > Duration::ZERO && metadata.modified().is_ok_and(|time| time >= cutoff)
+        let recent_time = |time: std::io::Result<SystemTime>| {
+            keep > Duration::ZERO && time.is_ok_and(|time| time >= cutoff)
         };
+        let recent = |metadata: &std::fs::Metadata| recent_time(metadata.modified());
         let mut removed = Removed::default();
         let mut kept = Kept::default();
         let mut root_trees = Vec::new();
@@ -87,9 +89,15 @@ impl ExclusiveStore {
                 }
             }
         }
+        // Checkouts of an older sealroom (read-only modes, the time they were written).
+        for item in list(&store.legacy_checkouts_dir())? {
+            removed.checkouts.add(size_of(&item.path)?);
+            remove_tree_force(&item.path)?;
+        }
+        let _ = std::fs::remove_dir(store.legacy_checkouts_dir());
         for item in list(&store.checkouts_dir())? {
             match TreeDigest::from_hex(&item.name) {
-                Ok(tree) if item.metadata.is_dir() && recent(&item.metadata) => {
+                Ok(tree) if item.metadata.is_dir() && recent_time(item.metadata.accessed()) => {
                     kept.checkouts += 1;
                     root_trees.push(tree);
                 }

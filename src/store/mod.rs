@@ -1,5 +1,5 @@
 //! The content-addressed store: blobs named by their sha256, canonical tree objects, and
-//! read-only materializations of trees that steps mount as inputs.
+//! materializations of trees that steps mount (read-only) as inputs.
 //!
 //! Layout (versioned; documented in `docs/store.md`):
 //!
@@ -7,7 +7,7 @@
 //! <root>/CACHEDIR.TAG
 //! <root>/v1/blobs/sha256/<hex>        file contents, read-only
 //! <root>/v1/trees/sha256/<hex>        canonical tree objects (see `tree`)
-//! <root>/v1/checkouts/<tree hex>/     a tree materialized read-only, shared by steps
+//! <root>/v1/inputs/<tree hex>/        a tree checked out as steps see it, shared by steps
 //! <root>/v1/actions/sha256/<hex>      the action cache (see `actions`)
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
 //! <root>/v1/quarantine/<kind>/        entries `store verify` found corrupt, kept for inspection
@@ -22,8 +22,8 @@
 //!
 //! - `blob`: adding blobs (from a file or a reader, hashed while streaming) and copying them out.
 //! - `walk`: hashing a directory into blobs and tree objects (`add_tree`).
-//! - `checkout`: writing trees back out (shared read-only checkouts, writable copies) and
-//!   removing read-only trees.
+//! - `checkout`: writing trees back out (shared checkouts, copies), all with the same modes and
+//!   one fixed mtime, and removing read-only trees.
 //! - `tree`: the canonical tree object and its encoding.
 //! - `actions`: the action cache, step definitions to output trees.
 //! - `lock`: the shared/exclusive store lock.
@@ -51,7 +51,7 @@ use std::time::Duration;
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::ExitCode;
 
-pub use checkout::remove_tree_force;
+pub use checkout::{MATERIALIZED_MTIME, remove_tree_force};
 pub use gc::GcReport;
 pub use lock::{LockMode, StoreLock};
 pub use tree::{Entry, EntryKind, TreeObject, TreeObjectError};
@@ -161,13 +161,14 @@ impl Store {
         walk::add_tree(self, dir, exclude)
     }
 
-    /// A directory holding `tree`, read-only, made once and shared by every step that mounts it.
+    /// A directory holding `tree` (files 0644/0755, one fixed mtime), made once and shared by
+    /// every step that mounts it (read-only).
     pub fn materialize(&self, tree: &TreeDigest) -> Result<PathBuf, StoreError> {
         checkout::materialize(self, tree)
     }
 
-    /// Writes `tree` to `dest`, which must not exist yet, with ordinary writable permissions
-    /// (files 0644 or 0755, directories 0755). For copying outputs out of the store.
+    /// Writes `tree` to `dest`, which must not exist yet, as `materialize` does (files 0644 or
+    /// 0755, directories 0755, one fixed mtime). For copying outputs out of the store.
     pub fn checkout(&self, tree: &TreeDigest, dest: &Path) -> Result<(), StoreError> {
         checkout::checkout(self, tree, dest)
     }
@@ -293,7 +294,13 @@ impl Store {
         self.version_dir().join("trees").join("sha256")
     }
 
+    /// Shared checkouts. (`v1/checkouts/` held them before they had fixed modes and mtimes;
+    /// `store gc` removes it.)
     fn checkouts_dir(&self) -> PathBuf {
+        self.version_dir().join("inputs")
+    }
+
+    fn legacy_checkouts_dir(&self) -> PathBuf {
         self.version_dir().join("checkouts")
     }
 

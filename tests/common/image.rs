@@ -91,6 +91,7 @@ pub async fn busybox_image() -> PinnedImage {
             sealroom::image::import(&docker, dir.path(), &name)
                 .await
                 .unwrap_or_else(|error| panic!("cannot import the busybox test image: {error}"))
+                .image
         })
         .await
         .clone()
