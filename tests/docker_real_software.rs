@@ -16,7 +16,7 @@ mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use common::sealroom;
 use http::{Reply, TestServer};
@@ -24,7 +24,12 @@ use http::{Reply, TestServer};
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Runs an image recipe of `sandbox/` with `args` and returns the pinned reference it prints last.
+/// One recipe at a time: two would install debootstrap (apt's lock) or debootstrap at once.
 fn run_recipe(recipe: &str, args: &[&str]) -> String {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let output = Command::new("bash")
         .arg(format!("{ROOT}/sandbox/{recipe}"))
         .args(args)
