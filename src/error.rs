@@ -65,6 +65,8 @@ pub enum Error {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Convert(#[from] crate::convert::ConvertError),
+    #[error(transparent)]
+    Explain(#[from] crate::ops::explain::ExplainError),
     /// A file the user named could not be read or written.
     #[error("{action} `{path}`: {source}")]
     Io {
@@ -101,7 +103,7 @@ impl Error {
             Error::Fetch(e) => e.exit_code(),
             Error::FetchStage(e) => e.exit_code(),
             Error::Registry(e) => e.exit_code(),
-            Error::Convert(_) => ExitCode::BadInput,
+            Error::Convert(_) | Error::Explain(_) => ExitCode::BadInput,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`spec`]: parses the TOML into a raw mirror (`spec::raw`) and validates it once into a model
 //!   that cannot be invalid (pinned images, unique names, an acyclic graph, safe paths, limits).
 //! - [`digest`]: typed SHA-256 digests (a blob is not a tree) and hashing while streaming.
+//! - [`atomic`]: the one atomic file write (temp file, mode, fsync, rename) everything uses.
 //! - [`fetch`]: pinned downloads (timeouts, retries, recorded redirects) and safe unpacking.
 //! - [`store`]: the content-addressed store: blobs, canonical tree objects, read-only
 //!   materializations that steps mount, the action cache, locking, verify and gc.
@@ -28,6 +29,7 @@
 //! Data flows one way: `ops` calls the others; `spec`, `digest`, `store`, `fetch`, `sign` and
 //! `provenance` never call `sandbox` or `ops`.
 
+pub mod atomic;
 pub mod cli;
 pub mod convert;
 pub mod digest;

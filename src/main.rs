@@ -223,6 +223,23 @@ async fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Explain(args) => {
+            let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            // One word that names no file is a step of ./sealroom.toml: `sealroom explain compile`.
+            let (spec, step) = match args.step {
+                None if !args.spec.exists() && std::path::Path::new("sealroom.toml").is_file() => (
+                    std::path::PathBuf::from("sealroom.toml"),
+                    Some(args.spec.to_string_lossy().into_owned()),
+                ),
+                step => (args.spec, step),
+            };
+            let report = ops::explain::explain(&spec, &store, step.as_deref())?;
+            match cli.format {
+                Format::Json => print_json(&report),
+                Format::Text => print!("{}", report.to_text()),
+            }
+            Ok(())
+        }
         Command::Check(args) => {
             let report =
                 ops::check::check(&args.spec, &args.report_dir, interrupt_on_signals()).await?;

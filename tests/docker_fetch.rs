@@ -300,3 +300,44 @@ fn docker_pin_fills_in_digests_and_keeps_comments() {
     assert_eq!(server.total_requests(), before);
     assert!(Path::new(&project.out().join("readme.txt")).is_file());
 }
+
+#[test]
+fn docker_pin_edits_the_inline_fetch_form_and_keeps_the_spec_s_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start();
+    let archive = package_tar_gz();
+    server.route("/pkg-1.0.tar.gz", [Reply::ok(archive.clone())]);
+    let project = Project::new();
+    let spec = project.path("sealroom.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version = 1\nname = \"t\"\nfetch = [\n  {{ name = \"pkgsrc\", url = \"{}\", unpack = true, strip_components = 1 }}, # inline\n]\n\n[sandbox]\nimage = \"{}\"\n{USE_PKG}",
+            server.url("/pkg-1.0.tar.gz"),
+            busybox()
+        ),
+    )
+    .unwrap();
+    // A mode the user chose (group-writable), which a temp file renamed over it would lose.
+    std::fs::set_permissions(&spec, std::fs::Permissions::from_mode(0o664)).unwrap();
+    sealroom()
+        .arg("pin")
+        .arg(&spec)
+        .args(["--store", project.store().to_str().unwrap()])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&spec).unwrap();
+    assert!(
+        text.contains(&format!(
+            "{{ name = \"pkgsrc\", url = \"{}\", unpack = true, strip_components = 1, sha256 = \"{}\" }}, # inline",
+            server.url("/pkg-1.0.tar.gz"),
+            hex(&archive)
+        )),
+        "still one inline table, now pinned: {text}"
+    );
+    assert_eq!(
+        std::fs::metadata(&spec).unwrap().permissions().mode() & 0o7777,
+        0o664
+    );
+    project.build(&spec).success();
+}

@@ -51,6 +51,9 @@ pub enum Command {
     /// Build a spec twice without the cache, varying what sealroom does not pin, and compare
     /// every output file.
     Check(CheckArgs),
+    /// Say why a step would run instead of coming from the cache: which fields of its record
+    /// differ from the record it last ran with. Runs and downloads nothing.
+    Explain(ExplainArgs),
     /// Base images without a registry.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -216,6 +219,16 @@ pub struct CheckArgs {
     /// Where diffoscope reports of differing files go (when diffoscope is installed).
     #[arg(long, value_name = "DIR", default_value = "sealroom-check")]
     pub report_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The spec (default: ./sealroom.toml).
+    #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
+    pub spec: PathBuf,
+    /// Only this step (default: every step).
+    #[arg(value_name = "STEP")]
+    pub step: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -7,7 +7,6 @@
 //! would otherwise change from run to run and with it the digests. Nothing here reads the clock:
 //! `created` is `SOURCE_DATE_EPOCH`.
 
-use std::io::Write;
 use std::path::Path;
 
 use oci_spec::image::{
@@ -320,25 +319,12 @@ pub fn parse_digest(digest: &OciDigest) -> Option<BlobDigest> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    let failed = |source: std::io::Error| ImageError::WriteLayout {
-        path: path.to_path_buf(),
-        source,
-    };
-    let directory = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".sealroom-")
-        .tempfile_in(directory)
-        .map_err(failed)?;
-    temp.write_all(bytes).map_err(failed)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(failed)?;
-    }
-    temp.as_file().sync_all().map_err(failed)?;
-    temp.persist(path).map_err(|error| failed(error.error))?;
-    Ok(())
+    crate::atomic::write(path, bytes, crate::atomic::Mode::Fixed(0o644)).map_err(|error| {
+        ImageError::WriteLayout {
+            path: path.to_path_buf(),
+            source: error.source,
+        }
+    })
 }
 
 /// The labels a `BTreeMap` holds, for tests.

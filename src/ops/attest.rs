@@ -3,26 +3,25 @@
 //! documented in `docs/provenance.md`; this is the only place that fills them.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::json;
 
+use crate::atomic;
+
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
-use crate::ops::build::{StepReport, step_environment};
+use crate::ops::build::StepReport;
 use crate::ops::fetch::{Fetched, Origin};
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
 };
-use crate::sandbox::docker::SCRATCH_OPTIONS;
-use crate::sandbox::{DEFAULT_USER, SCRATCH_DIRS, WORK_DIR};
+use crate::sandbox::record::RECORD_FORMAT;
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::SigningKey;
 use crate::spec::{RelativePath, Source, Spec, Step};
-use crate::store::MATERIALIZED_MTIME;
 
 /// The form a tree digest takes: sha256 over sealroom's canonical tree encoding (docs/store.md).
 pub const TREE_DIGEST_FORM: &str = "sealroom-tree-v1";
@@ -67,26 +66,23 @@ impl BuildContext<'_> {
                 "exclude": source.exclude.patterns(),
             })).collect::<Vec<_>>(),
         });
-        let environments: BTreeMap<&str, BTreeMap<String, String>> = spec
+        // Each step's record, exactly as its container got it and its action key hashed it.
+        let steps: BTreeMap<&str, serde_json::Value> = self
             .steps
             .iter()
-            .map(|step| (step.name.as_str(), step_environment(spec, step)))
+            .map(|report| {
+                let entry = json!({
+                    "actionKey": report.action.to_string(),
+                    "record": report.record.to_json(),
+                });
+                (report.name.as_str(), entry)
+            })
             .collect();
         let internal_parameters = json!({
             "sealroomVersion": env!("CARGO_PKG_VERSION"),
             "sourceDateEpoch": spec.source_date_epoch,
-            "environment": environments,
-            "user": DEFAULT_USER,
-            "workingDirectory": WORK_DIR,
-            "network": "none",
-            "readOnlyRootFilesystem": true,
-            "readOnlyInputs": true,
-            "inputModes": "files 0644 or 0755, directories 0755",
-            "inputMtime": MATERIALIZED_MTIME,
-            "scratchDirectories": SCRATCH_DIRS,
-            "scratchMountOptions": format!("tmpfs rw,{SCRATCH_OPTIONS}"),
-            "capabilities": "all dropped",
-            "noNewPrivileges": true,
+            "stepRecordFormat": RECORD_FORMAT,
+            "steps": steps,
             "treeDigestForm": TREE_DIGEST_FORM,
         });
 
@@ -251,21 +247,7 @@ fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value
 /// Writes `text` (an envelope's JSON line, a bundle) to `path`: a temp file in the same
 /// directory, then a rename, so a reader never sees half of it.
 pub fn write_line_atomically(path: &Path, text: &str) -> Result<(), Error> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory)
-        .map_err(|source| Error::io("creating directory", directory, source))?;
-    let mut file = tempfile::NamedTempFile::new_in(directory)
-        .map_err(|source| Error::io("creating a temp file in", directory, source))?;
     // Provenance is public: readable like the artifact next to it, not 0600 like a temp file.
-    file.write_all(text.as_bytes())
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            file.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-        })
-        .and_then(|()| file.as_file().sync_all())
-        .map_err(|source| Error::io("writing", file.path().to_path_buf(), source))?;
-    file.persist(path)
-        .map_err(|error| Error::io("writing", path, error.error))?;
-    Ok(())
+    atomic::write(path, text.as_bytes(), atomic::Mode::Fixed(0o644))
+        .map_err(|error| Error::io(error.action, error.path, error.source))
 }

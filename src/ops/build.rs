@@ -4,7 +4,7 @@
 //! Nothing reaches `--out` until every step has succeeded, and nothing reaches the store that is
 //! not named by its digest: a failed build leaves the output directory as it was.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -16,17 +16,12 @@ use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
-use crate::sandbox::{
-    DEFAULT_USER, InputMount, Network, Sandbox, SandboxError, StepRequest, TMP_DIR, WORK_DIR,
-};
+use crate::sandbox::{InputMount, Sandbox, SandboxError, StepRecord, StepRequest};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
-use crate::store::actions::{ACTION_KEY_VERSION, ActionKey, ActionResult};
+use crate::store::actions::ActionResult;
 use crate::store::{EntryKind, Store, StoreError};
-
-/// The `PATH` every step gets (the spec may set another).
-pub const STEP_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -91,6 +86,9 @@ pub struct StepReport {
     pub output: TreeDigest,
     pub log: BlobDigest,
     pub seconds: f64,
+    /// What ran (or, for a cache hit, what would have run); its digest is `action`.
+    #[serde(skip)]
+    pub record: StepRecord,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -303,22 +301,15 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 host_path: store.materialize(tree)?,
             });
         }
-        let mut request = StepRequest {
-            step: step.name.to_string(),
-            build_id: build_id.to_string(),
-            image: spec.sandbox.image.clone(),
-            argv: step.run.clone(),
-            env: step_environment(spec, step),
-            workdir: WORK_DIR.to_string(),
-            user: DEFAULT_USER.to_string(),
-            inputs,
-            out_dir: PathBuf::new(),
-            limits: step.limits,
-            network: Network::None,
-        };
-        let action = action_key(&request, &input_trees).digest();
+        let record = StepRecord::for_step(spec, step, &input_trees);
+        let action = record.action_key();
         if !no_cache && let Some(hit) = store.action_get(&action) {
             check_artifacts(store, step, &hit.output)?;
+            store.set_last_record(
+                spec.name.as_str(),
+                step.name.as_str(),
+                &record.canonical_bytes(),
+            )?;
             eprintln!("step {}: cached, output {}", step.name, hit.output);
             return Ok(StepReport {
                 name: step.name.to_string(),
@@ -327,8 +318,17 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 output: hit.output,
                 log: hit.log,
                 seconds: 0.0,
+                record,
             });
         }
+        let mut request = StepRequest {
+            step: step.name.to_string(),
+            build_id: build_id.to_string(),
+            image: spec.sandbox.image.clone(),
+            record,
+            inputs,
+            out_dir: PathBuf::new(),
+        };
         let out = store.temp_dir()?;
         let out_dir = out.path().join("out");
         request.out_dir = out_dir.clone();
@@ -355,6 +355,11 @@ impl<S: Sandbox> StepRunner<'_, S> {
         removed?;
         check_artifacts(store, step, &output)?;
         store.action_put(&action, &ActionResult { output, log })?;
+        store.set_last_record(
+            spec.name.as_str(),
+            step.name.as_str(),
+            &request.record.canonical_bytes(),
+        )?;
         eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
@@ -363,6 +368,7 @@ impl<S: Sandbox> StepRunner<'_, S> {
             output,
             log,
             seconds,
+            record: request.record,
         })
     }
 }
@@ -404,34 +410,6 @@ fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDige
         })
 }
 
-/// The action key of a step request: everything that can change what the step writes.
-fn action_key<'a>(
-    request: &'a StepRequest,
-    input_trees: &'a [(Name, TreeDigest)],
-) -> ActionKey<'a> {
-    ActionKey {
-        version: ACTION_KEY_VERSION,
-        image: request.image.digest,
-        argv: &request.argv,
-        env: &request.env,
-        workdir: &request.workdir,
-        user: &request.user,
-        network: request.network.mode(),
-        inputs: input_trees
-            .iter()
-            .map(|(name, tree)| (name.as_str(), *tree))
-            .collect(),
-        // What can change the output; the timeout and the output bound only decide whether
-        // there is one.
-        limits: BTreeMap::from([
-            ("memory", request.limits.memory.0.to_string()),
-            ("pids", request.limits.pids.to_string()),
-            ("cpus", format!("{:?}", request.limits.cpus)),
-            ("scratch", request.limits.scratch.0.to_string()),
-        ]),
-    }
-}
-
 /// Every artifact the step declares is a regular file in its output tree.
 fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<(), Error> {
     for artifact in &step.artifacts {
@@ -453,37 +431,6 @@ fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<()
         }
     }
     Ok(())
-}
-
-/// The complete environment of a step: the fixed variables, then the spec's `env` on top.
-/// Nothing comes from the host.
-pub fn step_environment(spec: &Spec, step: &Step) -> BTreeMap<String, String> {
-    fixed_environment(spec.source_date_epoch, &step.env)
-}
-
-/// The variables every container sealroom starts gets (steps and fixed-output fetches alike),
-/// with `extra` (a spec's `env`) on top.
-pub fn fixed_environment(
-    source_date_epoch: u64,
-    extra: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::from([
-        (
-            "SOURCE_DATE_EPOCH".to_string(),
-            source_date_epoch.to_string(),
-        ),
-        ("TZ".to_string(), "UTC".to_string()),
-        ("LC_ALL".to_string(), "C".to_string()),
-        ("LANG".to_string(), "C".to_string()),
-        ("HOME".to_string(), TMP_DIR.to_string()),
-        ("PATH".to_string(), STEP_PATH.to_string()),
-    ]);
-    env.extend(
-        extra
-            .iter()
-            .map(|(key, value)| (key.clone(), value.clone())),
-    );
-    env
 }
 
 /// Copies every artifact out of the store into `--out` (atomically, one file at a time) and
@@ -835,7 +782,7 @@ run = ["independent"]
         )
         .await
         .unwrap();
-        let env = &sandbox.requests()[0].env;
+        let env = &sandbox.requests()[0].record.env;
         let names: Vec<&str> = env.keys().map(String::as_str).collect();
         assert_eq!(
             names,
@@ -851,8 +798,42 @@ run = ["independent"]
         );
         assert_eq!(env["SOURCE_DATE_EPOCH"], "0");
         assert_eq!(env["HOME"], "/tmp", "not the host's HOME");
-        assert_eq!(env["PATH"], STEP_PATH, "not the host's PATH");
-        assert_eq!(sandbox.requests()[0].user, "1000:1000");
+        assert_eq!(
+            env["PATH"],
+            crate::sandbox::record::STEP_PATH,
+            "not the host's PATH"
+        );
+        assert_eq!(sandbox.requests()[0].record.user, "1000:1000");
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_runs_the_record_that_the_action_key_and_provenance_are_made_of() {
+        let steps = "[[step]]\nname = \"s\"\ninputs = [\"src\"]\nrun = [\"s\"]\nartifacts = [\"name\"]\nlimits = { timeout = \"5m\", cpus = 1.5 }\n";
+        let (dir, spec, store) = fixture(steps);
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let report = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        let ran = &sandbox.requests()[0].record;
+        let step = &report.steps[0];
+        assert_eq!(&step.record, ran);
+        assert_eq!(step.action, ran.action_key());
+        assert!(store.action_get(&step.action).is_some());
+        assert_eq!(ran.limits.timeout_ms, 300_000);
+        assert_eq!(ran.limits.nano_cpus, Some(1_500_000_000));
+
+        let line = std::fs::read_to_string(&report.artifacts[0].provenance).unwrap();
+        let envelope = crate::sign::dsse::Envelope::from_json(line.trim()).unwrap();
+        let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+        let entry = &statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"];
+        assert_eq!(entry["record"], ran.to_json());
+        assert_eq!(entry["actionKey"], step.action.to_string());
     }
 
     #[tokio::test]

@@ -23,7 +23,8 @@ use crate::error::{Error, ExitCode};
 use crate::fetch::{
     ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
 };
-use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRequest, WORK_DIR};
+use crate::sandbox::record::StepDefinition;
+use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRecord, StepRequest, WORK_DIR};
 use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
@@ -141,6 +142,14 @@ pub async fn fetch_all<S: Sandbox>(
         .into_iter()
         .map(|done| done.expect("every fetch was handled"))
         .collect())
+}
+
+/// The input tree of `fetch` if the store already has it; nothing is downloaded or run.
+pub fn stored_tree(store: &Store, fetch: &Fetch) -> Result<Option<TreeDigest>, Error> {
+    Ok(match &fetch.kind {
+        FetchKind::Url(url) => cached_download(store, fetch, url)?.map(|done| done.tree),
+        FetchKind::Run(run) => run.output.filter(|pin| store.has_tree(pin)),
+    })
 }
 
 fn run_fetched(fetch: &Fetch, run: &RunFetch, tree: TreeDigest, cached: bool) -> Fetched {
@@ -276,22 +285,27 @@ pub async fn run_fixed_output<S: Sandbox>(
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
     crate::ops::build::create_world_writable_dir(&out_dir)?;
-    let env = crate::ops::build::fixed_environment(source_date_epoch, &run.env);
-    let request = StepRequest {
-        step: format!("fetch-{name}"),
-        build_id: options.build_id.clone(),
-        image: run.image.clone(),
-        argv: run.run.clone(),
+    let env = crate::sandbox::record::fixed_environment(source_date_epoch, &run.env);
+    let record = StepRecord::new(StepDefinition {
+        image: run.image.digest,
+        argv: &run.run,
         env,
-        workdir: WORK_DIR.to_string(),
-        user: DEFAULT_USER.to_string(),
-        inputs: Vec::new(),
-        out_dir: out_dir.clone(),
-        limits: run.limits,
+        workdir: WORK_DIR,
+        user: DEFAULT_USER,
         network: match run.network {
             FetchNetwork::Bridge => Network::Bridge,
             FetchNetwork::Host => Network::Host,
         },
+        limits: &run.limits,
+        inputs: &[],
+    });
+    let request = StepRequest {
+        step: format!("fetch-{name}"),
+        build_id: options.build_id.clone(),
+        image: run.image.clone(),
+        record,
+        inputs: Vec::new(),
+        out_dir: out_dir.clone(),
     };
     eprintln!(
         "fetch {name}: running {} (network: {})",
@@ -423,6 +437,27 @@ pub struct PinChange {
     pub new: String,
 }
 
+/// Sets `key` of the `index`-th fetch of the spec's document, written either as `[[fetch]]`
+/// tables or inline, `fetch = [{ … }, …]`; an inline table stays inline.
+fn set_fetch_key(document: &mut toml_edit::DocumentMut, index: usize, key: &str, value: &str) {
+    const IN_ORDER: &str = "the spec's fetches are the document's `fetch` entries, in order";
+    match document.get_mut("fetch").expect(IN_ORDER) {
+        toml_edit::Item::ArrayOfTables(tables) => {
+            tables.get_mut(index).expect(IN_ORDER)[key] = toml_edit::value(value);
+        }
+        toml_edit::Item::Value(toml_edit::Value::Array(array)) => {
+            let table = array
+                .get_mut(index)
+                .and_then(toml_edit::Value::as_inline_table_mut)
+                .expect(IN_ORDER);
+            table.insert(key, value.into());
+            // One space around each `=` and after each comma, as `{ a = 1, b = 2 }`.
+            table.fmt();
+        }
+        _ => unreachable!("{IN_ORDER}"),
+    }
+}
+
 /// `sealroom pin`: fetches each `[[fetch]]` once (downloads and fixed-output steps alike) and
 /// writes the digests it got into the spec's `sha256` / `output`, editing the TOML in place so
 /// its comments and formatting stay. The downloaded blobs and trees stay in the store, so the
@@ -486,11 +521,7 @@ pub async fn pin(
             }
         };
         if old.as_deref() != Some(new.as_str()) {
-            let table = document["fetch"]
-                .as_array_of_tables_mut()
-                .and_then(|tables| tables.get_mut(index))
-                .expect("the spec's fetches are the document's [[fetch]] tables, in order");
-            table[key] = toml_edit::value(new.clone());
+            set_fetch_key(&mut document, index, key, &new);
             eprintln!(
                 "pin {}: {key} {} -> {new}",
                 fetch.name,
@@ -505,16 +536,13 @@ pub async fn pin(
         }
     }
     if !changes.is_empty() {
-        let directory = spec_path
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut file = tempfile::NamedTempFile::new_in(directory)
-            .map_err(|e| Error::io("cannot create a temp file in", directory, e))?;
-        std::io::Write::write_all(&mut file, document.to_string().as_bytes())
-            .map_err(|e| Error::io("cannot write", file.path().to_path_buf(), e))?;
-        file.persist(spec_path)
-            .map_err(|e| Error::io("cannot replace", spec_path, e.error))?;
+        // The user's file: its mode stays (a temp file would make it 0600).
+        crate::atomic::write(
+            spec_path,
+            document.to_string().as_bytes(),
+            crate::atomic::Mode::KeepExisting(0o644),
+        )
+        .map_err(|error| Error::io(error.action, error.path, error.source))?;
     }
     Ok(changes)
 }

@@ -5,6 +5,7 @@ pub mod attest;
 pub mod build;
 pub mod check;
 pub mod convert;
+pub mod explain;
 pub mod fetch;
 pub mod image_build;
 pub mod image_import;

@@ -24,20 +24,15 @@ use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::record::MountRecord;
 use super::{
-    BUILD_LABEL, INPUTS_DIR, Network, OUT_DIR, OWNER_LABEL, SCRATCH_DIRS, STEP_LABEL, Sandbox,
-    SandboxError, StepOutcome, StepRequest,
+    BUILD_LABEL, Network, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError, StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::{ByteSize, PinnedImage};
 
 /// How many of the last log lines a failure report shows.
 const LOG_TAIL_LINES: usize = 20;
-/// The hostname every step sees, so it cannot leak into outputs from the host.
-const HOSTNAME: &str = "sealroom";
-/// Mount options of each scratch tmpfs, after its `size=`. Executable: builds run what they
-/// compile and the scripts they copy there (`./configure`).
-pub const SCRATCH_OPTIONS: &str = "nosuid,nodev,mode=1777";
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work.
@@ -85,67 +80,84 @@ impl DockerSandbox {
         }
     }
 
+    /// The container config of `request`: exactly its record, plus the host paths behind its
+    /// mounts and the labels that let a later build find leftovers.
     fn container_body(request: &StepRequest) -> ContainerCreateBody {
-        let mut mounts: Vec<Mount> = request
-            .inputs
-            .iter()
-            .map(|input| Mount {
-                target: Some(format!("{INPUTS_DIR}/{}", input.name)),
-                source: Some(input.host_path.to_string_lossy().into_owned()),
-                typ: Some(MountType::BIND),
-                read_only: Some(true),
-                ..Default::default()
-            })
-            .collect();
-        mounts.push(Mount {
-            target: Some(OUT_DIR.to_string()),
-            source: Some(request.out_dir.to_string_lossy().into_owned()),
-            typ: Some(MountType::BIND),
-            read_only: Some(false),
-            ..Default::default()
-        });
+        let record = &request.record;
+        let policy = &record.policy;
         let labels = HashMap::from([
             (BUILD_LABEL.to_string(), request.build_id.clone()),
             (STEP_LABEL.to_string(), request.step.clone()),
             (OWNER_LABEL.to_string(), owner::this_process()),
         ]);
-        let limits = &request.limits;
-        mounts.extend(
-            SCRATCH_DIRS
-                .iter()
-                .map(|target| scratch_mount(target, limits.scratch, &labels)),
+        let bind = |target: &str, source: &std::path::Path, read_only: bool| Mount {
+            target: Some(target.to_string()),
+            source: Some(source.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(read_only),
+            ..Default::default()
+        };
+        let mounts = record
+            .mounts
+            .iter()
+            .map(|mount| match mount {
+                MountRecord::Input { target, .. } => {
+                    let source = request
+                        .input_path(target)
+                        .expect("every input mount of a record has a host directory");
+                    bind(target, source, true)
+                }
+                MountRecord::Output { target } => bind(target, &request.out_dir, false),
+                MountRecord::Scratch {
+                    target,
+                    size_bytes,
+                    options,
+                } => scratch_mount(target, *size_bytes, options, &labels),
+            })
+            .collect();
+        assert_eq!(
+            policy.seccomp, "engine-default",
+            "the only seccomp setting is the engine's default profile"
         );
-        let memory = i64::try_from(limits.memory.0).unwrap_or(i64::MAX);
+        let limits = &record.limits;
+        let memory = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
+        let strings = |items: &[&str]| items.iter().map(|item| item.to_string()).collect();
         ContainerCreateBody {
-            image: Some(request.image.digest.to_string()),
-            entrypoint: Some(request.argv.clone()),
+            image: Some(record.image.to_string()),
+            entrypoint: Some(record.argv.clone()),
             cmd: None,
             env: Some(
-                request
+                record
                     .env
                     .iter()
                     .map(|(key, value)| format!("{key}={value}"))
                     .collect(),
             ),
-            working_dir: Some(request.workdir.clone()),
-            user: Some(request.user.clone()),
-            // The host network comes with the host's name; a fixed one cannot be set there.
-            hostname: (request.network != Network::Host).then(|| HOSTNAME.to_string()),
+            working_dir: Some(record.workdir.clone()),
+            user: Some(record.user.clone()),
+            hostname: policy.hostname.map(str::to_string),
             labels: Some(labels),
-            network_disabled: Some(request.network == Network::None),
+            network_disabled: Some(record.network == Network::None),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
-                network_mode: Some(request.network.mode().to_string()),
+                network_mode: Some(record.network.mode().to_string()),
                 mounts: Some(mounts),
-                readonly_rootfs: Some(true),
-                cap_drop: Some(vec!["ALL".to_string()]),
-                security_opt: Some(vec!["no-new-privileges".to_string()]),
+                readonly_rootfs: Some(policy.read_only_root),
+                cap_drop: Some(strings(&policy.cap_drop)),
+                cap_add: Some(strings(&policy.cap_add)),
+                security_opt: Some(if policy.no_new_privileges {
+                    vec!["no-new-privileges".to_string()]
+                } else {
+                    Vec::new()
+                }),
                 memory: Some(memory),
                 // The same as `memory`: no swap on top of the limit.
                 memory_swap: Some(memory),
                 pids_limit: Some(i64::try_from(limits.pids).unwrap_or(i64::MAX)),
-                nano_cpus: limits.cpus.map(|cpus| (cpus * 1e9) as i64),
+                nano_cpus: limits
+                    .nano_cpus
+                    .map(|nano| i64::try_from(nano).unwrap_or(i64::MAX)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -301,14 +313,16 @@ impl DockerSandbox {
 /// removed with the container. Not the engine's own tmpfs mounts: those are `noexec` unless told
 /// otherwise and take the mode of the directory the image has at that path (a `/tmp` of 0755
 /// would be root's alone); a volume created empty (`no_copy`) keeps `mode=1777`.
-fn scratch_mount(target: &str, size: ByteSize, labels: &HashMap<String, String>) -> Mount {
+fn scratch_mount(
+    target: &str,
+    size_bytes: u64,
+    options: &str,
+    labels: &HashMap<String, String>,
+) -> Mount {
     let options = HashMap::from([
         ("type".to_string(), "tmpfs".to_string()),
         ("device".to_string(), "tmpfs".to_string()),
-        (
-            "o".to_string(),
-            format!("size={},{SCRATCH_OPTIONS}", size.0),
-        ),
+        ("o".to_string(), format!("size={size_bytes},{options}")),
     ]);
     Mount {
         target: Some(target.to_string()),
@@ -351,7 +365,7 @@ impl Sandbox for DockerSandbox {
                 },
             })?;
         // Removal below runs on every path: finished, failed, timed out, or cancelled mid-step.
-        let timeout = request.limits.timeout;
+        let timeout = std::time::Duration::from_millis(request.record.limits.timeout_ms);
         let outcome = tokio::select! {
             outcome = tokio::time::timeout(timeout, self.start_and_wait(&created.id, request)) => match outcome {
                 Ok(outcome) => outcome,
@@ -363,7 +377,7 @@ impl Sandbox for DockerSandbox {
             Ok(outcome) if !outcome.succeeded() && self.was_oom_killed(&created.id).await => {
                 Err(SandboxError::OutOfMemory {
                     step: request.step.clone(),
-                    limit: request.limits.memory,
+                    limit: ByteSize(request.record.limits.memory_bytes),
                 })
             }
             outcome => outcome,
@@ -470,6 +484,143 @@ impl StepLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::InputMount;
+    use crate::sandbox::record::{StepDefinition, StepRecord};
+    use crate::spec::Limits;
+
+    fn request(network: Network) -> StepRequest {
+        let image: PinnedImage = format!("test/image@sha256:{}", "ab".repeat(32))
+            .parse()
+            .unwrap();
+        let tree = format!("sha256:{}", "01".repeat(32)).parse().unwrap();
+        let limits = Limits {
+            cpus: Some(1.5),
+            ..Limits::default()
+        };
+        let record = StepRecord::new(StepDefinition {
+            image: image.digest,
+            argv: &["sh".to_string(), "-c".to_string(), "make".to_string()],
+            env: std::collections::BTreeMap::from([
+                ("B".into(), "2".into()),
+                ("A".into(), "1".into()),
+            ]),
+            workdir: "/build",
+            user: "1000:1000",
+            network,
+            limits: &limits,
+            inputs: &[("src".to_string(), tree)],
+        });
+        StepRequest {
+            step: "compile".to_string(),
+            build_id: "b".to_string(),
+            image,
+            record,
+            inputs: vec![InputMount {
+                name: "src".to_string(),
+                host_path: "/host/checkout".into(),
+            }],
+            out_dir: "/host/out".into(),
+        }
+    }
+
+    #[test]
+    fn the_container_config_is_the_record_and_nothing_else() {
+        let request = request(Network::None);
+        let record = &request.record;
+        let body = DockerSandbox::container_body(&request);
+        assert_eq!(body.image, Some(record.image.to_string()));
+        assert_eq!(body.entrypoint.as_ref(), Some(&record.argv));
+        assert_eq!(body.cmd, None);
+        assert_eq!(body.env, Some(vec!["A=1".to_string(), "B=2".to_string()]));
+        assert_eq!(body.working_dir.as_deref(), Some(record.workdir.as_str()));
+        assert_eq!(body.user.as_deref(), Some(record.user.as_str()));
+        assert_eq!(body.hostname.as_deref(), Some("sealroom"));
+        assert_eq!(body.network_disabled, Some(true));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(host.cap_add, Some(Vec::new()));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        assert_eq!(host.memory, Some(record.limits.memory_bytes as i64));
+        assert_eq!(host.memory_swap, host.memory);
+        assert_eq!(host.pids_limit, Some(record.limits.pids as i64));
+        assert_eq!(host.nano_cpus, Some(1_500_000_000));
+        assert_eq!(host.tmpfs, None, "scratch is only what the record says");
+        assert_eq!(host.binds, None);
+        // One engine mount per record mount, in the record's order, with the record's options.
+        let mounts = host.mounts.unwrap();
+        let described: Vec<(String, String, String)> = mounts
+            .iter()
+            .map(|mount| {
+                let detail = match mount.typ {
+                    Some(MountType::BIND) => format!(
+                        "{} {}",
+                        mount.source.clone().unwrap(),
+                        if mount.read_only == Some(true) {
+                            "ro"
+                        } else {
+                            "rw"
+                        }
+                    ),
+                    Some(MountType::VOLUME) => {
+                        let volume = mount.volume_options.clone().unwrap();
+                        assert_eq!(volume.no_copy, Some(true));
+                        let options = volume.driver_config.unwrap().options.unwrap();
+                        format!("{} {}", options["type"], options["o"])
+                    }
+                    other => panic!("unexpected mount type {other:?}"),
+                };
+                (
+                    mount.target.clone().unwrap(),
+                    format!("{:?}", mount.typ.unwrap()),
+                    detail,
+                )
+            })
+            .collect();
+        let scratch = format!(
+            "tmpfs size={},nosuid,nodev,mode=1777",
+            record.limits.scratch_bytes
+        );
+        assert_eq!(
+            described,
+            [
+                ("/build".to_string(), "VOLUME".to_string(), scratch.clone()),
+                (
+                    "/inputs/src".to_string(),
+                    "BIND".to_string(),
+                    "/host/checkout ro".to_string()
+                ),
+                (
+                    "/out".to_string(),
+                    "BIND".to_string(),
+                    "/host/out rw".to_string()
+                ),
+                ("/tmp".to_string(), "VOLUME".to_string(), scratch),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_engine_reads_the_policy_from_the_record() {
+        let mut request = request(Network::Host);
+        let host_body = DockerSandbox::container_body(&request);
+        assert_eq!(
+            host_body.hostname, None,
+            "the host's network comes with its name"
+        );
+        assert_eq!(host_body.network_disabled, Some(false));
+        request.record.policy.no_new_privileges = false;
+        request.record.policy.read_only_root = false;
+        request.record.policy.cap_add = vec!["NET_RAW"];
+        let host = DockerSandbox::container_body(&request).host_config.unwrap();
+        assert_eq!(host.security_opt, Some(Vec::new()));
+        assert_eq!(host.readonly_rootfs, Some(false));
+        assert_eq!(host.cap_add, Some(vec!["NET_RAW".to_string()]));
+    }
 
     #[test]
     fn log_keeps_the_last_lines_and_hashes_every_byte() {

@@ -2,14 +2,15 @@
 //! containers through bollard; `fake` records what it was asked to run, for unit tests of the
 //! code that schedules steps.
 //!
-//! A sandbox is given everything a step may see (`StepRequest`) and nothing else: the image, the
-//! argv, the complete environment, the read-only inputs, the host directory that becomes `/out`.
-//! It does not decide any of these; `ops::build` does. It never touches the store.
+//! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
+//! the host directories behind its input and output mounts) and nothing else. It does not decide
+//! any of these; `ops::build` does, and the record is also what the action key and provenance
+//! are made of. It never touches the store.
 
 pub mod docker;
 pub mod fake;
+pub mod record;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::digest::BlobDigest;
 use crate::error::ExitCode;
 use crate::spec::limits::format_duration;
-use crate::spec::{ByteSize, Limits, PinnedImage};
+use crate::spec::{ByteSize, PinnedImage};
+
+pub use record::StepRecord;
 
 /// Where a step's inputs and output are, inside the container.
 pub const INPUTS_DIR: &str = "/inputs";
@@ -47,20 +50,24 @@ pub struct StepRequest {
     pub step: String,
     /// Identifies the build the container belongs to (a label), so leftovers can be found.
     pub build_id: String,
+    /// The image by name, for messages; `record.image` is its id.
     pub image: PinnedImage,
-    pub argv: Vec<String>,
-    /// The complete environment; nothing else is set.
-    pub env: BTreeMap<String, String>,
-    pub workdir: String,
-    /// `uid:gid` inside the container.
-    pub user: String,
-    /// Host directories mounted read-only at `/inputs/<name>`.
+    /// What runs: the only description the engine implementation reads.
+    pub record: StepRecord,
+    /// The host directories behind the record's input mounts.
     pub inputs: Vec<InputMount>,
-    /// The host directory mounted at `/out`, empty and writable by `user`.
+    /// The host directory mounted at `/out`, empty and writable by the step's user.
     pub out_dir: PathBuf,
-    pub limits: Limits,
-    /// `None` for every build step; fixed-output fetch steps get a network.
-    pub network: Network,
+}
+
+impl StepRequest {
+    /// The host directory behind the input mount at `target`.
+    pub fn input_path(&self, target: &str) -> Option<&std::path::Path> {
+        self.inputs
+            .iter()
+            .find(|input| input.target() == target)
+            .map(|input| input.host_path.as_path())
+    }
 }
 
 /// The network a container gets.
@@ -90,6 +97,13 @@ impl Network {
 pub struct InputMount {
     pub name: String,
     pub host_path: PathBuf,
+}
+
+impl InputMount {
+    /// Where it is mounted: `/inputs/<name>`.
+    pub fn target(&self) -> String {
+        format!("{INPUTS_DIR}/{}", self.name)
+    }
 }
 
 /// What came of a step that ran to its end (whatever its exit status).

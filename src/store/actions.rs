@@ -1,46 +1,15 @@
-//! The action cache: a step's full definition, hashed into an [`ActionDigest`], mapped to the
-//! output tree and log digest the step produced. An unchanged step is a cache hit and starts no
-//! container.
+//! The action cache: a step's action key, mapped to the output tree and log digest the step
+//! produced. An unchanged step is a cache hit and starts no container.
 //!
-//! The key is the sha256 of a canonical, versioned JSON encoding of [`ActionKey`] (fields in
-//! declaration order, maps sorted, no whitespace). Anything that can change a step's output
-//! belongs in it; anything that cannot (the step's name, its artifact list) stays out, so that
-//! renaming a step does not rebuild it. Entries live at `v1/actions/sha256/<hex>`, written
-//! atomically. A hit is only trusted when the output tree it names is still in the store.
+//! The key is the digest of the step's record (`sandbox::record::StepRecord::action_key`): the
+//! store only keeps entries by it and knows nothing of what is in it. Entries live at
+//! `v1/actions/sha256/<hex>`, written atomically. A hit is only trusted when the output tree it
+//! names is still in the store.
 //!
 //! An entry's modification time is its last use: `action_put` writes it and every hit touches
 //! it, so `store gc --keep-days N` keeps exactly the entries some build used within N days.
 
-use std::collections::BTreeMap;
-
-use crate::digest::{ActionDigest, BlobDigest, ImageDigest, TreeDigest};
-
-/// Bumped whenever the meaning of a key changes, so old entries stop matching. v2: the scratch
-/// directories became executable and `/build` the working directory; inputs are 0644/0755 with
-/// one fixed mtime.
-pub const ACTION_KEY_VERSION: &str = "sealroom-action-v2";
-
-/// Everything that goes into a step's action key.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ActionKey<'a> {
-    pub version: &'static str,
-    pub image: ImageDigest,
-    pub argv: &'a [String],
-    pub env: &'a BTreeMap<String, String>,
-    pub workdir: &'a str,
-    pub user: &'a str,
-    pub network: &'static str,
-    /// Input name (its mount point) to tree digest.
-    pub inputs: BTreeMap<&'a str, TreeDigest>,
-    /// Resource limits, as the sandbox applies them.
-    pub limits: BTreeMap<&'a str, String>,
-}
-
-impl ActionKey<'_> {
-    pub fn digest(&self) -> ActionDigest {
-        ActionDigest::of(&serde_json::to_vec(self).expect("action keys serialize"))
-    }
-}
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 
 /// What the cache remembers of a step run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -94,17 +63,47 @@ impl super::Store {
             }
         };
         std::fs::create_dir_all(directory).map_err(io_error("creating", directory))?;
-        let tmp = self.root().join("v1/tmp");
-        let mut file = tempfile::NamedTempFile::new_in(&tmp)
-            .map_err(io_error("creating a temp file in", &tmp))?;
+        let mut file = self.temp_file("action-")?;
         file.write_all(&serde_json::to_vec(result).expect("action results serialize"))
-            .and_then(|()| file.as_file().sync_all())
             .map_err(io_error("writing", &path))?;
-        file.persist(&path).map_err(|error| super::StoreError::Io {
-            action: "renaming into place",
-            path: path.clone(),
-            source: error.error,
-        })?;
-        Ok(())
+        crate::atomic::commit(file, &path, crate::atomic::Mode::Fixed(0o644)).map_err(|error| {
+            super::StoreError::Io {
+                action: error.action,
+                path: error.path,
+                source: error.source,
+            }
+        })
+    }
+}
+
+/// The record each step of each spec last ran with (or was found cached with), for
+/// `sealroom explain`: `v1/records/<hex>`, named by the sha256 of the spec's and the step's
+/// names, holding the record's canonical bytes. Advisory: a lost or damaged one only means
+/// explain has no earlier record to compare with.
+impl super::Store {
+    fn last_record_path(&self, spec: &str, step: &str) -> std::path::PathBuf {
+        let name = ActionDigest::of(format!("{spec}\0{step}").as_bytes());
+        self.version_dir().join("records").join(name.hex())
+    }
+
+    /// The canonical bytes of the record `step` of `spec` last had, if any.
+    pub fn last_record(&self, spec: &str, step: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.last_record_path(spec, step)).ok()
+    }
+
+    /// Remembers `record` (canonical bytes) as the last record of `step` of `spec`. Writes only
+    /// when it differs from the one remembered, so an unchanged rebuild writes nothing.
+    pub fn set_last_record(
+        &self,
+        spec: &str,
+        step: &str,
+        record: &[u8],
+    ) -> Result<(), super::StoreError> {
+        if self.last_record(spec, step).as_deref() == Some(record) {
+            return Ok(());
+        }
+        let path = self.last_record_path(spec, step);
+        crate::atomic::write(&path, record, crate::atomic::Mode::Fixed(0o644))
+            .map_err(|error| super::StoreError::io(error.action, error.path, error.source))
     }
 }

@@ -9,6 +9,7 @@
 //! <root>/v1/trees/sha256/<hex>        canonical tree objects (see `tree`)
 //! <root>/v1/inputs/<tree hex>/        a tree checked out as steps see it, shared by steps
 //! <root>/v1/actions/sha256/<hex>      the action cache (see `actions`)
+//! <root>/v1/records/<hex>             each step's last record, for `sealroom explain`
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
 //! <root>/v1/quarantine/<kind>/        entries `store verify` found corrupt, kept for inspection
 //! <root>/v1/lock                      the store lock (see `lock`)
@@ -43,7 +44,6 @@ mod walk;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,14 +325,8 @@ impl Store {
     /// appeared meanwhile (another process stored the same content), the rename replaces it
     /// with identical bytes, which is harmless.
     fn commit(&self, temp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
-        let file = temp.as_file();
-        file.set_permissions(fs::Permissions::from_mode(0o444))
-            .map_err(|e| StoreError::io("setting permissions of", temp.path(), e))?;
-        file.sync_all()
-            .map_err(|e| StoreError::io("syncing", temp.path(), e))?;
-        temp.persist(dest)
-            .map_err(|e| StoreError::io("renaming into place", dest, e.error))?;
-        Ok(())
+        crate::atomic::commit(temp, dest, crate::atomic::Mode::Fixed(0o444))
+            .map_err(|error| StoreError::io(error.action, error.path, error.source))
     }
 
     fn write_cachedir_tag(&self) -> Result<(), StoreError> {
