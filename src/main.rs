@@ -10,16 +10,8 @@ use sealroom::{Error, ExitCode, ops};
 
 fn main() -> ProcessExitCode {
     let cli = Cli::parse();
-    // Warnings of the library (a retried download, say) go to stderr; SEALROOM_LOG=debug for more.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALROOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+    // The library's progress and warnings go to stderr; SEALROOM_LOG=debug for more.
+    sealroom::cli::report::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

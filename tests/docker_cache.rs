@@ -69,3 +69,38 @@ fn docker_an_unchanged_build_starts_nothing_and_a_change_reruns_its_dependants_o
         "30"
     );
 }
+
+#[test]
+fn docker_a_fully_cached_build_does_not_need_the_engine() {
+    let project = Project::new();
+    let spec = project.write_spec(&busybox().to_string(), STEPS);
+    project.build(&spec).success();
+    std::fs::remove_dir_all(project.out()).unwrap();
+
+    // No engine where DOCKER_HOST points: nothing runs, so nothing asks it anything.
+    let gone = project.path("no-engine.sock");
+    let assert = project
+        .build_command(&spec)
+        .env("DOCKER_HOST", format!("unix://{}", gone.display()))
+        .assert()
+        .success();
+    let stderr = common::stderr_of(&assert);
+    assert!(!stderr.contains("running"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(project.out().join("c")).unwrap(),
+        "constant\n"
+    );
+
+    // A change needs the engine again, and says it is unreachable (exit 70).
+    std::fs::write(project.path("src/greeting.txt"), "changed\n").unwrap();
+    let assert = project
+        .build_command(&spec)
+        .env("DOCKER_HOST", format!("unix://{}", gone.display()))
+        .assert()
+        .code(70);
+    let stderr = common::stderr_of(&assert);
+    assert!(
+        stderr.contains("cannot reach the container engine"),
+        "{stderr}"
+    );
+}

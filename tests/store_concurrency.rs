@@ -47,6 +47,7 @@ fn store_eight_writers_adding_the_same_tree_at_once_all_succeed_with_one_result(
                         &ActionResult {
                             output: tree,
                             log: blob.0,
+                            invocation: None,
                         },
                     )
                     .unwrap();

@@ -40,6 +40,7 @@ fn add_step(
             &ActionResult {
                 output: tree,
                 log: BlobDigest::of(step.as_bytes()),
+                invocation: None,
             },
         )
         .unwrap();

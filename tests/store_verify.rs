@@ -43,6 +43,7 @@ impl Fixture {
                 &ActionResult {
                     output: tree,
                     log: BlobDigest::of(b"log"),
+                    invocation: None,
                 },
             )
             .unwrap();
@@ -268,6 +269,7 @@ fn store_verify_quarantines_a_dangling_action_entry() {
             &ActionResult {
                 output: nowhere,
                 log: BlobDigest::of(b""),
+                invocation: None,
             },
         )
         .unwrap();

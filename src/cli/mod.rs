@@ -2,6 +2,8 @@
 //!
 //! stdout is data (a path, a reference, or JSON with `--format json`); stderr is for people.
 
+pub mod report;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -71,8 +71,12 @@ impl BuildContext<'_> {
             .steps
             .iter()
             .map(|report| {
+                // A cache hit is said to be one, with the build that did run the step; no
+                // time is claimed for it.
                 let entry = json!({
                     "actionKey": report.action.to_string(),
+                    "cached": report.cached,
+                    "ranIn": report.ran_in,
                     "record": report.record.to_json(),
                 });
                 (report.name.as_str(), entry)
@@ -106,23 +110,21 @@ impl BuildContext<'_> {
         for fetched in self.fetches {
             resolved_dependencies.push(fetch_dependency(fetched));
         }
+        // Logs only where the store keeps them, so that each digest can be checked.
         let byproducts = self
             .steps
             .iter()
             .flat_map(|report| {
-                [
-                    ResourceDescriptor::with_sha256(
-                        format!("log:{}", report.name),
-                        None,
-                        report.log.hex(),
-                    ),
-                    ResourceDescriptor::with_sha256(
-                        format!("output:{}", report.name),
-                        None,
-                        report.output.hex(),
-                    )
-                    .annotate("digestForm", TREE_DIGEST_FORM),
-                ]
+                let log = report.log.map(|log| {
+                    ResourceDescriptor::with_sha256(format!("log:{}", report.name), None, log.hex())
+                });
+                let output = ResourceDescriptor::with_sha256(
+                    format!("output:{}", report.name),
+                    None,
+                    report.output.hex(),
+                )
+                .annotate("digestForm", TREE_DIGEST_FORM);
+                log.into_iter().chain([output])
             })
             .collect();
 

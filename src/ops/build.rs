@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode};
-use crate::sandbox::docker::DockerSandbox;
+use crate::sandbox::docker::LazyDockerSandbox;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,12 @@ pub struct StepReport {
     pub cached: bool,
     pub action: ActionDigest,
     pub output: TreeDigest,
-    pub log: BlobDigest,
+    /// The step's log, kept in the store; `None` for a cache hit whose log is not there (an
+    /// entry of an older version).
+    pub log: Option<BlobDigest>,
+    /// The build (invocation id) that ran the step: this one, or for a cache hit the one that
+    /// wrote the entry (`None` when the entry does not say).
+    pub ran_in: Option<String>,
     pub seconds: f64,
     /// What ran (or, for a cache hit, what would have run); its digest is `action`.
     #[serde(skip)]
@@ -101,8 +106,9 @@ pub struct ArtifactReport {
     pub provenance: PathBuf,
 }
 
-/// Loads the spec and the key, connects to Docker, checks the pinned image and builds.
-/// A bad spec or key fails before anything is written or any engine is contacted.
+/// Loads the spec and the key and builds. A bad spec or key fails before anything is written or
+/// any engine is contacted; the engine is contacted (leftovers removed, the pinned image checked)
+/// only when the first step or fixed-output fetch has to run, so a fully cached build never is.
 pub async fn build(
     spec_path: &Path,
     store_root: &Path,
@@ -114,14 +120,7 @@ pub async fn build(
         .as_deref()
         .map(SigningKey::from_pem_file)
         .transpose()?;
-    let sandbox = DockerSandbox::connect().await?;
-    let leftovers = sandbox.remove_leftovers().await?;
-    if leftovers > 0 {
-        eprintln!(
-            "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
-        );
-    }
-    sandbox.check_image(&spec.sandbox.image).await?;
+    let sandbox = LazyDockerSandbox::new(spec.sandbox.image.clone());
     let store = Store::open(store_root)?;
     run(&sandbox, &store, &spec, options, signer.as_ref()).await
 }
@@ -141,8 +140,9 @@ pub async fn run<S: Sandbox>(
     let mut source_trees = Vec::new();
     for source in &spec.sources {
         let exclude = &source.exclude;
-        let tree = store.add_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
-        eprintln!("source {}: {tree}", source.name);
+        let tree =
+            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
+        tracing::info!("source {}: {tree}", source.name);
         trees.insert(source.name.clone(), tree);
         source_trees.push((source, tree));
     }
@@ -176,7 +176,7 @@ pub async fn run<S: Sandbox>(
         crate::ops::image_build::build_images(spec, store, &trees, options, &context, signer)
             .await?;
     if signer.is_none() {
-        eprintln!("warning: no --key given: provenance is written unsigned");
+        tracing::warn!("no --key given: provenance is written unsigned");
     }
     Ok(BuildReport {
         build_id,
@@ -216,7 +216,8 @@ async fn run_steps<S: Sandbox>(
     let mut reports = Vec::new();
     let mut failures: Vec<Error> = Vec::new();
     loop {
-        if failures.is_empty() || options.keep_going {
+        // After a failure (without --keep-going) or a signal, nothing new starts.
+        if (failures.is_empty() || options.keep_going) && !cancel.is_cancelled() {
             while running.len() < jobs {
                 let is_ready = |step: &&Step| {
                     step.inputs
@@ -280,7 +281,8 @@ struct StepRunner<'a, S> {
 impl<S: Sandbox> StepRunner<'_, S> {
     /// Runs one step: its inputs materialized read-only, a fresh empty `/out`, the fixed
     /// environment; or takes its output from the action cache. The step's `/out` becomes a tree
-    /// in the store; its temp dir is removed either way.
+    /// in the store; its temp dir is removed either way. Store work (checkouts, hashing `/out`,
+    /// writes) runs on the blocking pool, never on the task that polls every step.
     async fn run(
         &self,
         step: &Step,
@@ -294,53 +296,61 @@ impl<S: Sandbox> StepRunner<'_, S> {
             no_cache,
             cancel,
         } = *self;
-        let mut inputs = Vec::new();
-        for (name, tree) in &input_trees {
-            inputs.push(InputMount {
-                name: name.to_string(),
-                host_path: store.materialize(tree)?,
-            });
-        }
         let record = StepRecord::for_step(spec, step, &input_trees);
         let action = record.action_key();
-        if !no_cache && let Some(hit) = store.action_get(&action) {
-            check_artifacts(store, step, &hit.output)?;
-            store.set_last_record(
-                spec.name.as_str(),
-                step.name.as_str(),
-                &record.canonical_bytes(),
-            )?;
-            eprintln!("step {}: cached, output {}", step.name, hit.output);
-            return Ok(StepReport {
-                name: step.name.to_string(),
-                cached: true,
-                action,
-                output: hit.output,
-                log: hit.log,
-                seconds: 0.0,
-                record,
-            });
+        let spec_name = spec.name.to_string();
+        let prepared = {
+            let (store, step, record, spec_name) = (
+                store.clone(),
+                step.clone(),
+                record.clone(),
+                spec_name.clone(),
+            );
+            blocking(move || prepare(&store, &step, &record, &spec_name, &input_trees, no_cache))
+                .await?
+        };
+        let inputs = match prepared {
+            Prepared::Hit(hit) => {
+                tracing::info!("step {}: cached, output {}", step.name, hit.output);
+                return Ok(StepReport {
+                    name: step.name.to_string(),
+                    cached: true,
+                    action,
+                    output: hit.output,
+                    log: store.has_blob(&hit.log).then_some(hit.log),
+                    ran_in: hit.invocation,
+                    seconds: 0.0,
+                    record,
+                });
+            }
+            Prepared::Run(inputs) => inputs,
+        };
+        // Nothing new starts once the build is stopping.
+        if cancel.is_cancelled() {
+            return Err(SandboxError::Cancelled {
+                step: step.name.to_string(),
+            }
+            .into());
         }
-        let mut request = StepRequest {
+        let out = store.temp_dir()?;
+        let out_dir = out.path().join("out");
+        create_world_writable_dir(&out_dir)?;
+        let log_path = out.path().join("log");
+        let request = StepRequest {
             step: step.name.to_string(),
             build_id: build_id.to_string(),
             image: spec.sandbox.image.clone(),
             record,
             inputs,
-            out_dir: PathBuf::new(),
+            out_dir: out_dir.clone(),
+            log_path: log_path.clone(),
         };
-        let out = store.temp_dir()?;
-        let out_dir = out.path().join("out");
-        request.out_dir = out_dir.clone();
-        create_world_writable_dir(&out_dir)?;
-        eprintln!("step {}: running", step.name);
+        tracing::info!("step {}: running", step.name);
         let started = Instant::now();
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
-        let collected = match result {
-            Ok(outcome) if outcome.succeeded() => {
-                collect_output(store, step, &out_dir).map(|tree| (tree, outcome.log_digest))
-            }
+        let outcome: Result<(), Error> = match result {
+            Ok(outcome) if outcome.succeeded() => Ok(()),
             Ok(outcome) => Err(BuildError::StepFailed {
                 step: step.name.to_string(),
                 status: outcome.exit_status,
@@ -349,28 +359,84 @@ impl<S: Sandbox> StepRunner<'_, S> {
             .into()),
             Err(error) => Err(error.into()),
         };
-        // Whatever the step left in /out is either stored now or not wanted.
-        let removed = crate::store::remove_tree_force(out.path());
-        let (output, log) = collected?;
-        removed?;
-        check_artifacts(store, step, &output)?;
-        store.action_put(&action, &ActionResult { output, log })?;
-        store.set_last_record(
-            spec.name.as_str(),
-            step.name.as_str(),
-            &request.record.canonical_bytes(),
-        )?;
-        eprintln!("step {}: done in {seconds:.2}s, output {output}", step.name);
+        let (output, log) = {
+            let (store, step, record) = (store.clone(), step.clone(), request.record.clone());
+            let invocation = build_id.to_string();
+            blocking(move || {
+                let collected = outcome.and_then(|()| {
+                    let tree = collect_output(&store, &step, &out_dir)?;
+                    // The log is kept, so that the digest provenance names can be checked.
+                    let (log, _) = store.add_blob_from_file(&log_path)?;
+                    Ok((tree, log))
+                });
+                // Whatever the step left in /out is either stored now or not wanted.
+                let removed = crate::store::remove_tree_force(out.path());
+                let (output, log) = collected?;
+                removed?;
+                check_artifacts(&store, &step, &output)?;
+                let result = ActionResult {
+                    output,
+                    log,
+                    invocation: Some(invocation),
+                };
+                store.action_put(&action, &result)?;
+                store.set_last_record(&spec_name, step.name.as_str(), &record.canonical_bytes())?;
+                Ok((output, log))
+            })
+            .await?
+        };
+        tracing::info!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
             cached: false,
             action,
             output,
-            log,
+            log: Some(log),
+            ran_in: Some(build_id.to_string()),
             seconds,
             record: request.record,
         })
     }
+}
+
+/// What a step needs before it runs: its output from the cache, or its inputs checked out.
+enum Prepared {
+    Hit(ActionResult),
+    Run(Vec<InputMount>),
+}
+
+/// The blocking half of starting a step: every input materialized (which also records its use
+/// for `store gc`), then the action cache asked.
+fn prepare(
+    store: &Store,
+    step: &Step,
+    record: &StepRecord,
+    spec_name: &str,
+    input_trees: &[(Name, TreeDigest)],
+    no_cache: bool,
+) -> Result<Prepared, Error> {
+    let mut inputs = Vec::new();
+    for (name, tree) in input_trees {
+        inputs.push(InputMount {
+            name: name.to_string(),
+            host_path: store.materialize(tree)?,
+        });
+    }
+    if !no_cache && let Some(hit) = store.action_get(&record.action_key()) {
+        check_artifacts(store, step, &hit.output)?;
+        store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
+        return Ok(Prepared::Hit(hit));
+    }
+    Ok(Prepared::Run(inputs))
+}
+
+/// Runs `work` on the blocking pool (a panic in it is a panic here).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
 }
 
 /// Reads the step's `/out` into the store without trusting it: its size is bounded by
@@ -474,7 +540,7 @@ fn write_artifacts(
                     &format!("{bundle}\n"),
                 )?;
             }
-            eprintln!("artifact {}: {digest}", destination.display());
+            tracing::info!("artifact {}: {digest}", destination.display());
             reports.push(ArtifactReport {
                 step: step.name.to_string(),
                 name: artifact.to_string(),
@@ -637,6 +703,14 @@ mod tests {
             .collect()
     }
 
+    /// The steps started, sorted: for steps that start at once, in no set order (each prepares
+    /// its inputs on the blocking pool).
+    fn started_together(sandbox: &FakeSandbox) -> Vec<String> {
+        let mut names = started(sandbox);
+        names.sort();
+        names
+    }
+
     const DIAMOND: &str = r#"
 [[step]]
 name = "top"
@@ -706,6 +780,31 @@ artifacts = ["name"]
     }
 
     #[tokio::test]
+    async fn after_an_interrupt_no_ready_step_is_started() {
+        let steps: String = (0..6)
+            .map(|i| format!("[[step]]\nname = \"s{i}\"\nrun = [\"s\"]\n"))
+            .collect();
+        let (dir, spec, store) = fixture(&steps);
+        let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(300));
+        let options = options(dir.path(), 2, false);
+        let interrupt = options.interrupt.clone();
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            interrupt.cancel();
+        };
+        let (result, ()) = tokio::join!(run(&sandbox, &store, &spec, &options, None), stop);
+        assert!(
+            matches!(result, Err(Error::Build(BuildError::Interrupted))),
+            "{result:?}"
+        );
+        assert_eq!(
+            started_together(&sandbox),
+            ["s0", "s1"],
+            "only the two running when it came"
+        );
+    }
+
+    #[tokio::test]
     async fn a_failure_starts_no_new_step_and_stops_the_running_ones() {
         let steps = r#"
 [[step]]
@@ -741,7 +840,7 @@ run = ["independent"]
             "{error}"
         );
         // fail-first and slow started together; nothing started after the failure.
-        assert_eq!(started(&sandbox), ["fail-first", "slow"]);
+        assert_eq!(started_together(&sandbox), ["fail-first", "slow"]);
         assert!(!dir.path().join("out").exists(), "nothing written to --out");
     }
 
@@ -834,6 +933,71 @@ run = ["independent"]
         let entry = &statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"];
         assert_eq!(entry["record"], ran.to_json());
         assert_eq!(entry["actionKey"], step.action.to_string());
+    }
+
+    /// The statement of the first artifact of a build.
+    fn statement_of(report: &BuildReport) -> serde_json::Value {
+        let line = std::fs::read_to_string(&report.artifacts[0].provenance).unwrap();
+        let envelope = crate::sign::dsse::Envelope::from_json(line.trim()).unwrap();
+        serde_json::from_slice(&envelope.payload).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cached_rebuild_s_provenance_says_so_and_names_the_build_that_ran_the_step() {
+        let steps = "[[step]]\nname = \"s\"\nrun = [\"s\"]\nartifacts = [\"name\"]\n";
+        let (dir, spec, store) = fixture(steps);
+        let first = run(
+            &FakeSandbox::new(writes_its_name),
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        let ran = statement_of(&first);
+        std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+        let sandbox = FakeSandbox::new(writes_its_name);
+        let second = run(
+            &sandbox,
+            &store,
+            &spec,
+            &options(dir.path(), 1, false),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(sandbox.requests().is_empty(), "nothing ran");
+        let cached = statement_of(&second);
+        let step = |statement: &serde_json::Value| {
+            statement["predicate"]["buildDefinition"]["internalParameters"]["steps"]["s"].clone()
+        };
+        assert_eq!(step(&ran)["cached"], false);
+        assert_eq!(step(&ran)["ranIn"], first.build_id.as_str());
+        assert_eq!(step(&cached)["cached"], true);
+        assert_eq!(step(&cached)["ranIn"], first.build_id.as_str());
+        assert_eq!(step(&cached)["actionKey"], step(&ran)["actionKey"]);
+        let metadata = &cached["predicate"]["runDetails"]["metadata"];
+        assert_eq!(metadata["invocationId"], second.build_id.as_str());
+        // The log digest names a log the store keeps, the same for both builds.
+        let byproducts = cached["predicate"]["runDetails"]["byproducts"]
+            .as_array()
+            .unwrap();
+        let log = byproducts
+            .iter()
+            .find(|entry| entry["name"] == "log:s")
+            .expect("a log byproduct");
+        let digest: crate::digest::BlobDigest =
+            format!("sha256:{}", log["digest"]["sha256"].as_str().unwrap())
+                .parse()
+                .unwrap();
+        assert!(store.has_blob(&digest));
+        let bytes = std::fs::read(store.blob_path(&digest)).unwrap();
+        assert_eq!(bytes, b"fake step s exited 0\n");
+        assert_eq!(
+            ran["predicate"]["runDetails"]["byproducts"],
+            cached["predicate"]["runDetails"]["byproducts"]
+        );
     }
 
     #[tokio::test]

@@ -102,12 +102,12 @@ pub async fn check(
         jobs: 1,
         reverse_order: true,
     };
-    eprintln!(
+    tracing::info!(
         "check: first build (--jobs {}, steps in spec order)",
         first_variation.jobs
     );
     let first = build_once(&sandbox, &spec, &first_variation, &interrupt).await?;
-    eprintln!("check: second build (--jobs 1, independent steps in reverse order)");
+    tracing::info!("check: second build (--jobs 1, independent steps in reverse order)");
     let second = build_once(&sandbox, &spec, &second_variation, &interrupt).await?;
     let differences = compare(&spec, &first, &second)?;
 
@@ -115,7 +115,7 @@ pub async fn check(
     let mut likely_cause = None;
     let mut diffoscope_reports = Vec::new();
     if !differences.is_empty() {
-        eprintln!("check: outputs differ; a third build like the first tells the cause apart");
+        tracing::info!("check: outputs differ; a third build like the first tells the cause apart");
         let third = build_once(&sandbox, &spec, &first_variation, &interrupt).await?;
         runs.push(first_variation);
         let again = compare(&spec, &first, &third)?;
@@ -286,7 +286,7 @@ fn diffoscope(
         .status()
         .is_ok_and(|status| status.success());
     if !installed {
-        eprintln!(
+        tracing::info!(
             "check: diffoscope is not installed; `apt-get install diffoscope` for a report of each difference"
         );
         return Ok(Vec::new());

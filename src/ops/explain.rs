@@ -89,7 +89,8 @@ pub fn explain(
     let mut trees: HashMap<Name, TreeDigest> = HashMap::new();
     for source in &spec.sources {
         let exclude = &source.exclude;
-        let tree = store.add_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
+        let tree =
+            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
         trees.insert(source.name.clone(), tree);
     }
     for fetch in &spec.fetches {

@@ -230,13 +230,13 @@ async fn download(
     let sha256 = url.sha256.expect("cached_download checked the pin");
     let scratch = store.temp_dir()?;
     let file = scratch.path().join("download");
-    eprintln!("fetch {}: downloading {}", fetch.name, url.url);
+    tracing::info!("fetch {}: downloading {}", fetch.name, url.url);
     let downloaded = download_url(downloader, &url.url, Some(&sha256), &file).await?;
     let bytes =
         std::fs::File::open(&file).map_err(|e| Error::io("cannot read the download", &file, e))?;
     store.add_blob_from_reader(bytes, &url.url, Some(&sha256))?;
     let tree = input_tree(store, url, &sha256)?;
-    eprintln!("fetch {}: {sha256}", fetch.name);
+    tracing::info!("fetch {}: {sha256}", fetch.name);
     Ok(download_fetched(
         fetch,
         url,
@@ -266,6 +266,7 @@ fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<Tree
         &ActionResult {
             output: tree,
             log: BlobDigest::of(b""),
+            invocation: None,
         },
     )?;
     Ok(tree)
@@ -306,8 +307,9 @@ pub async fn run_fixed_output<S: Sandbox>(
         record,
         inputs: Vec::new(),
         out_dir: out_dir.clone(),
+        log_path: scratch.path().join("log"),
     };
-    eprintln!(
+    tracing::info!(
         "fetch {name}: running {} (network: {})",
         run.run.join(" "),
         run.network.as_str()
@@ -485,7 +487,7 @@ pub async fn pin(
             FetchKind::Url(url) => {
                 let scratch = store.temp_dir()?;
                 let file = scratch.path().join("download");
-                eprintln!("pin {}: downloading {}", fetch.name, url.url);
+                tracing::info!("pin {}: downloading {}", fetch.name, url.url);
                 let downloaded = download_url(&downloader, &url.url, None, &file).await?;
                 let bytes = std::fs::File::open(&file)
                     .map_err(|e| Error::io("cannot read the download", &file, e))?;
@@ -522,7 +524,7 @@ pub async fn pin(
         };
         if old.as_deref() != Some(new.as_str()) {
             set_fetch_key(&mut document, index, key, &new);
-            eprintln!(
+            tracing::info!(
                 "pin {}: {key} {} -> {new}",
                 fetch.name,
                 old.as_deref().unwrap_or("(none)")

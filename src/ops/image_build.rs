@@ -176,7 +176,7 @@ pub async fn build_images(
         let envelope = context.image_envelope(image, &manifest_digest, base_dependency, signer)?;
         let provenance = crate::ops::build::provenance_path(&layout);
         crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
-        eprintln!(
+        tracing::info!(
             "image {}: manifest {manifest_digest}, id {}",
             layout.display(),
             config_ref.digest
@@ -297,11 +297,11 @@ pub async fn load_images(images: &mut [ImageReport], tags: &[String]) -> Result<
                 )
                 .await
                 .map_err(crate::image::engine::engine_error)?;
-            eprintln!("tagged {tag}: image id {id} (already in the engine)");
+            tracing::info!("tagged {tag}: image id {id} (already in the engine)");
         } else {
             let loaded =
                 crate::image::docker_archive::load_layout(&docker, &report.layout, &tag).await?;
-            eprintln!("loaded {tag}: image id {loaded}");
+            tracing::info!("loaded {tag}: image id {loaded}");
         }
         report.loaded = Some(tag);
     }

@@ -72,7 +72,7 @@ pub async fn push(image: &str, reference: &str, out_dir: &Path) -> Result<PushRe
         client
             .push_blob(&reference.repository, &blob.digest, blob.size, &path)
             .await?;
-        eprintln!("pushed blob {} ({} bytes)", blob.digest, blob.size);
+        tracing::info!("pushed blob {} ({} bytes)", blob.digest, blob.size);
         uploaded += 1;
     }
     let media_type = if contents.manifest_media_type.is_empty() {
@@ -93,7 +93,7 @@ pub async fn push(image: &str, reference: &str, out_dir: &Path) -> Result<PushRe
         client
             .put_manifest(&reference.repository, tag, &media_type, &contents.manifest)
             .await?;
-        eprintln!("tagged {}:{tag}", reference.name());
+        tracing::info!("tagged {}:{tag}", reference.name());
     }
     Ok(PushReport {
         reference: format!("{}@{digest}", reference.name()),

@@ -61,7 +61,7 @@ pub async fn reproduce(
     }
     if let Some(key) = key {
         envelope.verify(&[key], 1).map_err(VerifyError::Signature)?;
-        eprintln!("ok  signature");
+        tracing::info!("ok  signature");
     }
     let statement = parse_statement(&envelope.payload)?;
     let recorded = Recorded::from_statement(&statement)?;
@@ -85,7 +85,7 @@ pub async fn reproduce(
         .into());
     }
     let spec = spec::load(&spec_path)?;
-    eprintln!("ok  spec {} {}", spec_path.display(), spec_digest);
+    tracing::info!("ok  spec {} {}", spec_path.display(), spec_digest);
 
     let (scratch, store) = crate::ops::build::scratch_store("sealroom-reproduce-")?;
     for source in &spec.sources {
@@ -97,7 +97,7 @@ pub async fn reproduce(
             .find(|(name, _)| name == source.name.as_str());
         match expected {
             Some((_, expected)) if *expected == found => {
-                eprintln!("ok  source {} {found}", source.name);
+                tracing::info!("ok  source {} {found}", source.name);
             }
             Some((_, expected)) => {
                 return Err(ReproduceError::SourceDiffers {
@@ -133,7 +133,7 @@ pub async fn reproduce(
         interrupt,
         ..BuildOptions::default()
     };
-    eprintln!(
+    tracing::info!(
         "rebuilding without the cache in {}",
         scratch.path().display()
     );

@@ -189,12 +189,18 @@ impl DockerSandbox {
             .stderr(true)
             .build();
         let mut logs = self.docker.logs(id, Some(options));
-        let mut log = StepLog::new(&request.step);
+        let file =
+            std::fs::File::create(&request.log_path).map_err(|error| SandboxError::Engine {
+                step: request.step.clone(),
+                action: "creating the log file",
+                detail: format!("{}: {error}", request.log_path.display()),
+            })?;
+        let mut log = StepLog::new(&request.step, Some(file));
         while let Some(chunk) = logs.next().await {
             let chunk = chunk.map_err(engine_error("reading the log"))?;
             log.push(&chunk.into_bytes());
         }
-        log.finish_line();
+        let log_digest = log.finish();
 
         let mut wait = self.docker.wait_container(id, None);
         let exit_status = match wait.next().await {
@@ -213,7 +219,7 @@ impl DockerSandbox {
         Ok(StepOutcome {
             exit_status,
             log_tail: log.tail.into_iter().collect(),
-            log_digest: BlobDigest::from_bytes(log.hasher.finalize().into()),
+            log_digest,
         })
     }
 
@@ -393,6 +399,54 @@ impl Sandbox for DockerSandbox {
     }
 }
 
+/// A Docker sandbox that connects on the first step it runs, so a build whose every step is
+/// cached never asks the engine anything. On connecting it does what a build must do before its
+/// first container: remove the leftovers of killed builds and check that `image` is present.
+pub struct LazyDockerSandbox {
+    image: PinnedImage,
+    docker: tokio::sync::OnceCell<DockerSandbox>,
+}
+
+impl LazyDockerSandbox {
+    pub fn new(image: PinnedImage) -> Self {
+        Self {
+            image,
+            docker: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Whether any step needed the engine.
+    pub fn connected(&self) -> bool {
+        self.docker.initialized()
+    }
+
+    async fn engine(&self) -> Result<&DockerSandbox, SandboxError> {
+        self.docker
+            .get_or_try_init(|| async {
+                let docker = DockerSandbox::connect().await?;
+                let leftovers = docker.remove_leftovers().await?;
+                if leftovers > 0 {
+                    tracing::warn!(
+                        "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
+                    );
+                }
+                docker.check_image(&self.image).await?;
+                Ok(docker)
+            })
+            .await
+    }
+}
+
+impl Sandbox for LazyDockerSandbox {
+    async fn run(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, SandboxError> {
+        self.engine().await?.run(request, cancel).await
+    }
+}
+
 /// Who made a container: this machine's process, told apart from a later process that reuses
 /// its pid by the process's start time (field 22 of `/proc/<pid>/stat`).
 mod owner {
@@ -436,32 +490,79 @@ mod owner {
 }
 
 /// A step's log as it streams: printed to stderr line by line with the step's name in front,
-/// hashed whole, and its last lines kept for error messages.
+/// its last lines kept for error messages, and its first [`LOG_KEPT_BYTES`] written to the
+/// request's log file and hashed (the digest names exactly the bytes kept). A line longer than
+/// [`LOG_LINE_BYTES`] is printed in pieces, so a step that never writes a newline cannot make
+/// sealroom hold its output in memory.
 struct StepLog {
     prefix: String,
     pending: Vec<u8>,
     tail: VecDeque<String>,
+    kept: Option<std::io::BufWriter<std::fs::File>>,
+    kept_bytes: u64,
     hasher: Sha256,
 }
 
+/// How much of a step's log is kept in the store.
+pub const LOG_KEPT_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest line printed at once.
+const LOG_LINE_BYTES: usize = 64 * 1024;
+/// What the kept log ends with when the step wrote more.
+const LOG_CUT_NOTE: &[u8] = b"\n[sealroom: the log went on past 16MiB; the rest was not kept]\n";
+
 impl StepLog {
-    fn new(step: &str) -> Self {
+    /// `file`: where the kept part goes (`None`: nowhere, only hashed).
+    fn new(step: &str, file: Option<std::fs::File>) -> Self {
         Self {
             prefix: format!("[{step}] "),
             pending: Vec::new(),
             tail: VecDeque::with_capacity(LOG_TAIL_LINES),
+            kept: file.map(std::io::BufWriter::new),
+            kept_bytes: 0,
             hasher: Sha256::new(),
         }
     }
 
     fn push(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
+        self.keep(bytes);
         for &byte in bytes {
             if byte == b'\n' {
                 self.finish_line();
             } else {
                 self.pending.push(byte);
+                if self.pending.len() >= LOG_LINE_BYTES {
+                    self.finish_line();
+                }
             }
+        }
+    }
+
+    /// Hashes and writes what fits under the limit, then the note once.
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.kept_bytes > LOG_KEPT_BYTES {
+            return;
+        }
+        let room = usize::try_from(LOG_KEPT_BYTES - self.kept_bytes).unwrap_or(usize::MAX);
+        let (kept, cut) = if bytes.len() > room {
+            (&bytes[..room], true)
+        } else {
+            (bytes, false)
+        };
+        let mut write = |part: &[u8]| {
+            self.hasher.update(part);
+            if let Some(file) = &mut self.kept
+                && std::io::Write::write_all(file, part).is_err()
+            {
+                // A log that cannot be kept is not a failed step: the digest still names
+                // the bytes, and the store refuses a file that does not match it.
+                self.kept = None;
+            }
+        };
+        write(kept);
+        self.kept_bytes += kept.len() as u64;
+        if cut {
+            write(LOG_CUT_NOTE);
+            self.kept_bytes = LOG_KEPT_BYTES + 1;
         }
     }
 
@@ -478,6 +579,15 @@ impl StepLog {
             self.tail.pop_front();
         }
         self.tail.push_back(line);
+    }
+
+    /// The digest of the kept bytes, with the file flushed.
+    fn finish(&mut self) -> BlobDigest {
+        self.finish_line();
+        if let Some(file) = &mut self.kept {
+            let _ = std::io::Write::flush(file);
+        }
+        BlobDigest::from_bytes(std::mem::take(&mut self.hasher).finalize().into())
     }
 }
 
@@ -520,6 +630,7 @@ mod tests {
                 host_path: "/host/checkout".into(),
             }],
             out_dir: "/host/out".into(),
+            log_path: "/host/log".into(),
         }
     }
 
@@ -623,14 +734,16 @@ mod tests {
     }
 
     #[test]
-    fn log_keeps_the_last_lines_and_hashes_every_byte() {
-        let mut log = StepLog::new("step");
+    fn log_keeps_the_last_lines_and_writes_and_hashes_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = StepLog::new("step", Some(std::fs::File::create(&path).unwrap()));
         let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
         let (first, second) = text.as_bytes().split_at(17);
         log.push(first);
         log.push(second);
         log.push(b"no newline at the end");
-        log.finish_line();
+        let digest = log.finish();
         assert_eq!(log.tail.len(), LOG_TAIL_LINES);
         assert_eq!(log.tail.front().map(String::as_str), Some("line 11"));
         assert_eq!(
@@ -639,9 +752,34 @@ mod tests {
         );
         let mut all = text.into_bytes();
         all.extend_from_slice(b"no newline at the end");
+        assert_eq!(digest, BlobDigest::of(&all));
+        assert_eq!(std::fs::read(&path).unwrap(), all);
+    }
+
+    #[test]
+    fn a_log_past_the_limit_is_cut_and_a_line_without_newline_is_printed_in_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = StepLog::new("step", Some(std::fs::File::create(&path).unwrap()));
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..(LOG_KEPT_BYTES / (1024 * 1024) + 2) {
+            log.push(&chunk);
+            assert!(
+                log.pending.len() < LOG_LINE_BYTES,
+                "a line is never held whole"
+            );
+        }
+        let digest = log.finish();
+        let kept = std::fs::read(&path).unwrap();
         assert_eq!(
-            BlobDigest::from_bytes(log.hasher.finalize().into()),
-            BlobDigest::of(&all)
+            kept.len() as u64,
+            LOG_KEPT_BYTES + LOG_CUT_NOTE.len() as u64
+        );
+        assert!(kept.ends_with(LOG_CUT_NOTE));
+        assert_eq!(
+            digest,
+            BlobDigest::of(&kept),
+            "the digest names the kept bytes"
         );
     }
 }

@@ -59,15 +59,17 @@ impl Sandbox for FakeSandbox {
         request: &StepRequest,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
+        // Recorded first: a request made after the build was cancelled is a scheduling bug the
+        // tests must see, even though a sandbox then stops it at once.
+        self.requests
+            .lock()
+            .expect("not poisoned")
+            .push(request.clone());
         if cancel.is_cancelled() {
             return Err(SandboxError::Cancelled {
                 step: request.step.clone(),
             });
         }
-        self.requests
-            .lock()
-            .expect("not poisoned")
-            .push(request.clone());
         let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_running.fetch_max(now_running, Ordering::SeqCst);
         let finished = tokio::select! {
@@ -85,10 +87,16 @@ impl Sandbox for FakeSandbox {
             action: "running the fake step",
             detail: error.to_string(),
         })?;
+        let log = format!("fake step {} exited {exit_status}\n", request.step);
+        std::fs::write(&request.log_path, &log).map_err(|error| SandboxError::Engine {
+            step: request.step.clone(),
+            action: "writing the fake log",
+            detail: error.to_string(),
+        })?;
         Ok(StepOutcome {
             exit_status,
-            log_tail: vec![format!("fake step {} exited {exit_status}", request.step)],
-            log_digest: BlobDigest::of(request.step.as_bytes()),
+            log_tail: vec![log.trim_end().to_string()],
+            log_digest: BlobDigest::of(log.as_bytes()),
         })
     }
 }

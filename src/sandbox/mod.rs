@@ -58,6 +58,9 @@ pub struct StepRequest {
     pub inputs: Vec<InputMount>,
     /// The host directory mounted at `/out`, empty and writable by the step's user.
     pub out_dir: PathBuf,
+    /// A host file (not yet there) the sandbox writes the step's log to, at most
+    /// `docker::LOG_KEPT_BYTES` of it; `StepOutcome::log_digest` names exactly those bytes.
+    pub log_path: PathBuf,
 }
 
 impl StepRequest {
@@ -112,7 +115,7 @@ pub struct StepOutcome {
     pub exit_status: i64,
     /// The last lines the step printed (stdout and stderr), for error messages.
     pub log_tail: Vec<String>,
-    /// The sha256 of the whole log, recorded as a byproduct in provenance.
+    /// The sha256 of the log as written to the request's `log_path`.
     pub log_digest: BlobDigest,
 }
 

@@ -16,6 +16,10 @@ use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 pub struct ActionResult {
     pub output: TreeDigest,
     pub log: BlobDigest,
+    /// The build (its invocation id) that ran the step and wrote this entry; absent in entries
+    /// of older versions and of downloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<String>,
 }
 
 impl super::Store {

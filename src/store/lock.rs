@@ -47,7 +47,7 @@ impl StoreLock {
         match file.try_lock_shared() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                eprintln!(
+                tracing::info!(
                     "waiting for the store lock `{}`: another sealroom process (store gc or store verify) is using the store",
                     path.display()
                 );
@@ -87,7 +87,7 @@ impl StoreLock {
                 });
             }
             if !said_so && !wait.is_zero() {
-                eprintln!(
+                tracing::info!(
                     "waiting up to {}s for the store lock `{}`: a sealroom build is using the store",
                     wait.as_secs(),
                     path.display()

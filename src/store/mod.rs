@@ -10,6 +10,7 @@
 //! <root>/v1/inputs/<tree hex>/        a tree checked out as steps see it, shared by steps
 //! <root>/v1/actions/sha256/<hex>      the action cache (see `actions`)
 //! <root>/v1/records/<hex>             each step's last record, for `sealroom explain`
+//! <root>/v1/stat-cache/<hex>          per source directory, the stat of each file last hashed
 //! <root>/v1/tmp/                      temp files and dirs, renamed into place when complete
 //! <root>/v1/quarantine/<kind>/        entries `store verify` found corrupt, kept for inspection
 //! <root>/v1/lock                      the store lock (see `lock`)
@@ -159,6 +160,17 @@ impl Store {
         exclude: &dyn Fn(&str) -> bool,
     ) -> Result<TreeDigest, StoreError> {
         walk::add_tree(self, dir, exclude)
+    }
+
+    /// [`Store::add_tree`] for a source directory (the user's own, trusted files), with a stat
+    /// cache: a file unchanged since it was last hashed (size, mtime, ctime, inode, device, mode)
+    /// is not read again. Never for a step's output.
+    pub fn add_source_tree(
+        &self,
+        dir: &Path,
+        exclude: &dyn Fn(&str) -> bool,
+    ) -> Result<TreeDigest, StoreError> {
+        walk::add_source_tree(self, dir, exclude)
     }
 
     /// A directory holding `tree` (files 0644/0755, one fixed mtime), made once and shared by

@@ -598,6 +598,7 @@ fn verify_failure_summarizes_problems_and_what_was_removed() {
             &actions::ActionResult {
                 output: tree,
                 log: BlobDigest::of(b""),
+                invocation: None,
             },
         )
         .unwrap();
