@@ -27,3 +27,8 @@ accept name:
 # steps); about 15 minutes. BENCHMARKS.md explains the numbers.
 bench:
     bash benches/run.sh
+
+# The corpus of build-specs/ under sealroom (cold) against the same commands in plain
+# `docker run` (issue [H]); about 15 minutes. BENCHMARKS.md records the numbers.
+bench-corpus:
+    bash benches/corpus.sh
