@@ -5,8 +5,9 @@ demo: deps
     cargo build --release --locked
     SEALROOM=target/release/sealroom bash scripts/demo.sh
 
-# The whole test suite: unit tests, CLI tests and the tests that drive Docker.
-test: deps
+# The whole test suite: formatting and lints, unit tests, CLI tests and the tests that drive
+# Docker.
+test: deps lint
     cargo test --locked --all-targets
 
 # Format and lint as CI expects.
