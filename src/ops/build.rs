@@ -306,8 +306,18 @@ impl<S: Sandbox> StepRunner<'_, S> {
                 record.clone(),
                 spec_name.clone(),
             );
-            blocking(move || prepare(&store, &step, &record, &spec_name, &input_trees, no_cache))
-                .await?
+            blocking(move || {
+                prepare(
+                    &store,
+                    &step,
+                    &record,
+                    &action,
+                    &spec_name,
+                    &input_trees,
+                    no_cache,
+                )
+            })
+            .await?
         };
         let inputs = match prepared {
             Prepared::Hit(hit) => {
@@ -411,6 +421,7 @@ fn prepare(
     store: &Store,
     step: &Step,
     record: &StepRecord,
+    action: &ActionDigest,
     spec_name: &str,
     input_trees: &[(Name, TreeDigest)],
     no_cache: bool,
@@ -422,7 +433,7 @@ fn prepare(
             host_path: store.materialize(tree)?,
         });
     }
-    if !no_cache && let Some(hit) = store.action_get(&record.action_key()) {
+    if !no_cache && let Some(hit) = store.action_get(action) {
         check_artifacts(store, step, &hit.output)?;
         store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
         return Ok(Prepared::Hit(hit));

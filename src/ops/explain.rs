@@ -117,12 +117,9 @@ pub fn explain(
             .filter(|input| !trees.contains_key(&input.name))
             .map(|input| input.name.to_string())
             .collect();
-        let previous = store
-            .last_record(spec.name.as_str(), step.name.as_str())
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-        let previous_action = store
-            .last_record(spec.name.as_str(), step.name.as_str())
-            .map(|bytes| ActionDigest::of(&bytes));
+        let last = store.last_record(spec.name.as_str(), step.name.as_str());
+        let previous_action = last.as_deref().map(ActionDigest::of);
+        let previous = last.and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
         let explanation = if unbuilt.is_empty() {
             let inputs: Vec<(Name, TreeDigest)> = step
                 .inputs

@@ -294,12 +294,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_unchanged_source_is_not_read_again_and_gives_the_same_tree() {
+    /// A store and a settled source tree beside it, in a temp dir kept alive by the first value.
+    fn settled_source() -> (tempfile::TempDir, Store, std::path::PathBuf) {
         let work = tempfile::tempdir().unwrap();
         let store = Store::open(&work.path().join("store")).unwrap();
         let src = work.path().join("src");
         settled_tree(&src);
+        (work, store, src)
+    }
+
+    #[test]
+    fn an_unchanged_source_is_not_read_again_and_gives_the_same_tree() {
+        let (_work, store, src) = settled_source();
         let none = &|_: &str| false;
         let (first, read) = add_source_tree_counting(&store, &src, none).unwrap();
         assert_eq!(read, 3);
@@ -314,10 +320,7 @@ mod tests {
 
     #[test]
     fn an_edit_that_keeps_size_and_mtime_is_noticed_by_its_ctime() {
-        let work = tempfile::tempdir().unwrap();
-        let store = Store::open(&work.path().join("store")).unwrap();
-        let src = work.path().join("src");
-        settled_tree(&src);
+        let (_work, store, src) = settled_source();
         let none = &|_: &str| false;
         let (first, _) = add_source_tree_counting(&store, &src, none).unwrap();
         let file = src.join("lib/b.c");
@@ -332,10 +335,7 @@ mod tests {
 
     #[test]
     fn a_file_changed_in_the_second_it_was_hashed_is_read_again_until_it_settles() {
-        let work = tempfile::tempdir().unwrap();
-        let store = Store::open(&work.path().join("store")).unwrap();
-        let src = work.path().join("src");
-        settled_tree(&src);
+        let (_work, store, src) = settled_source();
         fs::write(src.join("fresh.c"), "new\n").unwrap(); // mtime: now
         let none = &|_: &str| false;
         add_source_tree_counting(&store, &src, none).unwrap();
@@ -351,10 +351,7 @@ mod tests {
 
     #[test]
     fn a_chmod_or_a_removed_blob_is_noticed() {
-        let work = tempfile::tempdir().unwrap();
-        let store = Store::open(&work.path().join("store")).unwrap();
-        let src = work.path().join("src");
-        settled_tree(&src);
+        let (_work, store, src) = settled_source();
         let none = &|_: &str| false;
         let (first, _) = add_source_tree_counting(&store, &src, none).unwrap();
         fs::set_permissions(src.join("a.c"), fs::Permissions::from_mode(0o755)).unwrap();
