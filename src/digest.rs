@@ -102,7 +102,19 @@ impl<K: DigestKind> Digest<K> {
 
     /// The 64 hex characters, without the prefix (used in file names).
     pub fn hex(&self) -> String {
-        hex::encode(self.bytes)
+        String::from_utf8(self.hex_bytes().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// The 64 lowercase hex digits as bytes (tree objects hold thousands of digests: this
+    /// avoids a char iterator per digit).
+    fn hex_bytes(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.bytes) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
     }
 
     /// The same bytes seen as another kind. Use only where the contract says they are equal,
@@ -142,7 +154,9 @@ impl<K: DigestKind> std::hash::Hash for Digest<K> {
 
 impl<K: DigestKind> fmt::Display for Digest<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        let hex = self.hex_bytes();
+        f.write_str("sha256:")?;
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 impl<K: DigestKind> fmt::Debug for Digest<K> {

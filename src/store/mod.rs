@@ -37,6 +37,7 @@ pub mod actions;
 mod blob;
 mod checkout;
 pub mod gc;
+mod listing;
 pub mod lock;
 pub mod tree;
 pub mod usage;
@@ -157,7 +158,7 @@ impl Store {
     pub fn add_tree(
         &self,
         dir: &Path,
-        exclude: &dyn Fn(&str) -> bool,
+        exclude: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<TreeDigest, StoreError> {
         walk::add_tree(self, dir, exclude)
     }
@@ -168,7 +169,7 @@ impl Store {
     pub fn add_source_tree(
         &self,
         dir: &Path,
-        exclude: &dyn Fn(&str) -> bool,
+        exclude: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<TreeDigest, StoreError> {
         walk::add_source_tree(self, dir, exclude)
     }
@@ -296,6 +297,11 @@ impl Store {
 
     fn version_dir(&self) -> PathBuf {
         self.root.join(LAYOUT_VERSION)
+    }
+
+    /// The stat caches of source directories (see `walk`).
+    fn stat_cache_dir(&self) -> PathBuf {
+        self.version_dir().join("stat-cache")
     }
 
     fn blobs_dir(&self) -> PathBuf {

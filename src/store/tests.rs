@@ -238,16 +238,16 @@ fn an_excluded_directory_drops_its_whole_subtree() {
     sample_tree(&full);
     write(&full.join("target/debug/big"), "junk", 0o644);
     write(&full.join("src/lib/a.o"), "obj", 0o644);
-    let seen = std::cell::RefCell::new(Vec::new());
+    let seen = std::sync::Mutex::new(Vec::new());
     let exclude = |path: &str| {
-        seen.borrow_mut().push(path.to_string());
+        seen.lock().unwrap().push(path.to_string());
         path == "target" || path.ends_with(".o")
     };
     let with_exclude = store.add_tree(&full, &exclude).unwrap();
     let clean = dir.path().join("clean");
     sample_tree(&clean);
     assert_eq!(with_exclude, tree_of(&store, &clean));
-    let seen = seen.into_inner();
+    let seen = seen.into_inner().unwrap();
     assert!(
         seen.contains(&"src/lib/a.o".to_string()),
         "paths are relative with `/`: {seen:?}"

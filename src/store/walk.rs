@@ -7,26 +7,32 @@
 //! was last hashed, and whose mtime was more than a second older than that hashing, is not read
 //! again. A file changed within the same second as the hashing (racy) is always re-read. A step's
 //! `/out` is never hashed this way: it is untrusted, and read whole every time.
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+//!
+//! A file known from the cache is not looked up in the store either: its directory's tree object
+//! is. The store keeps a tree object only with every blob and tree under it (they are written
+//! bottom-up, and gc keeps what a kept tree references), so a directory whose tree object is
+//! there needs nothing more; for one whose tree object is not, each known blob is checked, and a
+//! missing one is read again.
+use std::cell::{Cell, RefCell};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 
+use super::listing::{self, Listings};
 use super::{Entry, EntryKind, Store, StoreError, TreeObject};
 
 pub(super) fn add_tree(
     store: &Store,
     dir: &Path,
-    exclude: &dyn Fn(&str) -> bool,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<TreeDigest, StoreError> {
     walk(store, dir, exclude, None)
 }
 
 /// What the stat cache remembers of one file: its stat fields, and the blob it hashed to.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stat {
     size: u64,
     mtime_ns: i128,
@@ -51,14 +57,99 @@ impl Stat {
             blob,
         }
     }
+
+    /// The stat fields, without the blob.
+    fn same_file(&self, other: &Stat) -> bool {
+        (
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+            self.inode,
+            self.device,
+            self.mode,
+        ) == (
+            other.size,
+            other.mtime_ns,
+            other.ctime_ns,
+            other.inode,
+            other.device,
+            other.mode,
+        )
+    }
 }
 
-/// The stat cache of one source directory: `v1/stat-cache/<sha256 of its absolute path>`.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct StatCache {
-    /// When the hashing that wrote it started, in nanoseconds since the epoch.
+/// The stat cache of one source directory, `v1/stat-cache/<sha256 of its absolute path>`, in a
+/// compact binary form (read on every build, so it is not JSON): the magic line, the time the
+/// hashing that wrote it started (i128 nanoseconds since the epoch), the number of files (u32),
+/// then per file its path (u16 length, UTF-8 bytes), size, mtime, ctime, inode, device, mode and
+/// blob digest (u64, i128, i128, u64, u64, u32, 32 bytes); all integers little-endian.
+#[derive(Debug, Default)]
+struct StatCache<'a> {
     hashed_at_ns: i128,
-    files: BTreeMap<String, Stat>,
+    /// Sorted by path (as written), for binary search: no hashing, no allocation per file.
+    files: Vec<(&'a str, Stat)>,
+}
+
+const STAT_CACHE_MAGIC: &[u8] = b"sealroom-stat-cache-v2\n";
+
+impl<'a> StatCache<'a> {
+    /// The cache in `bytes`, or `None` when they are not one (an older format, damage).
+    fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let mut input = bytes.strip_prefix(STAT_CACHE_MAGIC)?;
+        let mut take = |n: usize| -> Option<&'a [u8]> {
+            let (head, rest) = input.split_at_checked(n)?;
+            input = rest;
+            Some(head)
+        };
+        let hashed_at_ns = i128::from_le_bytes(take(16)?.try_into().ok()?);
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?);
+        let mut files = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let length = u16::from_le_bytes(take(2)?.try_into().ok()?);
+            let path = std::str::from_utf8(take(usize::from(length))?).ok()?;
+            let stat = Stat {
+                size: u64::from_le_bytes(take(8)?.try_into().ok()?),
+                mtime_ns: i128::from_le_bytes(take(16)?.try_into().ok()?),
+                ctime_ns: i128::from_le_bytes(take(16)?.try_into().ok()?),
+                inode: u64::from_le_bytes(take(8)?.try_into().ok()?),
+                device: u64::from_le_bytes(take(8)?.try_into().ok()?),
+                mode: u32::from_le_bytes(take(4)?.try_into().ok()?),
+                blob: BlobDigest::from_bytes(take(32)?.try_into().ok()?),
+            };
+            files.push((path, stat));
+        }
+        input.is_empty().then_some(StatCache {
+            hashed_at_ns,
+            files,
+        })
+    }
+
+    /// The encoding `parse` reads, of `files` sorted by path; paths longer than 65535 bytes are
+    /// left out (they are read on every build).
+    fn encode(hashed_at_ns: i128, mut files: Vec<(String, Stat)>) -> Vec<u8> {
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let files: Vec<_> = files
+            .iter()
+            .filter_map(|(path, stat)| Some((u16::try_from(path.len()).ok()?, path, stat)))
+            .collect();
+        let mut bytes = Vec::with_capacity(STAT_CACHE_MAGIC.len() + 20 + files.len() * 140);
+        bytes.extend_from_slice(STAT_CACHE_MAGIC);
+        bytes.extend_from_slice(&hashed_at_ns.to_le_bytes());
+        let count = u32::try_from(files.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&count.to_le_bytes());
+        for (length, path, stat) in files.into_iter().take(count as usize) {
+            bytes.extend_from_slice(&length.to_le_bytes());
+            bytes.extend_from_slice(path.as_bytes());
+            bytes.extend_from_slice(&stat.size.to_le_bytes());
+            bytes.extend_from_slice(&stat.mtime_ns.to_le_bytes());
+            bytes.extend_from_slice(&stat.ctime_ns.to_le_bytes());
+            bytes.extend_from_slice(&stat.inode.to_le_bytes());
+            bytes.extend_from_slice(&stat.device.to_le_bytes());
+            bytes.extend_from_slice(&stat.mode.to_le_bytes());
+            bytes.extend_from_slice(stat.blob.as_bytes());
+        }
+        bytes
+    }
 }
 
 fn now_ns() -> i128 {
@@ -72,7 +163,7 @@ fn now_ns() -> i128 {
 pub(super) fn add_source_tree(
     store: &Store,
     dir: &Path,
-    exclude: &dyn Fn(&str) -> bool,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<TreeDigest, StoreError> {
     add_source_tree_counting(store, dir, exclude).map(|(tree, _)| tree)
 }
@@ -81,58 +172,61 @@ pub(super) fn add_source_tree(
 fn add_source_tree_counting(
     store: &Store,
     dir: &Path,
-    exclude: &dyn Fn(&str) -> bool,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(TreeDigest, usize), StoreError> {
     let absolute = std::path::absolute(dir).map_err(|e| StoreError::io("resolving", dir, e))?;
     let key = ActionDigest::of(absolute.as_os_str().as_encoded_bytes());
-    let path = store.version_dir().join("stat-cache").join(key.hex());
+    let path = store.stat_cache_dir().join(key.hex());
     // A cache that cannot be read is an empty one: everything is hashed.
-    let old: StatCache = fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
+    let bytes = fs::read(&path).unwrap_or_default();
+    let old = StatCache::parse(&bytes).unwrap_or_default();
     let started = now_ns();
     let cache = StatCacheUse {
         old,
-        new: RefCell::new(BTreeMap::new()),
-        read: std::cell::Cell::new(0),
+        new: RefCell::new(Vec::new()),
+        read: Cell::new(0),
+        known: Cell::new(0),
     };
     let tree = walk(store, dir, exclude, Some(&cache))?;
-    let new = StatCache {
-        hashed_at_ns: started,
-        files: cache.new.into_inner(),
-    };
-    // Rewritten when anything was read: a file re-read because it was racy is settled now, and
-    // the new time says so (keeping the old one would keep it racy for ever).
-    if cache.read.get() > 0 || new.files != cache.old.files {
-        let bytes = serde_json::to_vec(&new).expect("stat caches serialize");
+    let read = cache.read.get();
+    // Rewritten when anything was read (a file re-read because it was racy is settled now, and
+    // the new time says so; keeping the old one would keep it racy for ever) or a file is gone.
+    if read > 0 || cache.known.get() != cache.old.files.len() {
+        let bytes = StatCache::encode(started, cache.new.into_inner());
         // Best effort: a cache not written only costs the next build a re-read.
         let _ = crate::atomic::write(&path, &bytes, crate::atomic::Mode::Fixed(0o644));
     }
-    Ok((tree, cache.read.get()))
+    Ok((tree, read))
 }
 
-struct StatCacheUse {
-    old: StatCache,
-    new: RefCell<BTreeMap<String, Stat>>,
+struct StatCacheUse<'a> {
+    old: StatCache<'a>,
+    /// What the cache will hold: every file hashed or known this time.
+    new: RefCell<Vec<(String, Stat)>>,
     /// Files read (not known from the cache).
-    read: std::cell::Cell<usize>,
+    read: Cell<usize>,
+    /// Files known from the cache.
+    known: Cell<usize>,
 }
 
-impl StatCacheUse {
+impl StatCacheUse<'_> {
     /// The blob of the file at `relative` if it is known and certainly unchanged.
-    fn known(&self, store: &Store, relative: &str, metadata: &fs::Metadata) -> Option<BlobDigest> {
-        let known = self.old.files.get(relative)?;
+    fn known(&self, relative: &str, metadata: &fs::Metadata) -> Option<BlobDigest> {
+        let files = &self.old.files;
+        let index = files
+            .binary_search_by(|(path, _)| (*path).cmp(relative))
+            .ok()?;
+        let known = &files[index].1;
         let now = Stat::of(metadata, known.blob);
         let settled = now.mtime_ns < self.old.hashed_at_ns - 1_000_000_000;
-        (now == *known && settled && store.has_blob(&known.blob)).then_some(known.blob)
+        (now.same_file(known) && settled).then_some(known.blob)
     }
 }
 
 fn walk(
     store: &Store,
     dir: &Path,
-    exclude: &dyn Fn(&str) -> bool,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
     cache: Option<&StatCacheUse>,
 ) -> Result<TreeDigest, StoreError> {
     let metadata = fs::metadata(dir).map_err(|e| StoreError::io("reading metadata of", dir, e))?;
@@ -145,7 +239,7 @@ fn walk(
     let walk = Walk {
         store,
         root: dir,
-        exclude,
+        listings: RefCell::new(listing::list_tree(dir, exclude)),
         cache,
     };
     walk.directory(dir, "")
@@ -154,45 +248,78 @@ fn walk(
 struct Walk<'a> {
     store: &'a Store,
     root: &'a Path,
-    exclude: &'a dyn Fn(&str) -> bool,
-    cache: Option<&'a StatCacheUse>,
+    /// Every directory's entries, taken out as each is stored.
+    listings: RefCell<Listings>,
+    cache: Option<&'a StatCacheUse<'a>>,
+}
+
+/// A file of the directory being stored whose blob came from the stat cache.
+struct Known {
+    /// Its index in the new stat cache.
+    cached: usize,
+    path: std::path::PathBuf,
 }
 
 impl Walk<'_> {
     /// Stores the directory `dir` (at `relative` inside the root, `""` for the root itself) and
     /// everything under it that is not excluded.
     fn directory(&self, dir: &Path, relative: &str) -> Result<TreeDigest, StoreError> {
-        let mut entries = Vec::new();
-        for item in fs::read_dir(dir).map_err(|e| StoreError::io("listing", dir, e))? {
-            let item = item.map_err(|e| StoreError::io("listing", dir, e))?;
-            let path = item.path();
-            let Ok(name) = item.file_name().into_string() else {
-                return Err(StoreError::NonUtf8Name {
-                    tree_root: self.root.to_path_buf(),
-                    path: path.strip_prefix(self.root).unwrap_or(&path).to_path_buf(),
-                });
-            };
-            let relative = if relative.is_empty() {
-                name.clone()
-            } else {
-                format!("{relative}/{name}")
-            };
-            if (self.exclude)(&relative) {
-                continue;
-            }
-            let kind = self.entry(&path, &relative)?;
-            entries.push(Entry { name, kind });
+        let listed = self
+            .listings
+            .borrow_mut()
+            .remove(relative)
+            .expect("every directory under the root is listed")?;
+        // Each entry, with where its file is when its blob came from the stat cache.
+        let mut entries: Vec<(Entry, Option<Known>)> = Vec::with_capacity(listed.len());
+        for item in listed {
+            let path = dir.join(&item.name);
+            let (kind, cached) = self.entry(&path, item.relative, &item.metadata)?;
+            let known = cached.map(|cached| Known { cached, path });
+            entries.push((
+                Entry {
+                    name: item.name,
+                    kind,
+                },
+                known,
+            ));
         }
-        let tree = TreeObject::new(entries).map_err(|source| StoreError::InvalidEntry {
+        entries.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let (entries, known): (Vec<Entry>, Vec<Option<Known>>) = entries.into_iter().unzip();
+        let mut tree = TreeObject::new(entries).map_err(|source| StoreError::InvalidEntry {
             path: dir.to_path_buf(),
             source,
         })?;
+        if known.iter().all(Option::is_none) {
+            return self.store.add_tree_object(&tree);
+        }
+        let digest = tree.digest();
+        if self.store.has_tree(&digest) {
+            return Ok(digest);
+        }
+        // Not stored as a whole: the blobs the cache named may be gone (gc), so each is checked.
+        let cache = self.cache.expect("known files come from a cache");
+        for (entry, known) in tree.entries.iter_mut().zip(&known) {
+            let (EntryKind::File { digest, .. }, Some(known)) = (&mut entry.kind, known) else {
+                continue;
+            };
+            if !self.store.has_blob(digest) {
+                let (stored, _) = self.store.add_blob_from_file(&known.path)?;
+                cache.read.set(cache.read.get() + 1);
+                cache.new.borrow_mut()[known.cached].1.blob = stored;
+                *digest = stored;
+            }
+        }
         self.store.add_tree_object(&tree)
     }
 
-    fn entry(&self, path: &Path, relative: &str) -> Result<EntryKind, StoreError> {
-        let metadata = fs::symlink_metadata(path)
-            .map_err(|e| StoreError::io("reading metadata of", path, e))?;
+    /// The entry for `path`, and for a file whose blob came from the stat cache, its index in
+    /// the new cache.
+    fn entry(
+        &self,
+        path: &Path,
+        relative: String,
+        metadata: &fs::Metadata,
+    ) -> Result<(EntryKind, Option<usize>), StoreError> {
         let file_type = metadata.file_type();
         if file_type.is_symlink() {
             let target =
@@ -203,35 +330,39 @@ impl Walk<'_> {
                     path: relative.into(),
                 }
             })?;
-            Ok(EntryKind::Symlink { target })
+            Ok((EntryKind::Symlink { target }, None))
         } else if file_type.is_dir() {
-            Ok(EntryKind::Directory {
-                digest: self.directory(path, relative)?,
-            })
+            let digest = self.directory(path, &relative)?;
+            Ok((EntryKind::Directory { digest }, None))
         } else if file_type.is_file() {
             let known = self
                 .cache
-                .and_then(|cache| cache.known(self.store, relative, &metadata));
+                .and_then(|cache| cache.known(&relative, metadata));
             let (digest, size) = match known {
                 Some(digest) => (digest, metadata.len()),
-                None => {
-                    if let Some(cache) = self.cache {
-                        cache.read.set(cache.read.get() + 1);
-                    }
-                    self.store.add_blob_from_file(path)?
-                }
+                None => self.store.add_blob_from_file(path)?,
             };
+            let mut cached = None;
             if let Some(cache) = self.cache {
+                let counter = if known.is_some() {
+                    &cache.known
+                } else {
+                    &cache.read
+                };
+                counter.set(counter.get() + 1);
                 // What was read, with the stat taken before reading: a change while it was
                 // read moves the ctime, and the next build reads it again.
-                let stat = Stat::of(&metadata, digest);
-                cache.new.borrow_mut().insert(relative.to_string(), stat);
+                let stat = Stat::of(metadata, digest);
+                let mut new = cache.new.borrow_mut();
+                cached = known.map(|_| new.len());
+                new.push((relative, stat));
             }
-            Ok(EntryKind::File {
+            let kind = EntryKind::File {
                 digest,
                 size,
                 executable: metadata.permissions().mode() & 0o111 != 0,
-            })
+            };
+            Ok((kind, cached))
         } else {
             Err(StoreError::UnsupportedFileType {
                 tree_root: self.root.to_path_buf(),
@@ -350,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chmod_or_a_removed_blob_is_noticed() {
+    fn a_chmod_is_noticed() {
         let (_work, store, src) = settled_source();
         let none = &|_: &str| false;
         let (first, _) = add_source_tree_counting(&store, &src, none).unwrap();
@@ -358,13 +489,48 @@ mod tests {
         let (second, read) = add_source_tree_counting(&store, &src, none).unwrap();
         assert_eq!(read, 1);
         assert_ne!(second, first, "the execute bit counts");
+    }
+
+    #[test]
+    fn blobs_collected_by_gc_are_read_and_stored_again() {
+        let (work, store, src) = settled_source();
+        drop(store);
+        let exclusive = Store::open_exclusive(&work.path().join("store"), Duration::ZERO).unwrap();
+        let store = exclusive.store();
+        let none = &|_: &str| false;
+        let (first, _) = add_source_tree_counting(store, &src, none).unwrap();
+        // Nothing refers to a source's tree but a build's steps: gc takes all of it.
+        exclusive.gc(Duration::ZERO).unwrap();
         let readme = BlobDigest::of(b"hi\n");
-        fs::remove_file(store.blob_path(&readme)).unwrap();
-        let (_, read) = add_source_tree_counting(&store, &src, none).unwrap();
-        assert_eq!(
-            read, 1,
-            "a blob gone from the store is read and stored again"
-        );
-        assert!(store.has_blob(&readme));
+        assert!(!store.has_blob(&readme) && !store.has_tree(&first));
+        let (second, read) = add_source_tree_counting(store, &src, none).unwrap();
+        assert_eq!((second, read), (first, 3), "every file read again");
+        assert!(store.has_blob(&readme) && store.has_tree(&first));
+        assert!(store.lookup(&first, "lib/b.c").unwrap().is_some());
+        let (_, read) = add_source_tree_counting(store, &src, none).unwrap();
+        assert_eq!(read, 0);
+    }
+
+    #[test]
+    fn a_damaged_stat_cache_is_an_empty_one() {
+        let (_work, store, src) = settled_source();
+        let none = &|_: &str| false;
+        let (first, _) = add_source_tree_counting(&store, &src, none).unwrap();
+        let caches: Vec<_> = fs::read_dir(store.stat_cache_dir())
+            .unwrap()
+            .map(|item| item.unwrap().path())
+            .collect();
+        assert_eq!(caches.len(), 1);
+        let bytes = fs::read(&caches[0]).unwrap();
+        for cut in [0, STAT_CACHE_MAGIC.len(), bytes.len() / 2, bytes.len() - 1] {
+            fs::write(&caches[0], &bytes[..cut]).unwrap();
+            let (tree, read) = add_source_tree_counting(&store, &src, none).unwrap();
+            assert_eq!((tree, read), (first, 3), "cache cut at {cut} bytes");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        fs::write(&caches[0], &longer).unwrap();
+        assert_eq!(add_source_tree_counting(&store, &src, none).unwrap().1, 3);
+        assert_eq!(add_source_tree_counting(&store, &src, none).unwrap().1, 0);
     }
 }
