@@ -46,6 +46,8 @@ pub enum Error {
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
+    Engine(#[from] crate::sandbox::EngineError),
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Sign(#[from] crate::sign::SignError),
@@ -95,6 +97,7 @@ impl Error {
             Error::Spec(_) | Error::Sign(_) | Error::Io { .. } => ExitCode::BadInput,
             Error::Store(e) => e.exit_code(),
             Error::Sandbox(e) => e.exit_code(),
+            Error::Engine(e) => e.exit_code(),
             Error::Image(e) => e.exit_code(),
             Error::Verify(_) => ExitCode::VerificationFailed,
             Error::Build(e) => e.exit_code(),

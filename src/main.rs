@@ -96,11 +96,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 reverse_order: false,
                 bundle: args.bundle,
                 offline: args.offline,
+                load: args.load.then_some(args.tag),
             };
-            let mut report = ops::build::build(&args.spec, &store, &options).await?;
-            if args.load {
-                ops::image_build::load_images(&mut report.images, &args.tag).await?;
-            }
+            let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {
                 Format::Json => print_json(&report),
                 Format::Text => {

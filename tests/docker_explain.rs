@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use common::image::{busybox_rootfs, docker};
+use common::image::{busybox_rootfs, engine};
 use common::{Project, busybox, sealroom};
 use sealroom::image::RepositoryName;
 use serde_json::Value;
@@ -178,9 +178,9 @@ async fn docker_explain_names_a_changed_image() {
     let rootfs = tempfile::tempdir().unwrap();
     busybox_rootfs(rootfs.path());
     fs::write(rootfs.path().join("etc/variant"), "another image\n").unwrap();
-    let docker = docker().await;
+    let engine = engine().await;
     let other = sealroom::image::import(
-        &docker,
+        &engine,
         rootfs.path(),
         &RepositoryName::parse("sealroom-test/explain-variant").unwrap(),
     )

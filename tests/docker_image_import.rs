@@ -23,9 +23,10 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use sealroom::digest::ImageDigest;
 use sealroom::image::{self, ImageError, RepositoryName};
+use sealroom::sandbox::{EngineError, require_image};
 use sealroom::spec::PinnedImage;
 
-use common::image::{busybox_image, busybox_rootfs, docker};
+use common::image::{busybox_image, busybox_rootfs, docker, engine};
 
 fn digest_of(rootfs: &Path) -> ImageDigest {
     image::build(rootfs)
@@ -356,9 +357,9 @@ fn cli_refuses_invalid_names_with_exit_1() {
 #[tokio::test]
 async fn docker_import_twice_under_two_names_gives_one_digest() {
     let dir = busybox_tree();
-    let docker = docker().await;
+    let engine = engine().await;
     let first = image::import(
-        &docker,
+        &engine,
         dir.path(),
         &RepositoryName::parse("sealroom-test/twice-a").unwrap(),
     )
@@ -366,7 +367,7 @@ async fn docker_import_twice_under_two_names_gives_one_digest() {
     .unwrap()
     .image;
     let second = image::import(
-        &docker,
+        &engine,
         dir.path(),
         &RepositoryName::parse("sealroom-test/twice-b").unwrap(),
     )
@@ -384,7 +385,7 @@ async fn docker_import_twice_under_two_names_gives_one_digest() {
         "sealroom-test/twice-a:latest",
         "sealroom-test/twice-b:latest",
     ] {
-        let inspected = docker.inspect_image(name).await.unwrap();
+        let inspected = docker().await.inspect_image(name).await.unwrap();
         assert_eq!(
             inspected.id.as_deref(),
             Some(first.digest.to_string().as_str())
@@ -457,8 +458,8 @@ fn docker_cli_imports_a_tree_with_dev_nodes_and_says_how_many_it_left_out() {
 #[tokio::test]
 async fn docker_the_imported_image_runs() {
     let image = busybox_image().await;
+    require_image(&engine().await, &image).await.unwrap();
     let docker = docker().await;
-    image::ensure_present(&docker, &image).await.unwrap();
     let body = ContainerCreateBody {
         image: Some(image.digest.to_string()),
         cmd: Some(vec!["/bin/busybox".into(), "true".into()]),
@@ -492,17 +493,19 @@ async fn docker_the_imported_image_runs() {
 }
 
 #[tokio::test]
-async fn docker_ensure_present_names_a_missing_image() {
-    let docker = docker().await;
+async fn docker_require_image_names_a_missing_image() {
     let missing = PinnedImage {
         name: "sealroom-test/missing".into(),
         digest: ImageDigest::of(b"no such config"),
     };
-    let error = image::ensure_present(&docker, &missing).await.unwrap_err();
-    assert!(matches!(error, ImageError::NotPresent { .. }), "{error:?}");
+    let error = require_image(&engine().await, &missing).await.unwrap_err();
+    assert!(
+        matches!(error, EngineError::ImageMissing { .. }),
+        "{error:?}"
+    );
     assert!(
         error.to_string().starts_with(&format!(
-            "the engine has no image `sealroom-test/missing@{}`",
+            "base image `sealroom-test/missing@{}` is not in the container engine",
             missing.digest
         )),
         "{error}"

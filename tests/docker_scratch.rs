@@ -14,7 +14,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::image::{busybox_rootfs, docker};
+use common::image::{busybox_rootfs, engine};
 use common::{Project, busybox, stderr_of};
 use http::{Reply, TestServer};
 use sealroom::image::RepositoryName;
@@ -218,9 +218,8 @@ async fn docker_an_image_whose_tmp_is_0755_still_gives_a_writable_tmp() {
     let rootfs = tempfile::tempdir().unwrap();
     busybox_rootfs(rootfs.path());
     fs::set_permissions(rootfs.path().join("tmp"), fs::Permissions::from_mode(0o755)).unwrap();
-    let docker = docker().await;
     let name = RepositoryName::parse("sealroom-test/tmp-0755").unwrap();
-    let image = sealroom::image::import(&docker, rootfs.path(), &name)
+    let image = sealroom::image::import(&engine().await, rootfs.path(), &name)
         .await
         .unwrap()
         .image;

@@ -14,12 +14,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use bollard::Docker;
-use futures_util::StreamExt;
-
 use super::ImageError;
 use super::oci::BlobRef;
 use crate::digest::BlobDigest;
+use crate::sandbox::{Engine, EngineError};
 use crate::spec::PinnedImage;
 use crate::store::Store;
 
@@ -35,47 +33,22 @@ pub struct BaseImage {
     pub layers: Vec<BlobRef>,
 }
 
-/// The base from the local engine, exported into the store unless it is there already.
-/// `docker` is called only when it is needed: the first time a base is used with this store.
+/// The base from the local engine, exported into the store unless it is there already: the
+/// engine is asked only the first time a base is used with this store.
 pub async fn from_engine(
     store: &Store,
     image: &PinnedImage,
-    docker: impl AsyncFnOnce() -> Result<Docker, ImageError>,
+    engine: &impl Engine,
 ) -> Result<BaseImage, ImageError> {
     let config_digest: BlobDigest = image.digest.cast();
     if let Some(base) = stored(store, &config_digest)? {
         return Ok(base);
     }
-    let docker = docker().await?;
-    let id = image.digest.to_string();
-    match docker.inspect_image(&id).await {
-        Ok(_) => {}
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {
-            return Err(ImageError::NotPresent {
-                image: image.clone(),
-            });
-        }
-        Err(error) => return Err(super::engine::engine_error(error)),
-    }
+    crate::sandbox::require_image(engine, image).await?;
     let temp_dir = store.temp_dir().map_err(store_error)?;
     let saved = temp_dir.path().join("save.tar");
-    {
-        let mut file = tokio::fs::File::create(&saved)
-            .await
-            .map_err(|source| ImageError::WriteTemp { source })?;
-        let mut stream = docker.export_image(&id);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(super::engine::engine_error)?;
-            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
-                .await
-                .map_err(|source| ImageError::WriteTemp { source })?;
-        }
-        tokio::io::AsyncWriteExt::flush(&mut file)
-            .await
-            .map_err(|source| ImageError::WriteTemp { source })?;
-    }
+    let id = image.digest.to_string();
+    engine.save(&id, &saved).await?;
     let store_for_task = store.clone();
     let reference = image.to_string();
     tokio::task::spawn_blocking(move || {
@@ -83,8 +56,12 @@ pub async fn from_engine(
     })
     .await
     .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
-    stored(store, &config_digest)?.ok_or_else(|| ImageError::EngineRefused {
-        detail: format!("`docker save {id}` did not hold every layer of the image"),
+    stored(store, &config_digest)?.ok_or_else(|| {
+        EngineError::Refused {
+            action: "saving an image".to_string(),
+            detail: format!("`docker save {id}` did not hold every layer of the image"),
+        }
+        .into()
     })
 }
 
@@ -193,8 +170,11 @@ fn import_saved(
         config: String,
         layers: Vec<String>,
     }
-    let bad = |detail: String| ImageError::EngineRefused {
-        detail: format!("the engine's export of {reference} is not a docker-archive: {detail}"),
+    let bad = |detail: String| {
+        ImageError::from(EngineError::Refused {
+            action: "saving an image".to_string(),
+            detail: format!("the engine's export of {reference} is not a docker-archive: {detail}"),
+        })
     };
     let manifest: Vec<Entry> = documents
         .get("manifest.json")

@@ -1,29 +1,28 @@
-//! Loading an OCI image layout into Docker 20.10, whose `POST /images/load` reads only the
-//! docker-archive format: a tar holding `manifest.json`
-//! (`[{"Config": ..., "RepoTags": [...], "Layers": [...]}]`) and the files it names.
-//!
-//! The layout's own `blobs/sha256/<hex>` files are those members (the engine accepts gzip
-//! layers and finds them by path), so the archive is the layout's blobs plus one small
-//! `manifest.json`, streamed from the files in chunks. The engine names the image by the sha256
-//! of its config, which is checked after the load.
+//! The docker-archive, the one image format Docker 20.10's `POST /images/load` reads: a tar
+//! holding `manifest.json` (`[{"Config": ..., "RepoTags": [...], "Layers": [...]}]`) and the
+//! files it names, streamed from memory and files in chunks (a layer is never read whole). Both
+//! loads use it: an image `sealroom image import` built, and an OCI image layout, whose own
+//! `blobs/sha256/<hex>` files are the members (the engine accepts gzip layers and finds them by
+//! path). The engine names an image by the sha256 of its config, which is checked after the
+//! load.
 
 use std::path::{Path, PathBuf};
 
-use bollard::Docker;
-use bollard::query_parameters::ImportImageOptions;
 use bytes::Bytes;
-use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
+use tokio::io::AsyncReadExt;
 
 use super::ImageError;
-use super::archive::read_chunk;
-use super::engine::engine_error;
 use super::oci::{blob_path, read_layout};
+use crate::digest::BlobDigest;
+use crate::sandbox::{ArchiveStream, Engine};
 
 const BLOCK: u64 = 512;
+/// How much of a file each chunk of the stream holds.
+const CHUNK: usize = 256 * 1024;
 
 /// One member of the archive: bytes in memory or a file streamed from disk.
-enum Member {
+pub(super) enum Member {
     Memory {
         name: String,
         bytes: Vec<u8>,
@@ -37,14 +36,13 @@ enum Member {
 
 /// Loads the image of the layout at `layout` tagged `tag` (`name:tag`) and returns the image
 /// id the engine reports, after checking it is the config's digest.
-pub async fn load_layout(docker: &Docker, layout: &Path, tag: &str) -> Result<String, ImageError> {
+pub async fn load_layout(
+    engine: &impl Engine,
+    layout: &Path,
+    tag: &str,
+) -> Result<String, ImageError> {
     let image = read_layout(layout)?;
-    let member_name = |digest: &crate::digest::BlobDigest| format!("blobs/sha256/{}", digest.hex());
-    let manifest = serde_json::json!([{
-        "Config": member_name(&image.config.digest),
-        "RepoTags": [tag],
-        "Layers": image.layers.iter().map(|layer| member_name(&layer.digest)).collect::<Vec<_>>(),
-    }]);
+    let member_name = |digest: &BlobDigest| format!("blobs/sha256/{}", digest.hex());
     let mut members = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for blob in std::iter::once(&image.config).chain(&image.layers) {
@@ -57,33 +55,43 @@ pub async fn load_layout(docker: &Docker, layout: &Path, tag: &str) -> Result<St
             size: blob.size,
         });
     }
-    members.push(Member::Memory {
+    let layers = image.layers.iter().map(|layer| member_name(&layer.digest));
+    members.push(manifest(member_name(&image.config.digest), tag, layers));
+    load_checked(engine, members, tag, &image.config.digest.to_string()).await?;
+    Ok(image.config.digest.to_string())
+}
+
+/// The `manifest.json` member naming one image: its config, tag and layers.
+pub(super) fn manifest(config: String, tag: &str, layers: impl Iterator<Item = String>) -> Member {
+    let manifest = serde_json::json!([{
+        "Config": config,
+        "RepoTags": [tag],
+        "Layers": layers.collect::<Vec<_>>(),
+    }]);
+    Member::Memory {
         name: "manifest.json".to_string(),
         bytes: serde_json::to_vec(&manifest).expect("the manifest serializes"),
-    });
-    let body = archive_stream(members)?;
-    let options = ImportImageOptions {
-        quiet: true,
-        ..Default::default()
-    };
-    let mut progress = docker.import_image_stream(options, body, None);
-    while let Some(item) = progress.next().await {
-        let info = item.map_err(engine_error)?;
-        if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
-            return Err(ImageError::EngineRefused { detail: error });
-        }
     }
-    let inspected = docker.inspect_image(tag).await.map_err(engine_error)?;
-    let found = inspected.id.unwrap_or_default();
-    let expected = image.config.digest.to_string();
+}
+
+/// Loads the archive of `members` and checks that the engine names `tag` by `expected` (the
+/// image id sealroom computed).
+pub(super) async fn load_checked(
+    engine: &impl Engine,
+    members: Vec<Member>,
+    tag: &str,
+    expected: &str,
+) -> Result<(), ImageError> {
+    engine.load(archive_stream(members)?).await?;
+    let found = engine.image_id(tag).await?.unwrap_or_default();
     if found != expected {
         return Err(ImageError::IdMismatch {
             reference: tag.to_string(),
-            expected,
+            expected: expected.to_string(),
             found,
         });
     }
-    Ok(found)
+    Ok(())
 }
 
 fn header(name: &str, size: u64) -> Result<tar::Header, ImageError> {
@@ -106,9 +114,7 @@ fn padding(size: u64) -> Bytes {
 }
 
 /// The tar of `members` as a stream of chunks; member names are short (no long-name entries).
-fn archive_stream(
-    members: Vec<Member>,
-) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static, ImageError> {
+fn archive_stream(members: Vec<Member>) -> Result<ArchiveStream, ImageError> {
     let mut parts = Vec::new();
     for member in members {
         match member {
@@ -143,5 +149,21 @@ fn archive_stream(
         }
     }
     parts.push(stream::once(async { Ok(Bytes::from(vec![0u8; 1024])) }).boxed());
-    Ok(stream::iter(parts).flatten())
+    Ok(stream::iter(parts).flatten().boxed())
+}
+
+/// The next chunk of a file being streamed to the engine (for `stream::unfold`).
+async fn read_chunk(
+    file: Option<tokio::fs::File>,
+) -> Option<(std::io::Result<Bytes>, Option<tokio::fs::File>)> {
+    let mut file = file?;
+    let mut buffer = vec![0u8; CHUNK];
+    match file.read(&mut buffer).await {
+        Ok(0) => None,
+        Ok(n) => {
+            buffer.truncate(n);
+            Some((Ok(Bytes::from(buffer)), Some(file)))
+        }
+        Err(error) => Some((Err(error), None)),
+    }
 }

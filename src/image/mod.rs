@@ -1,6 +1,6 @@
 //! Deterministic base images without a registry: a root filesystem (a directory or a tar)
-//! becomes an image whose id depends only on the tree's content, loaded into Docker through
-//! bollard.
+//! becomes an image whose id depends only on the tree's content, loaded into the container
+//! engine (through [`crate::sandbox::Engine`]).
 //!
 //! Determinism (docs/images.md has the full rules): one uncompressed layer whose entries are
 //! sorted by path bytes, every mtime 0, uid/gid 0, no user or group names, permission bits kept
@@ -11,8 +11,8 @@
 //!
 //! - [`rootfs`] reads a directory or tar into a sorted entry list (no contents in memory).
 //! - [`layer`] writes that list as the layer tar, hashing as it streams to a temp file.
-//! - [`archive`] makes the config JSON and streams the docker-archive.
-//! - [`engine`] loads it through bollard and checks the id; [`ensure_present`] checks a pin.
+//! - [`archive`] makes the config JSON.
+//! - [`engine`] loads the image as a docker-archive and checks the id.
 //!
 //! This module never pulls: images come from a tree on this machine or are already present.
 //!
@@ -20,7 +20,8 @@
 //! - [`base`] puts a base image's config and layers into the store (from the engine, once).
 //! - [`tree_layer`] writes a store tree as a deterministic, optionally gzip-compressed layer.
 //! - [`oci`] makes the config and manifest and writes the OCI image layout directory.
-//! - [`docker_archive`] loads a layout into Docker (which reads only docker-archives).
+//! - [`docker_archive`] streams docker-archives (the one format Docker loads): of an image
+//!   built here, or of a layout.
 
 pub mod archive;
 pub mod base;
@@ -34,14 +35,14 @@ pub mod tree_layer;
 
 use std::path::{Path, PathBuf};
 
-use bollard::Docker;
 use tempfile::NamedTempFile;
 
-pub use engine::{ensure_present, load};
+pub use engine::load;
 pub use name::RepositoryName;
 
 use crate::digest::{BlobDigest, ImageDigest};
 use crate::error::ExitCode;
+use crate::sandbox::{Engine, EngineError};
 use crate::spec::PinnedImage;
 
 /// An image built on disk, not yet loaded: its config, id and layer.
@@ -92,7 +93,7 @@ pub struct Imported {
 
 /// Builds the image of `rootfs` and loads it tagged `name:latest`.
 pub async fn import(
-    docker: &Docker,
+    engine: &impl Engine,
     rootfs: &Path,
     name: &RepositoryName,
 ) -> Result<Imported, ImageError> {
@@ -101,20 +102,15 @@ pub async fn import(
         .await
         .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
     Ok(Imported {
-        image: load(docker, &built, name).await?,
+        image: load(engine, &built, name).await?,
         dropped_devices: built.dropped_devices,
     })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error(
-        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
-    )]
-    EngineUnreachable { detail: String },
-
-    #[error("the container engine refused the request: {detail}")]
-    EngineRefused { detail: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 
     #[error(
         "the engine reports image id `{found}` for `{reference}`, expected `{expected}` (the sha256 of the config)\n  hint: engines that store images in containerd name them by manifest digest; use the classic image store"
@@ -124,12 +120,6 @@ pub enum ImageError {
         expected: String,
         found: String,
     },
-
-    #[error(
-        "the engine has no image `{image}`\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}`; the same tree gives the same digest",
-        name = image.name
-    )]
-    NotPresent { image: PinnedImage },
 
     #[error("invalid image name `{name}`: {reason}")]
     InvalidName { name: String, reason: String },
@@ -248,12 +238,11 @@ pub enum ImageError {
 impl ImageError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            ImageError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
-            // Our archive is always well-formed and our id always the engine's: a refusal or a
-            // mismatch is a bug (or an engine that works differently), not the user's input.
-            ImageError::EngineRefused { .. } | ImageError::IdMismatch { .. } => ExitCode::Internal,
-            ImageError::NotPresent { .. }
-            | ImageError::InvalidName { .. }
+            ImageError::Engine(error) => error.exit_code(),
+            // Our id is always the engine's: a mismatch is a bug (or an engine that works
+            // differently), not the user's input.
+            ImageError::IdMismatch { .. } => ExitCode::Internal,
+            ImageError::InvalidName { .. }
             | ImageError::RootfsNotFound { .. }
             | ImageError::NotDirectoryOrTar { .. }
             | ImageError::ReadRootfs { .. }

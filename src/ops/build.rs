@@ -10,13 +10,13 @@ use std::time::{Instant, SystemTime};
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode};
-use crate::sandbox::docker::LazyDockerSandbox;
+use crate::sandbox::docker::LazyDocker;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
-use crate::sandbox::{InputMount, Sandbox, SandboxError, StepRecord, StepRequest};
+use crate::sandbox::{Engine, InputMount, SandboxError, StepRecord, StepRequest};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
 use crate::spec::{self, Name, Spec, Step};
@@ -45,6 +45,8 @@ pub struct BuildOptions {
     pub bundle: bool,
     /// Open no socket and start no fetch container: every fetch must be in the store.
     pub offline: bool,
+    /// `--load`: after the build, load each image into the engine, under these `--tag`s.
+    pub load: Option<Vec<String>>,
 }
 
 impl Default for BuildOptions {
@@ -60,6 +62,7 @@ impl Default for BuildOptions {
             reverse_order: false,
             bundle: false,
             offline: false,
+            load: None,
         }
     }
 }
@@ -120,13 +123,17 @@ pub async fn build(
         .as_deref()
         .map(SigningKey::from_pem_file)
         .transpose()?;
-    let sandbox = LazyDockerSandbox::new(spec.sandbox.image.clone());
+    let engine = LazyDocker::new();
     let store = Store::open(store_root)?;
-    run(&sandbox, &store, &spec, options, signer.as_ref()).await
+    let mut report = run(&engine, &store, &spec, options, signer.as_ref()).await?;
+    if let Some(tags) = &options.load {
+        crate::ops::image_build::load_images(&engine, &mut report.images, tags).await?;
+    }
+    Ok(report)
 }
 
 /// The build proper, with the sandbox and store given (a fake sandbox in unit tests).
-pub async fn run<S: Sandbox>(
+pub async fn run<S: Engine>(
     sandbox: &S,
     store: &Store,
     spec: &Spec,
@@ -172,9 +179,16 @@ pub async fn run<S: Sandbox>(
         steps: &steps,
     };
     let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
-    let images =
-        crate::ops::image_build::build_images(spec, store, &trees, options, &context, signer)
-            .await?;
+    let images = crate::ops::image_build::build_images(
+        sandbox,
+        spec,
+        store,
+        &trees,
+        &options.out_dir,
+        &context,
+        signer,
+    )
+    .await?;
     if signer.is_none() {
         tracing::warn!("no --key given: provenance is written unsigned");
     }
@@ -193,7 +207,7 @@ pub async fn run<S: Sandbox>(
 /// `options.jobs` running at once. On the first failure no new step starts and the running
 /// ones are stopped (their containers removed), unless `keep_going`: then every step that does
 /// not depend on a failed one still runs, and the first failure is returned at the end.
-async fn run_steps<S: Sandbox>(
+async fn run_steps<S: Engine>(
     sandbox: &S,
     store: &Store,
     spec: &Spec,
@@ -278,7 +292,7 @@ struct StepRunner<'a, S> {
     cancel: &'a CancellationToken,
 }
 
-impl<S: Sandbox> StepRunner<'_, S> {
+impl<S: Engine> StepRunner<'_, S> {
     /// Runs one step: its inputs materialized read-only, a fresh empty `/out`, the fixed
     /// environment; or takes its output from the action cache. The step's `/out` becomes a tree
     /// in the store; its temp dir is removed either way. Store work (checkouts, hashing `/out`,
@@ -665,7 +679,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sandbox::fake::FakeSandbox;
+    use crate::sandbox::fake::FakeEngine;
 
     /// A spec over a one-file source with the given steps, and a store, in a temp dir.
     fn fixture(steps: &str) -> (tempfile::TempDir, Spec, Store) {
@@ -706,7 +720,7 @@ mod tests {
         })
     }
 
-    fn started(sandbox: &FakeSandbox) -> Vec<String> {
+    fn started(sandbox: &FakeEngine) -> Vec<String> {
         sandbox
             .requests()
             .into_iter()
@@ -716,7 +730,7 @@ mod tests {
 
     /// The steps started, sorted: for steps that start at once, in no set order (each prepares
     /// its inputs on the blocking pool).
-    fn started_together(sandbox: &FakeSandbox) -> Vec<String> {
+    fn started_together(sandbox: &FakeEngine) -> Vec<String> {
         let mut names = started(sandbox);
         names.sort();
         names
@@ -745,7 +759,7 @@ artifacts = ["name"]
     #[tokio::test]
     async fn steps_start_only_after_their_inputs_and_see_them_mounted() {
         let (dir, spec, store) = fixture(DIAMOND);
-        let sandbox = FakeSandbox::new(writes_its_name);
+        let sandbox = FakeEngine::new(writes_its_name);
         let report = run(
             &sandbox,
             &store,
@@ -781,7 +795,7 @@ artifacts = ["name"]
             .collect();
         let (dir, spec, store) = fixture(&steps);
         for jobs in [1, 2, 4] {
-            let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(30));
+            let sandbox = FakeEngine::new(writes_its_name).taking(Duration::from_millis(30));
             let mut uncached = options(dir.path(), jobs, false);
             uncached.no_cache = true;
             run(&sandbox, &store, &spec, &uncached, None).await.unwrap();
@@ -796,7 +810,7 @@ artifacts = ["name"]
             .map(|i| format!("[[step]]\nname = \"s{i}\"\nrun = [\"s\"]\n"))
             .collect();
         let (dir, spec, store) = fixture(&steps);
-        let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(300));
+        let sandbox = FakeEngine::new(writes_its_name).taking(Duration::from_millis(300));
         let options = options(dir.path(), 2, false);
         let interrupt = options.interrupt.clone();
         let stop = async {
@@ -833,7 +847,7 @@ name = "independent"
 run = ["independent"]
 "#;
         let (dir, spec, store) = fixture(steps);
-        let sandbox = FakeSandbox::new(writes_its_name).taking(Duration::from_millis(50));
+        let sandbox = FakeEngine::new(writes_its_name).taking(Duration::from_millis(50));
         let error = run(
             &sandbox,
             &store,
@@ -870,7 +884,7 @@ name = "independent"
 run = ["independent"]
 "#;
         let (dir, spec, store) = fixture(steps);
-        let sandbox = FakeSandbox::new(writes_its_name);
+        let sandbox = FakeEngine::new(writes_its_name);
         let error = run(&sandbox, &store, &spec, &options(dir.path(), 1, true), None)
             .await
             .unwrap_err();
@@ -882,7 +896,7 @@ run = ["independent"]
     async fn every_step_gets_the_fixed_environment_and_nothing_from_the_host() {
         let steps = "[[step]]\nname = \"s\"\nrun = [\"s\"]\nenv = { CFLAGS = \"-O2\" }\n";
         let (dir, spec, store) = fixture(steps);
-        let sandbox = FakeSandbox::new(writes_its_name);
+        let sandbox = FakeEngine::new(writes_its_name);
         run(
             &sandbox,
             &store,
@@ -920,7 +934,7 @@ run = ["independent"]
     async fn the_sandbox_runs_the_record_that_the_action_key_and_provenance_are_made_of() {
         let steps = "[[step]]\nname = \"s\"\ninputs = [\"src\"]\nrun = [\"s\"]\nartifacts = [\"name\"]\nlimits = { timeout = \"5m\", cpus = 1.5 }\n";
         let (dir, spec, store) = fixture(steps);
-        let sandbox = FakeSandbox::new(writes_its_name);
+        let sandbox = FakeEngine::new(writes_its_name);
         let report = run(
             &sandbox,
             &store,
@@ -958,7 +972,7 @@ run = ["independent"]
         let steps = "[[step]]\nname = \"s\"\nrun = [\"s\"]\nartifacts = [\"name\"]\n";
         let (dir, spec, store) = fixture(steps);
         let first = run(
-            &FakeSandbox::new(writes_its_name),
+            &FakeEngine::new(writes_its_name),
             &store,
             &spec,
             &options(dir.path(), 1, false),
@@ -968,7 +982,7 @@ run = ["independent"]
         .unwrap();
         let ran = statement_of(&first);
         std::fs::remove_dir_all(dir.path().join("out")).unwrap();
-        let sandbox = FakeSandbox::new(writes_its_name);
+        let sandbox = FakeEngine::new(writes_its_name);
         let second = run(
             &sandbox,
             &store,
@@ -1014,13 +1028,13 @@ run = ["independent"]
     #[tokio::test]
     async fn an_unchanged_build_runs_nothing_and_no_cache_runs_everything() {
         let (dir, spec, store) = fixture(DIAMOND);
-        let first = FakeSandbox::new(writes_its_name);
+        let first = FakeEngine::new(writes_its_name);
         let cold = run(&first, &store, &spec, &options(dir.path(), 2, false), None)
             .await
             .unwrap();
         assert_eq!(first.requests().len(), 4);
 
-        let second = FakeSandbox::new(writes_its_name);
+        let second = FakeEngine::new(writes_its_name);
         let warm = run(&second, &store, &spec, &options(dir.path(), 2, false), None)
             .await
             .unwrap();
@@ -1040,7 +1054,7 @@ run = ["independent"]
         };
         assert_eq!(outputs(&cold), outputs(&warm));
 
-        let third = FakeSandbox::new(writes_its_name);
+        let third = FakeEngine::new(writes_its_name);
         let mut forced = options(dir.path(), 2, false);
         forced.no_cache = true;
         run(&third, &store, &spec, &forced, None).await.unwrap();
@@ -1074,7 +1088,7 @@ run = ["unrelated"]
             std::fs::write(request.out_dir.join(&request.step), "ran")?;
             Ok(0)
         };
-        let first = FakeSandbox::new(copies_inputs);
+        let first = FakeEngine::new(copies_inputs);
         run(&first, &store, &spec, &options(dir.path(), 1, false), None)
             .await
             .unwrap();
@@ -1082,7 +1096,7 @@ run = ["unrelated"]
 
         std::fs::write(dir.path().join("src/file.txt"), "changed\n").unwrap();
         let spec = spec::load(&spec.path).unwrap();
-        let second = FakeSandbox::new(copies_inputs);
+        let second = FakeEngine::new(copies_inputs);
         run(&second, &store, &spec, &options(dir.path(), 1, false), None)
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::TreeDigest;
 use crate::error::{Error, ExitCode};
 use crate::ops::build::{self, BuildOptions, BuildReport};
-use crate::sandbox::docker::DockerSandbox;
+use crate::sandbox::docker::LazyDocker;
 use crate::spec::{self, Spec};
 use crate::store::{EntryKind, Store};
 
@@ -91,8 +91,8 @@ pub async fn check(
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<CheckReport, Error> {
     let spec = spec::load(spec_path)?;
-    let sandbox = DockerSandbox::connect().await?;
-    sandbox.check_image(&spec.sandbox.image).await?;
+    let sandbox = LazyDocker::new();
+    sandbox.prepare(&spec.sandbox.image).await?;
     let cpus = std::thread::available_parallelism().map_or(1, |cpus| cpus.get());
     let first_variation = Variation {
         jobs: cpus.max(2),
@@ -142,7 +142,7 @@ pub async fn check(
 }
 
 async fn build_once(
-    sandbox: &DockerSandbox,
+    sandbox: &LazyDocker,
     spec: &Spec,
     variation: &Variation,
     interrupt: &tokio_util::sync::CancellationToken,

@@ -23,8 +23,9 @@ use crate::error::{Error, ExitCode};
 use crate::fetch::{
     ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
 };
+use crate::sandbox::docker::LazyDocker;
 use crate::sandbox::record::StepDefinition;
-use crate::sandbox::{DEFAULT_USER, Network, Sandbox, StepRecord, StepRequest, WORK_DIR};
+use crate::sandbox::{DEFAULT_USER, Engine, Network, StepRecord, StepRequest, WORK_DIR};
 use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
@@ -75,7 +76,7 @@ pub enum Origin {
 }
 
 /// Fetches every `[[fetch]]` of `spec`; returns one entry per fetch in spec order.
-pub async fn fetch_all<S: Sandbox>(
+pub async fn fetch_all<S: Engine>(
     sandbox: &S,
     store: &Store,
     spec: &Spec,
@@ -279,7 +280,7 @@ fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<Tree
 
 /// Runs a fixed-output step with its network. With a pin, its `/out` reaches the store only
 /// when it matches; without one (`sealroom pin`), it is stored and its digest returned.
-pub async fn run_fixed_output<S: Sandbox>(
+pub async fn run_fixed_output<S: Engine>(
     sandbox: &S,
     store: &Store,
     name: &Name,
@@ -405,34 +406,15 @@ pub async fn fetch(
         .fetches
         .iter()
         .any(|fetch| matches!(fetch.kind, FetchKind::Run(_)));
+    let engine = LazyDocker::new();
     if runs_containers && !options.offline {
-        let sandbox = crate::sandbox::docker::DockerSandbox::connect().await?;
         for fetch in &spec.fetches {
             if let FetchKind::Run(run) = &fetch.kind {
-                sandbox.check_image(&run.image).await?;
+                engine.prepare(&run.image).await?;
             }
         }
-        fetch_all(&sandbox, &store, &spec, options).await
-    } else {
-        fetch_all(&NoContainers, &store, &spec, options).await
     }
-}
-
-/// The sandbox of a fetch stage that runs no container (downloads only, or offline).
-struct NoContainers;
-
-impl Sandbox for NoContainers {
-    async fn run(
-        &self,
-        request: &StepRequest,
-        _cancel: &CancellationToken,
-    ) -> Result<crate::sandbox::StepOutcome, crate::sandbox::SandboxError> {
-        Err(crate::sandbox::SandboxError::Engine {
-            step: request.step.clone(),
-            action: "running a fetch step",
-            detail: "no container engine was connected for this fetch stage".to_string(),
-        })
-    }
+    fetch_all(&engine, &store, &spec, options).await
 }
 
 /// One pin `sealroom pin` set or changed.
@@ -485,7 +467,7 @@ pub async fn pin(
             })?;
     let store = Store::open(store_root)?;
     let downloader = Downloader::new(DownloaderOptions::default())?;
-    let mut sandbox = None;
+    let engine = LazyDocker::new();
     let mut changes = Vec::new();
     for (index, fetch) in spec.fetches.iter().enumerate() {
         let (key, old, new) = match &fetch.kind {
@@ -504,14 +486,9 @@ pub async fn pin(
                 )
             }
             FetchKind::Run(run) => {
-                if sandbox.is_none() {
-                    let connected = crate::sandbox::docker::DockerSandbox::connect().await?;
-                    sandbox = Some(connected);
-                }
-                let docker = sandbox.as_ref().expect("connected above");
-                docker.check_image(&run.image).await?;
+                engine.prepare(&run.image).await?;
                 let tree = run_fixed_output(
-                    docker,
+                    &engine,
                     &store,
                     &fetch.name,
                     run,

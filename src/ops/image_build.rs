@@ -7,7 +7,7 @@
 //! base is downloaded once, by digest.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::Error;
@@ -16,9 +16,8 @@ use crate::image::oci::{self, BlobRef, NewLayer};
 use crate::image::tree_layer::{LayerInput, write_tree_layer};
 use crate::image::{ImageError, RepositoryName};
 use crate::ops::attest::BuildContext;
-use crate::ops::build::BuildOptions;
 use crate::provenance::ResourceDescriptor;
-use crate::sandbox::SandboxError;
+use crate::sandbox::Engine;
 use crate::sign::keys::SigningKey;
 use crate::spec::image::{Compression, Image};
 use crate::spec::{InputKind, Name, Spec};
@@ -54,16 +53,17 @@ pub struct LayerReport {
 /// Builds every `[[image]]` of `spec` from the output trees of the build (`trees`: every
 /// source's and step's tree by name) and writes the layouts and their provenance to `--out`.
 pub async fn build_images(
+    engine: &impl Engine,
     spec: &Spec,
     store: &Store,
     trees: &HashMap<Name, TreeDigest>,
-    options: &BuildOptions,
+    out_dir: &Path,
     context: &BuildContext<'_>,
     signer: Option<&SigningKey>,
 ) -> Result<Vec<ImageReport>, Error> {
     let mut reports = Vec::with_capacity(spec.images.len());
     for image in &spec.images {
-        let base = resolve_base(store, image).await?;
+        let base = resolve_base(engine, store, image).await?;
         let mut layers: Vec<BlobRef> = base.layers.clone();
         let mut layer_reports: Vec<LayerReport> = base
             .layers
@@ -149,7 +149,7 @@ pub async fn build_images(
             size: config.len() as u64,
         };
         let manifest = oci::manifest_json(&config_ref, &layers);
-        let layout = options.out_dir.join(image.name.as_str());
+        let layout = out_dir.join(image.name.as_str());
         let manifest_digest = {
             let (store, layout, layers) = (store.clone(), layout.clone(), layers.clone());
             let (config, manifest) = (config.clone(), manifest.clone());
@@ -196,23 +196,15 @@ pub async fn build_images(
 }
 
 /// The base's blobs in the store: from a registry when the base names one, else from the engine.
-async fn resolve_base(store: &Store, image: &Image) -> Result<BaseImage, Error> {
+async fn resolve_base(
+    engine: &impl Engine,
+    store: &Store,
+    image: &Image,
+) -> Result<BaseImage, Error> {
     if image.base_registry().is_some() {
         return Ok(crate::registry::pull::base_from_registry(store, &image.base).await?);
     }
-    let connect = async || {
-        crate::sandbox::docker::connect()
-            .await
-            .map_err(|error| match error {
-                SandboxError::EngineUnreachable { detail } => {
-                    ImageError::EngineUnreachable { detail }
-                }
-                other => ImageError::EngineRefused {
-                    detail: other.to_string(),
-                },
-            })
-    };
-    Ok(base::from_engine(store, &image.base, connect).await?)
+    Ok(base::from_engine(store, &image.base, engine).await?)
 }
 
 /// Which tag each image is loaded under: `--tag NAME:TAG` for a spec with one image,
@@ -274,33 +266,26 @@ fn docker_tag(reference: &str) -> Result<String, ImageError> {
 }
 
 /// `--load`: each image's layout into the engine under its tag (see [`load_tags`]).
-pub async fn load_images(images: &mut [ImageReport], tags: &[String]) -> Result<(), Error> {
+pub async fn load_images(
+    engine: &impl Engine,
+    images: &mut [ImageReport],
+    tags: &[String],
+) -> Result<(), Error> {
     let tags = load_tags(images, tags)?;
-    let docker = crate::sandbox::docker::connect().await?;
     for (report, tag) in images.iter_mut().zip(tags) {
         let id = report.config_digest.to_string();
         // The engine names an image by its config digest: if it has this one, tagging is all
         // that is left (an unchanged rebuild then sends nothing).
-        let present = matches!(
-            docker.inspect_image(&id).await,
-            Ok(inspected) if inspected.id.as_deref() == Some(id.as_str())
-        );
-        if present {
-            let (repo, tag_name) = tag.rsplit_once(':').expect("load_tags adds a tag");
-            docker
-                .tag_image(
-                    &id,
-                    Some(bollard::query_parameters::TagImageOptions {
-                        repo: Some(repo.to_string()),
-                        tag: Some(tag_name.to_string()),
-                    }),
-                )
+        if engine.image_id(&id).await?.as_deref() == Some(id.as_str()) {
+            let (repository, tag_name) = tag.rsplit_once(':').expect("load_tags adds a tag");
+            engine
+                .tag(&id, repository, tag_name)
                 .await
-                .map_err(crate::image::engine::engine_error)?;
+                .map_err(ImageError::from)?;
             tracing::info!("tagged {tag}: image id {id} (already in the engine)");
         } else {
             let loaded =
-                crate::image::docker_archive::load_layout(&docker, &report.layout, &tag).await?;
+                crate::image::docker_archive::load_layout(engine, &report.layout, &tag).await?;
             tracing::info!("loaded {tag}: image id {loaded}");
         }
         report.loaded = Some(tag);

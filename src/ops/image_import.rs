@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use crate::image::{self, ImageError, Imported, RepositoryName};
-use crate::sandbox::SandboxError;
 
 /// Makes a deterministic image of `rootfs` (a directory, or a tar file, possibly compressed),
 /// loads it into the engine tagged `name`, and returns `name@sha256:<image id>` and how many
@@ -17,13 +16,6 @@ pub async fn image_import(rootfs: &Path, name: &str) -> Result<Imported, crate::
         }
         .into());
     }
-    let docker = crate::sandbox::docker::connect()
-        .await
-        .map_err(|error| match error {
-            SandboxError::EngineUnreachable { detail } => {
-                crate::Error::from(ImageError::EngineUnreachable { detail })
-            }
-            other => crate::Error::from(other),
-        })?;
-    Ok(image::import(&docker, rootfs, &name).await?)
+    let engine = crate::sandbox::docker::LazyDocker::new();
+    Ok(image::import(&engine, rootfs, &name).await?)
 }

@@ -17,7 +17,7 @@ use crate::error::{Error, ExitCode};
 use crate::ops::build::{self, BuildOptions};
 use crate::ops::verify::{VerifyError, parse_statement, read_envelope};
 use crate::provenance::{PAYLOAD_TYPE, Statement};
-use crate::sandbox::docker::DockerSandbox;
+use crate::sandbox::docker::LazyDocker;
 use crate::sign::keys::VerifyingKey;
 use crate::spec;
 
@@ -124,8 +124,8 @@ pub async fn reproduce(
         .into());
     }
 
-    let sandbox = DockerSandbox::connect().await?;
-    sandbox.check_image(&spec.sandbox.image).await?;
+    let sandbox = LazyDocker::new();
+    sandbox.prepare(&spec.sandbox.image).await?;
     let options = BuildOptions {
         out_dir: scratch.path().join("out"),
         builder_id: statement.predicate.run_details.builder.id.clone(),

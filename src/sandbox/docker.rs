@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::record::MountRecord;
 use super::{
-    BUILD_LABEL, Network, OWNER_LABEL, STEP_LABEL, Sandbox, SandboxError, StepOutcome, StepRequest,
+    ArchiveStream, BUILD_LABEL, Engine, EngineError, Network, OWNER_LABEL, STEP_LABEL,
+    SandboxError, StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::{ByteSize, PinnedImage};
@@ -36,48 +37,55 @@ const LOG_TAIL_LINES: usize = 20;
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work.
-pub async fn connect() -> Result<Docker, SandboxError> {
-    let unreachable = |error: bollard::errors::Error| SandboxError::EngineUnreachable {
+async fn connect() -> Result<Docker, EngineError> {
+    let unreachable = |error: bollard::errors::Error| EngineError::Unreachable {
         detail: error.to_string(),
     };
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     docker.negotiate_version().await.map_err(unreachable)
 }
 
-/// The Docker implementation of [`Sandbox`].
-pub struct DockerSandbox {
+/// What the engine answered, as an [`EngineError`]: a refusal of `action`, or no answer at all.
+fn engine_error(action: &str) -> impl Fn(bollard::errors::Error) -> EngineError + '_ {
+    use bollard::errors::Error;
+    move |error| match error {
+        Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Refused {
+            action: action.to_string(),
+            detail: format!("{} (HTTP {status_code})", message.trim_end()),
+        },
+        Error::DockerStreamError { error } => EngineError::Refused {
+            action: action.to_string(),
+            detail: error.trim_end().to_string(),
+        },
+        other => EngineError::Unreachable {
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The Docker implementation of [`Engine`].
+pub struct DockerEngine {
     docker: Docker,
 }
 
-impl DockerSandbox {
-    pub async fn connect() -> Result<Self, SandboxError> {
+impl DockerEngine {
+    pub async fn connect() -> Result<Self, EngineError> {
         Ok(Self {
             docker: connect().await?,
         })
-    }
-
-    pub fn from_client(docker: Docker) -> Self {
-        Self { docker }
-    }
-
-    pub fn client(&self) -> &Docker {
-        &self.docker
-    }
-
-    /// Checks that the engine holds the image with exactly the pinned id.
-    pub async fn check_image(&self, image: &PinnedImage) -> Result<(), SandboxError> {
-        match self.docker.inspect_image(&image.digest.to_string()).await {
-            Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Err(SandboxError::ImageMissing {
-                image: image.clone(),
-                name: image.name.clone(),
-            }),
-            Err(error) => Err(SandboxError::EngineUnreachable {
-                detail: error.to_string(),
-            }),
-        }
     }
 
     /// The container config of `request`: exactly its record, plus the host paths behind its
@@ -172,7 +180,7 @@ impl DockerSandbox {
     ) -> Result<StepOutcome, SandboxError> {
         let engine_error = |action: &'static str| {
             let step = request.step.clone();
-            move |error: bollard::errors::Error| SandboxError::Engine {
+            move |error: bollard::errors::Error| SandboxError::Step {
                 step,
                 action,
                 detail: error.to_string(),
@@ -190,7 +198,7 @@ impl DockerSandbox {
             .build();
         let mut logs = self.docker.logs(id, Some(options));
         let file =
-            std::fs::File::create(&request.log_path).map_err(|error| SandboxError::Engine {
+            std::fs::File::create(&request.log_path).map_err(|error| SandboxError::Step {
                 step: request.step.clone(),
                 action: "creating the log file",
                 detail: format!("{}: {error}", request.log_path.display()),
@@ -209,7 +217,7 @@ impl DockerSandbox {
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
             Some(Err(error)) => return Err(engine_error("waiting for the container")(error)),
             None => {
-                return Err(SandboxError::Engine {
+                return Err(SandboxError::Step {
                     step: request.step.clone(),
                     action: "waiting for the container",
                     detail: "the engine closed the wait stream without an exit status".to_string(),
@@ -237,7 +245,7 @@ impl DockerSandbox {
     /// Removes the containers that sealroom processes which are no longer running left behind
     /// (a build killed with SIGKILL, a crash). Containers of running builds are left alone.
     /// Returns how many were removed.
-    pub async fn remove_leftovers(&self) -> Result<usize, SandboxError> {
+    async fn remove_dead_owners(&self) -> Result<usize, EngineError> {
         let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -247,9 +255,7 @@ impl DockerSandbox {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|error| SandboxError::EngineUnreachable {
-                detail: error.to_string(),
-            })?;
+            .map_err(engine_error("listing containers"))?;
         let mut removed = 0;
         for container in containers {
             let owner = container
@@ -273,16 +279,14 @@ impl DockerSandbox {
     /// Removes the scratch volumes of dead owners that no container holds any more (removing a
     /// container removes its volumes; this is for an engine that lost track of that, e.g. a
     /// container removed without `v`). A volume still in use is left alone by the engine.
-    async fn remove_leftover_volumes(&self) -> Result<(), SandboxError> {
+    async fn remove_leftover_volumes(&self) -> Result<(), EngineError> {
         let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
         let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
         let volumes = self
             .docker
             .list_volumes(Some(options))
             .await
-            .map_err(|error| SandboxError::EngineUnreachable {
-                detail: error.to_string(),
-            })?;
+            .map_err(engine_error("listing volumes"))?;
         for volume in volumes.volumes.unwrap_or_default() {
             if volume
                 .labels
@@ -305,12 +309,9 @@ impl DockerSandbox {
             .v(true)
             .build();
         match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
             // Already gone (e.g. removed by a cleanup racing us): nothing left behind.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(error) => Err(error),
+            Err(error) if is_not_found(&error) => Ok(()),
+            result => result,
         }
     }
 }
@@ -346,7 +347,7 @@ fn scratch_mount(
     }
 }
 
-impl Sandbox for DockerSandbox {
+impl Engine for DockerEngine {
     async fn run(
         &self,
         request: &StepRequest,
@@ -358,13 +359,10 @@ impl Sandbox for DockerSandbox {
             .create_container(Some(options), Self::container_body(request))
             .await
             .map_err(|error| match error {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => SandboxError::ImageMissing {
+                error if is_not_found(&error) => SandboxError::Engine(EngineError::ImageMissing {
                     image: request.image.clone(),
-                    name: request.image.name.clone(),
-                },
-                error => SandboxError::Engine {
+                }),
+                error => SandboxError::Step {
                     step: request.step.clone(),
                     action: "creating the container",
                     detail: error.to_string(),
@@ -390,60 +388,167 @@ impl Sandbox for DockerSandbox {
         };
         let removed = self.remove(&created.id).await;
         let outcome = outcome?;
-        removed.map_err(|error| SandboxError::Engine {
+        removed.map_err(|error| SandboxError::Step {
             step: request.step.clone(),
             action: "removing the container",
             detail: error.to_string(),
         })?;
         Ok(outcome)
     }
-}
 
-/// A Docker sandbox that connects on the first step it runs, so a build whose every step is
-/// cached never asks the engine anything. On connecting it does what a build must do before its
-/// first container: remove the leftovers of killed builds and check that `image` is present.
-pub struct LazyDockerSandbox {
-    image: PinnedImage,
-    docker: tokio::sync::OnceCell<DockerSandbox>,
-}
-
-impl LazyDockerSandbox {
-    pub fn new(image: PinnedImage) -> Self {
-        Self {
-            image,
-            docker: tokio::sync::OnceCell::new(),
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(inspected) => Ok(inspected.id),
+            Err(error) if is_not_found(&error) => Ok(None),
+            Err(error) => Err(engine_error("inspecting an image")(error)),
         }
     }
 
-    /// Whether any step needed the engine.
+    async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let refused = engine_error("loading an image");
+        let mut progress = self.docker.import_image_stream(options, archive, None);
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(&refused)?;
+            if let Some(message) = info.error_detail.and_then(|detail| detail.message) {
+                return Err(EngineError::Refused {
+                    action: "loading an image".to_string(),
+                    detail: message,
+                });
+            }
+            if let Some(line) = info.stream.as_deref() {
+                tracing::debug!("engine: {}", line.trim_end());
+            }
+        }
+        Ok(())
+    }
+
+    async fn save(&self, id: &str, dest: &std::path::Path) -> Result<(), EngineError> {
+        let write_error = |error: std::io::Error| EngineError::Refused {
+            action: "saving an image".to_string(),
+            detail: format!("writing {}: {error}", dest.display()),
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(write_error)?;
+        let mut stream = self.docker.export_image(id);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(engine_error("saving an image"))?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .map_err(write_error)?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(write_error)
+    }
+
+    async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repository.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(engine_error("tagging an image"))
+    }
+
+    async fn remove_leftovers(&self) -> Result<usize, EngineError> {
+        self.remove_dead_owners().await
+    }
+}
+
+/// The Docker engine, connected on first use, so a build whose every step is cached (and whose
+/// bases are in the store) never asks the engine anything. Before its first container it does
+/// what a build must do: remove the leftovers of killed builds; and before the first container
+/// from each image, it checks that the engine holds that image.
+#[derive(Default)]
+pub struct LazyDocker {
+    docker: tokio::sync::OnceCell<DockerEngine>,
+    cleaned: tokio::sync::OnceCell<()>,
+    /// The images known to be present.
+    checked: std::sync::Mutex<std::collections::HashSet<crate::digest::ImageDigest>>,
+}
+
+impl LazyDocker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether anything needed the engine.
     pub fn connected(&self) -> bool {
         self.docker.initialized()
     }
 
-    async fn engine(&self) -> Result<&DockerSandbox, SandboxError> {
-        self.docker
+    async fn engine(&self) -> Result<&DockerEngine, EngineError> {
+        self.docker.get_or_try_init(DockerEngine::connect).await
+    }
+
+    /// Gets ready to run a container from `image`: the leftovers of killed builds are removed
+    /// (once), and the image is checked (once). Before each step this happens by itself; a
+    /// command that will certainly run steps calls it first, to fail before any other work.
+    pub async fn prepare(&self, image: &PinnedImage) -> Result<(), EngineError> {
+        let engine = self.engine().await?;
+        self.cleaned
             .get_or_try_init(|| async {
-                let docker = DockerSandbox::connect().await?;
-                let leftovers = docker.remove_leftovers().await?;
+                let leftovers = engine.remove_leftovers().await?;
                 if leftovers > 0 {
                     tracing::warn!(
                         "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
                     );
                 }
-                docker.check_image(&self.image).await?;
-                Ok(docker)
+                Ok::<_, EngineError>(())
             })
-            .await
+            .await?;
+        if self.is_checked(image) {
+            return Ok(());
+        }
+        super::require_image(engine, image).await?;
+        self.checked
+            .lock()
+            .expect("not poisoned")
+            .insert(image.digest);
+        Ok(())
+    }
+
+    fn is_checked(&self, image: &PinnedImage) -> bool {
+        self.checked
+            .lock()
+            .expect("not poisoned")
+            .contains(&image.digest)
     }
 }
 
-impl Sandbox for LazyDockerSandbox {
+impl Engine for LazyDocker {
     async fn run(
         &self,
         request: &StepRequest,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
+        self.prepare(&request.image).await?;
         self.engine().await?.run(request, cancel).await
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        self.engine().await?.image_id(reference).await
+    }
+
+    async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {
+        self.engine().await?.load(archive).await
+    }
+
+    async fn save(&self, id: &str, dest: &std::path::Path) -> Result<(), EngineError> {
+        self.engine().await?.save(id, dest).await
+    }
+
+    async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        self.engine().await?.tag(id, repository, tag).await
+    }
+
+    async fn remove_leftovers(&self) -> Result<usize, EngineError> {
+        self.engine().await?.remove_leftovers().await
     }
 }
 
@@ -638,7 +743,7 @@ mod tests {
     fn the_container_config_is_the_record_and_nothing_else() {
         let request = request(Network::None);
         let record = &request.record;
-        let body = DockerSandbox::container_body(&request);
+        let body = DockerEngine::container_body(&request);
         assert_eq!(body.image, Some(record.image.to_string()));
         assert_eq!(body.entrypoint.as_ref(), Some(&record.argv));
         assert_eq!(body.cmd, None);
@@ -718,7 +823,7 @@ mod tests {
     #[test]
     fn the_engine_reads_the_policy_from_the_record() {
         let mut request = request(Network::Host);
-        let host_body = DockerSandbox::container_body(&request);
+        let host_body = DockerEngine::container_body(&request);
         assert_eq!(
             host_body.hostname, None,
             "the host's network comes with its name"
@@ -727,7 +832,7 @@ mod tests {
         request.record.policy.no_new_privileges = false;
         request.record.policy.read_only_root = false;
         request.record.policy.cap_add = vec!["NET_RAW"];
-        let host = DockerSandbox::container_body(&request).host_config.unwrap();
+        let host = DockerEngine::container_body(&request).host_config.unwrap();
         assert_eq!(host.security_opt, Some(Vec::new()));
         assert_eq!(host.readonly_rootfs, Some(false));
         assert_eq!(host.cap_add, Some(vec!["NET_RAW".to_string()]));

@@ -1,20 +1,31 @@
-//! A sandbox that runs nothing: it records each request and lets the test decide what the step
-//! "does" (write files to the request's `out_dir`, return an exit status). For unit tests of the
-//! code that schedules and caches steps; never used by the binary.
+//! An engine that runs nothing: it records each step request and lets the test decide what the
+//! step "does" (write files to the request's `out_dir`, return an exit status), and keeps images
+//! in memory (a loaded docker-archive is read for its config and tags, and saved back as it
+//! came). For unit tests of the code that schedules and caches steps and moves images; never
+//! used by the binary.
 
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Sandbox, SandboxError, StepOutcome, StepRequest};
-use crate::digest::BlobDigest;
+use super::{ArchiveStream, Engine, EngineError, SandboxError, StepOutcome, StepRequest};
+use crate::digest::{BlobDigest, ImageDigest};
 
 type Behaviour = dyn Fn(&StepRequest) -> std::io::Result<i64> + Send + Sync;
 
-pub struct FakeSandbox {
+pub struct FakeEngine {
     requests: Mutex<Vec<StepRequest>>,
+    /// Image id → the docker-archive it was loaded from (empty for an image only named).
+    images: Mutex<HashMap<String, Vec<u8>>>,
+    /// `name:tag` → image id.
+    tags: Mutex<HashMap<String, String>>,
+    leftover_scans: AtomicUsize,
     behaviour: Box<Behaviour>,
     /// How long each step "runs", so that tests can see steps overlap.
     duration: Duration,
@@ -22,13 +33,16 @@ pub struct FakeSandbox {
     most_running: AtomicUsize,
 }
 
-impl FakeSandbox {
+impl FakeEngine {
     /// A sandbox whose steps do what `behaviour` does and exit with the status it returns.
     pub fn new(
         behaviour: impl Fn(&StepRequest) -> std::io::Result<i64> + Send + Sync + 'static,
     ) -> Self {
         Self {
             requests: Mutex::new(Vec::new()),
+            images: Mutex::new(HashMap::new()),
+            tags: Mutex::new(HashMap::new()),
+            leftover_scans: AtomicUsize::new(0),
             behaviour: Box::new(behaviour),
             duration: Duration::ZERO,
             running: AtomicUsize::new(0),
@@ -51,9 +65,61 @@ impl FakeSandbox {
     pub fn requests(&self) -> Vec<StepRequest> {
         self.requests.lock().expect("not poisoned").clone()
     }
+
+    /// Makes the engine hold an image with id `id` (and no archive to save).
+    pub fn with_image(self, id: ImageDigest) -> Self {
+        self.images
+            .lock()
+            .expect("not poisoned")
+            .insert(id.to_string(), Vec::new());
+        self
+    }
+
+    /// How many times leftovers were looked for.
+    pub fn leftover_scans(&self) -> usize {
+        self.leftover_scans.load(Ordering::SeqCst)
+    }
 }
 
-impl Sandbox for FakeSandbox {
+/// The images of a docker-archive: each config's id and the tags the manifest gives it.
+fn read_archive(bytes: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Vec<String>,
+    }
+    let mut members = HashMap::new();
+    let mut archive = tar::Archive::new(bytes);
+    for member in archive.entries().map_err(|error| error.to_string())? {
+        let mut member = member.map_err(|error| error.to_string())?;
+        let name = member
+            .path()
+            .map_err(|error| error.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let mut contents = Vec::new();
+        member
+            .read_to_end(&mut contents)
+            .map_err(|error| error.to_string())?;
+        members.insert(name, contents);
+    }
+    let manifest = members.get("manifest.json").ok_or("no manifest.json")?;
+    let entries: Vec<Entry> =
+        serde_json::from_slice(manifest).map_err(|error| format!("manifest.json: {error}"))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let config = members
+                .get(&entry.config)
+                .ok_or_else(|| format!("no member {}", entry.config))?;
+            Ok((ImageDigest::of(config).to_string(), entry.repo_tags))
+        })
+        .collect()
+}
+
+impl Engine for FakeEngine {
     async fn run(
         &self,
         request: &StepRequest,
@@ -82,13 +148,13 @@ impl Sandbox for FakeSandbox {
                 step: request.step.clone(),
             });
         }
-        let exit_status = (self.behaviour)(request).map_err(|error| SandboxError::Engine {
+        let exit_status = (self.behaviour)(request).map_err(|error| SandboxError::Step {
             step: request.step.clone(),
             action: "running the fake step",
             detail: error.to_string(),
         })?;
         let log = format!("fake step {} exited {exit_status}\n", request.step);
-        std::fs::write(&request.log_path, &log).map_err(|error| SandboxError::Engine {
+        std::fs::write(&request.log_path, &log).map_err(|error| SandboxError::Step {
             step: request.step.clone(),
             action: "writing the fake log",
             detail: error.to_string(),
@@ -98,5 +164,77 @@ impl Sandbox for FakeSandbox {
             log_tail: vec![log.trim_end().to_string()],
             log_digest: BlobDigest::of(log.as_bytes()),
         })
+    }
+
+    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        if self
+            .images
+            .lock()
+            .expect("not poisoned")
+            .contains_key(reference)
+        {
+            return Ok(Some(reference.to_string()));
+        }
+        let tags = self.tags.lock().expect("not poisoned");
+        let tagged = tags
+            .get(reference)
+            .or_else(|| tags.get(&format!("{reference}:latest")));
+        Ok(tagged.cloned())
+    }
+
+    async fn load(&self, mut archive: ArchiveStream) -> Result<(), EngineError> {
+        let refused = |detail: String| EngineError::Refused {
+            action: "loading an image".to_string(),
+            detail,
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = archive.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|error| refused(error.to_string()))?);
+        }
+        for (id, repo_tags) in read_archive(&bytes).map_err(refused)? {
+            let mut tags = self.tags.lock().expect("not poisoned");
+            for tag in repo_tags {
+                tags.insert(tag, id.clone());
+            }
+            self.images
+                .lock()
+                .expect("not poisoned")
+                .insert(id, bytes.clone());
+        }
+        Ok(())
+    }
+
+    async fn save(&self, id: &str, dest: &Path) -> Result<(), EngineError> {
+        let refused = |detail: String| EngineError::Refused {
+            action: "saving an image".to_string(),
+            detail,
+        };
+        let archive = self
+            .images
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| refused(format!("no such image: {id}")))?;
+        std::fs::write(dest, archive).map_err(|error| refused(error.to_string()))
+    }
+
+    async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        if !self.images.lock().expect("not poisoned").contains_key(id) {
+            return Err(EngineError::Refused {
+                action: "tagging an image".to_string(),
+                detail: format!("no such image: {id}"),
+            });
+        }
+        self.tags
+            .lock()
+            .expect("not poisoned")
+            .insert(format!("{repository}:{tag}"), id.to_string());
+        Ok(())
+    }
+
+    async fn remove_leftovers(&self) -> Result<usize, EngineError> {
+        self.leftover_scans.fetch_add(1, Ordering::SeqCst);
+        Ok(0)
     }
 }

@@ -1,6 +1,7 @@
-//! Running one step in isolation. `Sandbox` is the seam: `docker` runs steps in Docker
-//! containers through bollard; `fake` records what it was asked to run, for unit tests of the
-//! code that schedules steps.
+//! The container engine, behind one boundary. [`Engine`] is everything sealroom asks of an
+//! engine: run a step, tell whether it holds an image (and its id), load, save and tag images,
+//! remove what killed builds left behind. `docker` implements it through bollard and is the only
+//! module that uses bollard; `fake` implements it in memory for unit tests.
 //!
 //! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
 //! the host directories behind its input and output mounts) and nothing else. It does not decide
@@ -11,7 +12,7 @@ pub mod docker;
 pub mod fake;
 pub mod record;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
@@ -125,28 +126,91 @@ impl StepOutcome {
     }
 }
 
-/// Runs steps. Implementations must leave nothing behind (no container, no temp file) on any
-/// path, success or error.
-pub trait Sandbox: Send + Sync {
+/// A docker-archive (the `docker save` / `docker load` tar) as a stream of chunks.
+pub type ArchiveStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
+
+/// Everything sealroom asks of a container engine. Implementations must leave nothing behind
+/// (no container, no temp file) on any path, success or error.
+pub trait Engine: Send + Sync {
     /// Runs the step to its end, or until `cancel` fires: then the step is stopped, its
     /// container removed, and the result is `SandboxError::Cancelled`.
     fn run(
         &self,
         request: &StepRequest,
         cancel: &CancellationToken,
-    ) -> impl std::future::Future<Output = Result<StepOutcome, SandboxError>> + Send;
+    ) -> impl Future<Output = Result<StepOutcome, SandboxError>> + Send;
+
+    /// The id (`sha256:<hex>`) of the image `reference` names (an id, or `name[:tag]`), or
+    /// `None` when the engine has no such image.
+    fn image_id(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
+
+    /// Loads the images of a docker-archive, under the tags its `manifest.json` names.
+    fn load(&self, archive: ArchiveStream) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Writes the docker-archive of the image `id` (`docker save`) to `dest`.
+    fn save(&self, id: &str, dest: &Path) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Tags the image `id` as `repository:tag`.
+    fn tag(
+        &self,
+        id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Removes the containers (and scratch volumes) that sealroom processes which are no longer
+    /// running left behind; returns how many containers it removed.
+    fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
+}
+
+/// The one check that a pinned image is there: the engine must hold an image whose id is the
+/// pinned digest (the name is not consulted; the digest alone pins the image).
+pub async fn require_image(engine: &impl Engine, image: &PinnedImage) -> Result<(), EngineError> {
+    let id = image.digest.to_string();
+    match engine.image_id(&id).await? {
+        Some(found) if found == id => Ok(()),
+        _ => Err(EngineError::ImageMissing {
+            image: image.clone(),
+        }),
+    }
+}
+
+/// The engine could not be asked, or refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
+    )]
+    Unreachable { detail: String },
+    #[error("the container engine refused {action}: {detail}")]
+    Refused { action: String, detail: String },
+    #[error(
+        "base image `{image}` is not in the container engine\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}` (the same tree gives the same digest), then pin the digest it prints",
+        name = image.name
+    )]
+    ImageMissing { image: PinnedImage },
+}
+
+impl EngineError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            EngineError::Unreachable { .. } => ExitCode::EngineUnreachable,
+            // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
+            // works differently, not the user's input.
+            EngineError::Refused { .. } => ExitCode::Internal,
+            EngineError::ImageMissing { .. } => ExitCode::BadInput,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
-    )]
-    EngineUnreachable { detail: String },
-    #[error(
-        "base image `{image}` is not in the container engine\n  hint: make it with the recipe in `sandbox/` (e.g. `sandbox/busybox/build.sh`) or `sealroom image import ROOTFS --name {name}`, then pin the digest it prints"
-    )]
-    ImageMissing { image: PinnedImage, name: String },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error("step `{step}` was stopped because the build is stopping")]
     Cancelled { step: String },
     #[error(
@@ -162,7 +226,7 @@ pub enum SandboxError {
     )]
     OutOfMemory { step: String, limit: ByteSize },
     #[error("container engine error while {action} for step `{step}`: {detail}")]
-    Engine {
+    Step {
         step: String,
         action: &'static str,
         detail: String,
@@ -172,9 +236,8 @@ pub enum SandboxError {
 impl SandboxError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            SandboxError::EngineUnreachable { .. } => ExitCode::EngineUnreachable,
-            SandboxError::ImageMissing { .. } => ExitCode::BadInput,
-            SandboxError::Engine { .. }
+            SandboxError::Engine(error) => error.exit_code(),
+            SandboxError::Step { .. }
             | SandboxError::Cancelled { .. }
             | SandboxError::TimedOut { .. }
             | SandboxError::OutOfMemory { .. } => ExitCode::StepFailed,

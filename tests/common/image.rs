@@ -66,17 +66,30 @@ pub fn busybox_rootfs(dir: &Path) {
     write("etc/group", "root:x:0:\nbuilder:x:1000:\n");
 }
 
-/// Connects to the engine, or fails the test saying how to start it. Never skips: with or
-/// without `CI=true`, tests that need Docker need Docker.
+/// Fails the test saying how to start the engine. Never skips: with or without `CI=true`,
+/// tests that need Docker need Docker.
+fn no_engine(error: &dyn std::fmt::Display) -> ! {
+    panic!(
+        "this test needs a reachable Docker engine, and it is not: {error}\n  \
+         (CI={}; tests never skip for a missing engine)",
+        std::env::var("CI").unwrap_or_default()
+    )
+}
+
+/// sealroom's engine, connected.
+pub async fn engine() -> sealroom::sandbox::docker::DockerEngine {
+    sealroom::sandbox::docker::DockerEngine::connect()
+        .await
+        .unwrap_or_else(|error| no_engine(&error))
+}
+
+/// A bollard client of its own, for tests that look at the engine from outside sealroom.
 pub async fn docker() -> bollard::Docker {
-    match sealroom::sandbox::docker::connect().await {
-        Ok(docker) => docker,
-        Err(error) => panic!(
-            "this test needs a reachable Docker engine, and it is not: {error}\n  \
-             (CI={}; tests never skip for a missing engine)",
-            std::env::var("CI").unwrap_or_default()
-        ),
-    }
+    let docker = bollard::Docker::connect_with_defaults().unwrap_or_else(|error| no_engine(&error));
+    docker
+        .negotiate_version()
+        .await
+        .unwrap_or_else(|error| no_engine(&error))
 }
 
 /// The busybox image, imported once per test process as `sealroom-test/busybox`.
@@ -86,9 +99,9 @@ pub async fn busybox_image() -> PinnedImage {
         .get_or_init(|| async {
             let dir = tempfile::tempdir().unwrap();
             busybox_rootfs(dir.path());
-            let docker = docker().await;
+            let engine = engine().await;
             let name = RepositoryName::parse(TEST_IMAGE_NAME).unwrap();
-            sealroom::image::import(&docker, dir.path(), &name)
+            sealroom::image::import(&engine, dir.path(), &name)
                 .await
                 .unwrap_or_else(|error| panic!("cannot import the busybox test image: {error}"))
                 .image

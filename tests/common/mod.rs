@@ -127,9 +127,7 @@ pub fn sealroom_containers_of_step(step: &str) -> Vec<String> {
     tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {
-            let docker = sealroom::sandbox::docker::connect()
-                .await
-                .expect("Docker is reachable");
+            let docker = image::docker().await;
             let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
                 .all(true)
                 .filters(&std::collections::HashMap::from([("label", vec![label])]))
