@@ -1,7 +1,9 @@
-//! The crate's top-level error and the exit code each kind of failure maps to.
+//! The exit code each kind of failure maps to, and the error a command returns.
 //!
-//! Each module has its own error enum; this one only gathers them so that `main` can print the
-//! message and exit with the documented code. It adds no text of its own.
+//! A leaf: it knows no other module. Each module has its own error enum and says, by
+//! implementing [`Failure`], which documented exit code it maps to; [`Error`] holds any of them
+//! whole (a command's `?` converts), so `main` can print the message and exit with the code. It
+//! adds no text of its own.
 
 use std::fmt;
 
@@ -37,76 +39,75 @@ impl fmt::Display for ExitCode {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Spec(#[from] crate::spec::SpecError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Sandbox(#[from] crate::sandbox::SandboxError),
-    #[error(transparent)]
-    Engine(#[from] crate::sandbox::EngineError),
-    #[error(transparent)]
-    Image(#[from] crate::image::ImageError),
-    #[error(transparent)]
-    Sign(#[from] crate::sign::SignError),
-    #[error(transparent)]
-    Verify(#[from] crate::ops::verify::VerifyError),
-    #[error(transparent)]
-    Build(#[from] crate::ops::build::BuildError),
-    #[error(transparent)]
-    Reproduce(#[from] crate::ops::reproduce::ReproduceError),
-    #[error(transparent)]
-    Check(#[from] crate::ops::check::CheckError),
-    #[error(transparent)]
-    Fetch(#[from] crate::fetch::FetchError),
-    #[error(transparent)]
-    FetchStage(#[from] crate::ops::fetch::FetchStageError),
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    #[error(transparent)]
-    Convert(#[from] crate::convert::ConvertError),
-    #[error(transparent)]
-    Explain(#[from] crate::ops::explain::ExplainError),
-    /// A file the user named could not be read or written.
-    #[error("{action} `{path}`: {source}")]
-    Io {
-        action: &'static str,
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+/// An error of one of sealroom's modules, and the exit code its kind of failure maps to.
+pub trait Failure: std::error::Error + Send + Sync + 'static {
+    fn exit_code(&self) -> ExitCode;
+}
+
+/// Whatever failed in a command: the module's own error, kept whole for its message and for a
+/// caller that needs to tell one failure from another ([`Error::downcast_ref`]).
+#[derive(Debug)]
+pub struct Error {
+    failure: Box<dyn Failure>,
+}
+
+impl<F: Failure> From<F> for Error {
+    fn from(failure: F) -> Self {
+        Error {
+            failure: Box::new(failure),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.failure, f)
+    }
 }
 
 impl Error {
+    /// A file the user named could not be read or written.
     pub fn io(
         action: &'static str,
         path: impl Into<std::path::PathBuf>,
         source: std::io::Error,
     ) -> Self {
-        Error::Io {
+        IoError {
             action,
             path: path.into(),
             source,
         }
+        .into()
     }
 
     pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Error::Spec(_) | Error::Sign(_) | Error::Io { .. } => ExitCode::BadInput,
-            Error::Store(e) => e.exit_code(),
-            Error::Sandbox(e) => e.exit_code(),
-            Error::Engine(e) => e.exit_code(),
-            Error::Image(e) => e.exit_code(),
-            Error::Verify(_) => ExitCode::VerificationFailed,
-            Error::Build(e) => e.exit_code(),
-            Error::Reproduce(e) => e.exit_code(),
-            Error::Check(e) => e.exit_code(),
-            Error::Fetch(e) => e.exit_code(),
-            Error::FetchStage(e) => e.exit_code(),
-            Error::Registry(e) => e.exit_code(),
-            Error::Convert(_) | Error::Explain(_) => ExitCode::BadInput,
-        }
+        self.failure.exit_code()
+    }
+
+    /// The module's error, when it is an `F`.
+    pub fn downcast_ref<F: Failure>(&self) -> Option<&F> {
+        let failure: &(dyn std::error::Error + 'static) = &*self.failure;
+        failure.downcast_ref()
+    }
+
+    /// The error that caused this one, as `std::error::Error::source` tells it.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failure.source()
+    }
+}
+
+/// A file the user named could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} `{path}`: {source}")]
+pub struct IoError {
+    pub action: &'static str,
+    pub path: std::path::PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Failure for IoError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
     }
 }

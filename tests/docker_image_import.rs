@@ -22,6 +22,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use sealroom::digest::ImageDigest;
+use sealroom::error::Failure;
 use sealroom::image::{self, ImageError, RepositoryName};
 use sealroom::sandbox::{EngineError, require_image};
 use sealroom::spec::PinnedImage;

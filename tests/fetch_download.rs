@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{Reply, TestServer};
 use sealroom::ExitCode;
 use sealroom::digest::BlobDigest;
+use sealroom::error::Failure;
 use sealroom::fetch::{
     DownloadRequest, Downloader, DownloaderOptions, FetchError, download, download_all,
 };

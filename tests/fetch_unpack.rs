@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sealroom::ExitCode;
+use sealroom::error::Failure;
 use sealroom::fetch::{ArchiveFormat, FetchError, unpack};
 
 /// One tar entry, written with raw header fields so that hostile names and link targets (which

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use dockerfile::{Arguments, Instruction, pairs, words};
 
+use crate::error::{ExitCode, Failure};
 use crate::spec::{Name, PinnedImage};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,12 @@ pub enum ConvertError {
     Invalid { line: usize, message: String },
     #[error("the Dockerfile has no FROM\n  hint: a Dockerfile starts with `FROM NAME@sha256:<id>`")]
     NoFrom,
+}
+
+impl Failure for ConvertError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
 }
 
 /// Conversion options.

@@ -25,7 +25,7 @@ pub use unpack::{ArchiveFormat, unpack};
 use std::path::PathBuf;
 
 use crate::digest::BlobDigest;
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Failure};
 
 /// Everything that can go wrong while fetching or unpacking. Messages are lower-case, name the
 /// URL, file or archive entry, and end with a hint where the user can act.
@@ -163,10 +163,12 @@ impl FetchError {
             reason: reason.into(),
         }
     }
+}
 
-    /// The exit code (DESIGN.md): everything the user can fix is bad input (1), including a
-    /// network failure after all retries; only a bug is internal (101).
-    pub fn exit_code(&self) -> ExitCode {
+/// The exit code (DESIGN.md): everything the user can fix is bad input (1), including a network
+/// failure after all retries; only a bug is internal (101).
+impl Failure for FetchError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             FetchError::Internal(_) => ExitCode::Internal,
             _ => ExitCode::BadInput,

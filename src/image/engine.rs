@@ -38,6 +38,7 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Failure;
     use crate::sandbox::fake::FakeEngine;
     use crate::store::Store;
 

@@ -41,7 +41,7 @@ pub use engine::load;
 pub use name::RepositoryName;
 
 use crate::digest::{BlobDigest, ImageDigest};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Failure};
 use crate::sandbox::{Engine, EngineError};
 use crate::spec::PinnedImage;
 
@@ -235,8 +235,8 @@ pub enum ImageError {
     UnsupportedArchitecture { arch: &'static str },
 }
 
-impl ImageError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for ImageError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             ImageError::Engine(error) => error.exit_code(),
             // Our id is always the engine's: a mismatch is a bug (or an engine that works

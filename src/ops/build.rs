@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, Failure};
 use crate::sandbox::docker::LazyDocker;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -267,7 +267,7 @@ async fn run_steps<S: Engine>(
                     cancel.cancel();
                 }
                 // A step stopped because another failed is not a failure of its own.
-                if !matches!(error, Error::Sandbox(SandboxError::Cancelled { .. })) {
+                if !matches!(error.downcast_ref(), Some(SandboxError::Cancelled { .. })) {
                     failures.push(error);
                 }
             }
@@ -662,8 +662,8 @@ fn format_tail(lines: &[String]) -> String {
     text
 }
 
-impl BuildError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for BuildError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             BuildError::StepFailed { .. }
             | BuildError::MissingArtifact { .. }
@@ -819,7 +819,10 @@ artifacts = ["name"]
         };
         let (result, ()) = tokio::join!(run(&sandbox, &store, &spec, &options, None), stop);
         assert!(
-            matches!(result, Err(Error::Build(BuildError::Interrupted))),
+            matches!(
+                result.as_ref().map_err(Error::downcast_ref),
+                Err(Some(BuildError::Interrupted))
+            ),
             "{result:?}"
         );
         assert_eq!(

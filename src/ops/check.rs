@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::digest::TreeDigest;
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, Failure};
 use crate::ops::build::{self, BuildOptions, BuildReport};
 use crate::sandbox::docker::LazyDocker;
 use crate::spec::{self, Spec};
@@ -334,8 +334,8 @@ pub enum CheckError {
     Differs { paths: Vec<String> },
 }
 
-impl CheckError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for CheckError {
+    fn exit_code(&self) -> ExitCode {
         ExitCode::VerificationFailed
     }
 }

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::digest::{ActionDigest, TreeDigest};
 use crate::error::Error;
+use crate::error::{ExitCode, Failure};
 use crate::ops::fetch::stored_tree;
 use crate::sandbox::StepRecord;
 use crate::spec::{self, Name};
@@ -369,4 +370,10 @@ impl ExplainReport {
 pub enum ExplainError {
     #[error("the spec has no step `{step}`; its steps are: {}", steps.join(", "))]
     NoSuchStep { step: String, steps: Vec<String> },
+}
+
+impl Failure for ExplainError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
 }

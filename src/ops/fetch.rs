@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use futures_util::StreamExt;
 
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, Failure};
 use crate::fetch::{
     ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
 };
@@ -388,8 +388,8 @@ pub enum FetchStageError {
     OfflineMissing { missing: Vec<String> },
 }
 
-impl FetchStageError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for FetchStageError {
+    fn exit_code(&self) -> ExitCode {
         ExitCode::BadInput
     }
 }

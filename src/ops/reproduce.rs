@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::digest::{BlobDigest, TreeDigest};
-use crate::error::{Error, ExitCode};
+use crate::error::{Error, ExitCode, Failure};
 use crate::ops::build::{self, BuildOptions};
 use crate::ops::verify::{VerifyError, parse_statement, read_envelope};
 use crate::provenance::{PAYLOAD_TYPE, Statement};
@@ -246,8 +246,8 @@ pub enum ReproduceError {
     Differs { names: Vec<String> },
 }
 
-impl ReproduceError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for ReproduceError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             ReproduceError::SpecDiffers { .. }
             | ReproduceError::SourceDiffers { .. }

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Blob, BlobDigest, TreeDigest, hash_file};
+use crate::error::{ExitCode, Failure};
 use crate::provenance::{PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement};
 use crate::sign::SignError;
 use crate::sign::dsse::Envelope;
@@ -518,4 +519,10 @@ pub enum VerifyError {
         "spec digest: expected `{expected}` in externalParameters.spec.digest.sha256, found {found}"
     )]
     SpecDigest { expected: String, found: String },
+}
+
+impl Failure for VerifyError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::VerificationFailed
+    }
 }

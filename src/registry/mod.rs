@@ -15,7 +15,7 @@ pub mod pull;
 
 use std::fmt;
 
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Failure};
 
 /// Docker Hub's registry, for a reference without a host.
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
@@ -180,8 +180,8 @@ fn body_text(body: &str) -> String {
     }
 }
 
-impl RegistryError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for RegistryError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             RegistryError::DigestMismatch { .. } => ExitCode::VerificationFailed,
             _ => ExitCode::BadInput,

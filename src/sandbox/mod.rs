@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::digest::BlobDigest;
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Failure};
 use crate::spec::limits::format_duration;
 use crate::spec::{ByteSize, PinnedImage};
 
@@ -195,8 +195,8 @@ pub enum EngineError {
     ImageMissing { image: PinnedImage },
 }
 
-impl EngineError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for EngineError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             EngineError::Unreachable { .. } => ExitCode::EngineUnreachable,
             // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
@@ -233,8 +233,8 @@ pub enum SandboxError {
     },
 }
 
-impl SandboxError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Failure for SandboxError {
+    fn exit_code(&self) -> ExitCode {
         match self {
             SandboxError::Engine(error) => error.exit_code(),
             SandboxError::Step { .. }

@@ -12,6 +12,7 @@ pub mod dsse;
 pub mod encrypted;
 pub mod keys;
 
+use crate::error::{ExitCode, Failure};
 use std::path::PathBuf;
 
 pub use dsse::{Envelope, Signature, pae};
@@ -60,6 +61,12 @@ pub enum SignError {
         /// The key ids the envelope's signatures name (hints, unauthenticated).
         signed_by: Vec<String>,
     },
+}
+
+impl Failure for SignError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
 }
 
 fn below_threshold_message(

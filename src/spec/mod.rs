@@ -23,6 +23,7 @@ use std::str::FromStr;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::digest::{BlobDigest, ImageDigest, TreeDigest};
+use crate::error::{ExitCode, Failure};
 pub use limits::{ByteSize, Limits};
 
 /// The one spec version this build of sealroom understands.
@@ -515,6 +516,12 @@ pub enum SpecError {
         message: String,
         hint: Option<String>,
     },
+}
+
+impl Failure for SpecError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::BadInput
+    }
 }
 
 /// Reads, parses and validates the spec at `path`.

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::digest::{BlobDigest, TreeDigest};
-use crate::error::ExitCode;
+use crate::error::{ExitCode, Failure};
 
 pub use checkout::{MATERIALIZED_MTIME, remove_tree_force};
 pub use gc::GcReport;
@@ -474,12 +474,14 @@ impl StoreError {
             source,
         }
     }
+}
 
+impl Failure for StoreError {
     /// Content the user gave us (a source tree, a step's output, a path) that the store cannot
     /// hold is bad input (1); so is a store whose files are missing or corrupt, since that is a
     /// damaged file on the user's disk rather than a bug, and `store verify` repairs it. A pinned
     /// digest that does not match is a failed verification (4).
-    pub fn exit_code(&self) -> ExitCode {
+    fn exit_code(&self) -> ExitCode {
         match self {
             StoreError::DigestMismatch { .. } | StoreError::VerificationFailed { .. } => {
                 ExitCode::VerificationFailed
