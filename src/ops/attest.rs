@@ -3,21 +3,20 @@
 //! documented in `docs/provenance.md`; this is the only place that fills them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde_json::json;
 
 use crate::atomic;
-
-use crate::digest::{BlobDigest, TreeDigest};
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::Error;
-use crate::ops::build::StepReport;
 use crate::ops::fetch::{Fetched, Origin};
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
 };
+use crate::sandbox::StepRecord;
 use crate::sandbox::record::RECORD_FORMAT;
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::SigningKey;
@@ -25,6 +24,34 @@ use crate::spec::{RelativePath, Source, Spec, Step};
 
 /// The form a tree digest takes: sha256 over sealroom's canonical tree encoding (docs/store.md).
 pub const TREE_DIGEST_FORM: &str = "sealroom-tree-v1";
+
+/// What one step of a build did: the record of each step's run (or cache hit) that provenance
+/// is written from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepReport {
+    pub name: String,
+    /// Taken from the action cache: no container was started.
+    pub cached: bool,
+    pub action: ActionDigest,
+    pub output: TreeDigest,
+    /// The step's log, kept in the store; `None` for a cache hit whose log is not there (an
+    /// entry of an older version).
+    pub log: Option<BlobDigest>,
+    /// The build (invocation id) that ran the step: this one, or for a cache hit the one that
+    /// wrote the entry (`None` when the entry does not say).
+    pub ran_in: Option<String>,
+    pub seconds: f64,
+    /// What ran (or, for a cache hit, what would have run); its digest is `action`.
+    #[serde(skip)]
+    pub record: StepRecord,
+}
+
+/// `<artifact>.intoto.jsonl`, next to the artifact.
+pub fn provenance_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".intoto.jsonl");
+    PathBuf::from(name)
+}
 
 /// What one build resolved and ran, shared by the statements of all its artifacts.
 pub struct BuildContext<'a> {

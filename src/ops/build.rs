@@ -15,11 +15,13 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::ops::attest::StepReport;
+use crate::ops::attest::provenance_path;
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
 use crate::sandbox::{Engine, InputMount, SandboxError, StepRecord, StepRequest};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
-use crate::spec::{self, Name, Spec, Step};
+use crate::spec::{self, Name, Source, Spec, Step};
 use crate::store::actions::ActionResult;
 use crate::store::{EntryKind, Store, StoreError};
 
@@ -81,25 +83,6 @@ pub struct BuildReport {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct StepReport {
-    pub name: String,
-    /// Taken from the action cache: no container was started.
-    pub cached: bool,
-    pub action: ActionDigest,
-    pub output: TreeDigest,
-    /// The step's log, kept in the store; `None` for a cache hit whose log is not there (an
-    /// entry of an older version).
-    pub log: Option<BlobDigest>,
-    /// The build (invocation id) that ran the step: this one, or for a cache hit the one that
-    /// wrote the entry (`None` when the entry does not say).
-    pub ran_in: Option<String>,
-    pub seconds: f64,
-    /// What ran (or, for a cache hit, what would have run); its digest is `action`.
-    #[serde(skip)]
-    pub record: StepRecord,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
 pub struct ArtifactReport {
     pub step: String,
     /// The artifact's path under `/out`, which is its subject name in provenance.
@@ -143,16 +126,11 @@ pub async fn run<S: Engine>(
     let build_id = new_build_id();
     let started_on = SystemTime::now();
 
-    let mut trees: HashMap<Name, TreeDigest> = HashMap::new();
-    let mut source_trees = Vec::new();
-    for source in &spec.sources {
-        let exclude = &source.exclude;
-        let tree =
-            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
-        tracing::info!("source {}: {tree}", source.name);
-        trees.insert(source.name.clone(), tree);
-        source_trees.push((source, tree));
-    }
+    let source_trees = hash_sources(store, spec)?;
+    let mut trees: HashMap<Name, TreeDigest> = source_trees
+        .iter()
+        .map(|(source, tree)| (source.name.clone(), *tree))
+        .collect();
 
     let fetch_options = FetchOptions {
         offline: options.offline,
@@ -201,6 +179,22 @@ pub async fn run<S: Engine>(
         artifacts,
         images,
     })
+}
+
+/// Each source's tree, hashed into the store (with its stat cache: an unchanged file is not read).
+pub fn hash_sources<'a>(
+    store: &Store,
+    spec: &'a Spec,
+) -> Result<Vec<(&'a Source, TreeDigest)>, Error> {
+    let mut trees = Vec::with_capacity(spec.sources.len());
+    for source in &spec.sources {
+        let exclude = &source.exclude;
+        let tree =
+            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
+        tracing::info!("source {}: {tree}", source.name);
+        trees.push((source, tree));
+    }
+    Ok(trees)
 }
 
 /// Runs the step graph: a step starts as soon as every input it names is ready, with at most
@@ -358,7 +352,7 @@ impl<S: Engine> StepRunner<'_, S> {
         }
         let out = store.temp_dir()?;
         let out_dir = out.path().join("out");
-        create_world_writable_dir(&out_dir)?;
+        crate::sandbox::create_out_dir(&out_dir)?;
         let log_path = out.path().join("log");
         let request = StepRequest {
             step: step.name.to_string(),
@@ -374,13 +368,7 @@ impl<S: Engine> StepRunner<'_, S> {
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
         let outcome: Result<(), Error> = match result {
-            Ok(outcome) if outcome.succeeded() => Ok(()),
-            Ok(outcome) => Err(BuildError::StepFailed {
-                step: step.name.to_string(),
-                status: outcome.exit_status,
-                log_tail: outcome.log_tail,
-            }
-            .into()),
+            Ok(outcome) => outcome.check(step.name.as_str()).map_err(Error::from),
             Err(error) => Err(error.into()),
         };
         let (output, log) = {
@@ -578,13 +566,6 @@ fn write_artifacts(
     Ok(reports)
 }
 
-/// `<artifact>.intoto.jsonl`, next to the artifact.
-pub fn provenance_path(artifact: &Path) -> PathBuf {
-    let mut name = artifact.as_os_str().to_owned();
-    name.push(".intoto.jsonl");
-    PathBuf::from(name)
-}
-
 /// A fresh store in a temporary directory (removed when the `TempDir` drops), for builds that
 /// must not use the action cache or the user's store: `reproduce` and `check`. The directory
 /// also holds the build's `--out` (`scratch.path().join("out")`).
@@ -603,16 +584,6 @@ pub(crate) fn scratch_store(prefix: &str) -> Result<(tempfile::TempDir, Store), 
     Ok((scratch, store))
 }
 
-/// Creates a container's `/out`: empty, and writable by the unprivileged uid it runs as.
-pub(crate) fn create_world_writable_dir(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir(path)
-        .map_err(|source| Error::io("creating the step's /out", path, source))?;
-    // The step runs as an unprivileged uid that must be able to write here.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
-        .map_err(|source| Error::io("opening the step's /out to the step's user", path, source))
-}
-
 /// 16 random bytes in hex: labels this build's containers and names its invocation.
 fn new_build_id() -> String {
     use rand_core::RngCore;
@@ -623,15 +594,6 @@ fn new_build_id() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error(
-        "step `{step}` failed with exit status {status}{}",
-        format_tail(log_tail)
-    )]
-    StepFailed {
-        step: String,
-        status: i64,
-        log_tail: Vec<String>,
-    },
     #[error(
         "step `{step}` wrote more than its output limit of {limit} to /out (limits.output)\n  hint: raise `limits.output` for this step if the output is meant to be that large"
     )]
@@ -650,23 +612,10 @@ pub enum BuildError {
     },
 }
 
-fn format_tail(lines: &[String]) -> String {
-    if lines.is_empty() {
-        return "; it printed nothing".to_string();
-    }
-    let mut text = String::from("; the last lines it printed:");
-    for line in lines {
-        text.push_str("\n    ");
-        text.push_str(line);
-    }
-    text
-}
-
 impl Failure for BuildError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            BuildError::StepFailed { .. }
-            | BuildError::MissingArtifact { .. }
+            BuildError::MissingArtifact { .. }
             | BuildError::OutputTooLarge { .. }
             | BuildError::UnsafeOutput { .. } => ExitCode::StepFailed,
             BuildError::Interrupted => ExitCode::Interrupted,

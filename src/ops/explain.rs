@@ -87,13 +87,10 @@ pub fn explain(
         .into());
     }
     let store = Store::open(store_root)?;
-    let mut trees: HashMap<Name, TreeDigest> = HashMap::new();
-    for source in &spec.sources {
-        let exclude = &source.exclude;
-        let tree =
-            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
-        trees.insert(source.name.clone(), tree);
-    }
+    let mut trees: HashMap<Name, TreeDigest> = crate::ops::build::hash_sources(&store, &spec)?
+        .into_iter()
+        .map(|(source, tree)| (source.name.clone(), tree))
+        .collect();
     for fetch in &spec.fetches {
         if let Some(tree) = stored_tree(&store, fetch)? {
             trees.insert(fetch.name.clone(), tree);

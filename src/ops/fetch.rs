@@ -291,7 +291,7 @@ pub async fn run_fixed_output<S: Engine>(
 ) -> Result<TreeDigest, Error> {
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
-    crate::ops::build::create_world_writable_dir(&out_dir)?;
+    crate::sandbox::create_out_dir(&out_dir)?;
     let env = crate::sandbox::record::fixed_environment(source_date_epoch, &run.env);
     let record = StepRecord::new(StepDefinition {
         image: run.image.digest,
@@ -323,15 +323,10 @@ pub async fn run_fixed_output<S: Engine>(
     let cancel = options.interrupt.child_token();
     let outcome = sandbox.run(&request, &cancel).await;
     let result = match outcome {
-        Ok(outcome) if outcome.succeeded() => {
-            hash_then_store(store, name, &out_dir, pin, scratch.path())
-        }
-        Ok(outcome) => Err(crate::ops::build::BuildError::StepFailed {
-            step: format!("fetch {name}"),
-            status: outcome.exit_status,
-            log_tail: outcome.log_tail,
-        }
-        .into()),
+        Ok(outcome) => match outcome.check(format!("fetch {name}")) {
+            Ok(()) => hash_then_store(store, name, &out_dir, pin, scratch.path()),
+            Err(failed) => Err(failed.into()),
+        },
         Err(error) => Err(error.into()),
     };
     crate::store::remove_tree_force(scratch.path())?;

@@ -174,7 +174,7 @@ pub async fn build_images(
             },
         );
         let envelope = context.image_envelope(image, &manifest_digest, base_dependency, signer)?;
-        let provenance = crate::ops::build::provenance_path(&layout);
+        let provenance = crate::ops::attest::provenance_path(&layout);
         crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
         tracing::info!(
             "image {}: manifest {manifest_digest}, id {}",

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use crate::digest::BlobDigest;
-use crate::error::{ExitCode, Failure};
+use crate::error::{ExitCode, Failure, IoError};
 use crate::spec::limits::format_duration;
 use crate::spec::{ByteSize, PinnedImage};
 
@@ -124,6 +124,33 @@ impl StepOutcome {
     pub fn succeeded(&self) -> bool {
         self.exit_status == 0
     }
+
+    /// `Ok` when the step exited 0, else the failure of `step` with its last log lines.
+    pub fn check(self, step: impl Into<String>) -> Result<(), SandboxError> {
+        if self.succeeded() {
+            return Ok(());
+        }
+        Err(SandboxError::Failed {
+            step: step.into(),
+            status: self.exit_status,
+            log_tail: self.log_tail,
+        })
+    }
+}
+
+/// Creates a container's `/out`: empty, and writable by the unprivileged uid the step runs as.
+pub fn create_out_dir(path: &Path) -> Result<(), IoError> {
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |action| {
+        move |source| IoError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    std::fs::create_dir(path).map_err(failed("creating the step's /out"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
+        .map_err(failed("opening the step's /out to the step's user"))
 }
 
 /// A docker-archive (the `docker save` / `docker load` tar) as a stream of chunks.
@@ -211,6 +238,15 @@ impl Failure for EngineError {
 pub enum SandboxError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(
+        "step `{step}` failed with exit status {status}{}",
+        format_tail(log_tail)
+    )]
+    Failed {
+        step: String,
+        status: i64,
+        log_tail: Vec<String>,
+    },
     #[error("step `{step}` was stopped because the build is stopping")]
     Cancelled { step: String },
     #[error(
@@ -237,10 +273,23 @@ impl Failure for SandboxError {
     fn exit_code(&self) -> ExitCode {
         match self {
             SandboxError::Engine(error) => error.exit_code(),
-            SandboxError::Step { .. }
+            SandboxError::Failed { .. }
+            | SandboxError::Step { .. }
             | SandboxError::Cancelled { .. }
             | SandboxError::TimedOut { .. }
             | SandboxError::OutOfMemory { .. } => ExitCode::StepFailed,
         }
     }
+}
+
+fn format_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "; it printed nothing".to_string();
+    }
+    let mut text = String::from("; the last lines it printed:");
+    for line in lines {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
 }
