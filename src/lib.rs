@@ -10,24 +10,32 @@
 //!                                                           └─► <artifact>.intoto.jsonl
 //! ```
 //!
+//! - [`error`]: a leaf: the documented exit codes, the `Failure` trait by which each module's
+//!   error names its exit code, and the `Error` a command returns (any module's error, whole).
 //! - [`spec`]: parses the TOML into a raw mirror (`spec::raw`) and validates it once into a model
 //!   that cannot be invalid (pinned images, unique names, an acyclic graph, safe paths, limits).
 //! - [`digest`]: typed SHA-256 digests (a blob is not a tree) and hashing while streaming.
 //! - [`atomic`]: the one atomic file write (temp file, mode, fsync, rename) everything uses.
 //! - [`fetch`]: pinned downloads (timeouts, retries, recorded redirects) and safe unpacking.
 //! - [`store`]: the content-addressed store: blobs, canonical tree objects, read-only
-//!   materializations that steps mount, the action cache, locking, verify and gc.
-//! - [`sandbox`]: the `Sandbox` trait a step runs through; `sandbox::docker` drives Docker with
-//!   bollard (limits, cleanup, leftovers), `sandbox::fake` records runs for unit tests.
-//! - [`image`]: deterministic images from a root filesystem, loaded through bollard.
+//!   materializations that steps mount, the action cache, the stat cache of sources, locking,
+//!   verify and gc.
+//! - [`sandbox`]: the step record (what runs) and the `Engine` trait, the one boundary to the
+//!   container engine (run a step, image id, load, save, tag, leftovers); `sandbox::docker` is
+//!   the only module that uses bollard, `sandbox::fake` keeps everything in memory for tests.
+//! - [`image`]: deterministic images from a root filesystem, and OCI images from build outputs.
+//! - [`registry`]: pulling bases and pushing images (the distribution API).
 //! - [`provenance`]: in-toto Statement v1 and SLSA Provenance v1 types.
 //! - [`sign`]: DSSE envelopes (PAE), ECDSA P-256 and Ed25519 keys (plain, encrypted, cosign),
 //!   Sigstore bundles.
-//! - [`ops`]: one function per command (build, fetch, pin, verify, reproduce, check, keygen,
-//!   image import, store), composing the modules above; [`cli`] only parses arguments.
+//! - [`ops`]: one function per command (build, fetch, pin, verify, reproduce, check, explain,
+//!   keygen, image import, push, store), composing the modules above; [`cli`] only parses
+//!   arguments.
 //!
-//! Data flows one way: `ops` calls the others; `spec`, `digest`, `store`, `fetch`, `sign` and
-//! `provenance` never call `sandbox` or `ops`.
+//! Data flows one way, in layers, each using only those below it: `error`; `digest`, `atomic`;
+//! `spec`, `sign`, `provenance`, `fetch`, `store`; `sandbox`, `convert`; `image`; `registry`;
+//! `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`, `attest` and
+//! `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs` checks all three.
 
 pub mod atomic;
 pub mod cli;
