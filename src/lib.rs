@@ -25,6 +25,7 @@
 //!   the only module that uses bollard, `sandbox::fake` keeps everything in memory for tests.
 //! - [`image`]: deterministic images from a root filesystem, and OCI images from build outputs.
 //! - [`registry`]: pulling bases and pushing images (the distribution API).
+//! - [`convert`]: a Dockerfile (the hermetic subset) into a spec.
 //! - [`provenance`]: in-toto Statement v1 and SLSA Provenance v1 types.
 //! - [`sign`]: DSSE envelopes (PAE), ECDSA P-256 and Ed25519 keys (plain, encrypted, cosign),
 //!   Sigstore bundles.
