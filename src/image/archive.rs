@@ -1,7 +1,9 @@
 //! The image around a layer: the config JSON, whose sha256 is the image id. Its bytes are fixed
 //! for a given layer: keys in sorted order, no whitespace, no creation time, no history.
 
-use serde::Serialize;
+use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder, RootFsBuilder};
+
+use super::oci::canonical_json;
 
 use super::ImageError;
 use crate::digest::{BlobDigest, ImageDigest};
@@ -9,40 +11,27 @@ use crate::digest::{BlobDigest, ImageDigest};
 /// The `PATH` every image sets; steps get nothing else from the image's environment.
 pub const IMAGE_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The image config (OCI image-spec `config.json` / Docker's image JSON), fields in key order.
-#[derive(Serialize)]
-struct ImageConfig<'a> {
-    architecture: &'a str,
-    config: RunConfig,
-    os: &'static str,
-    rootfs: RootfsConfig,
-}
-
-#[derive(Serialize)]
-struct RunConfig {
-    #[serde(rename = "Env")]
-    env: [&'static str; 1],
-}
-
-#[derive(Serialize)]
-struct RootfsConfig {
-    diff_ids: [BlobDigest; 1],
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-/// The config JSON for an image of one layer, and its digest (the image id).
+/// The config JSON for an image of one layer, and its digest (the image id): the canonical JSON
+/// (sorted keys, no whitespace) of an OCI image configuration with only the architecture, `os`,
+/// the `PATH` and the layer's `diff_id`, as every config sealroom writes.
 pub fn config_json(architecture: &str, diff_id: BlobDigest) -> (Vec<u8>, ImageDigest) {
-    let config = ImageConfig {
-        architecture,
-        config: RunConfig { env: [IMAGE_PATH] },
-        os: "linux",
-        rootfs: RootfsConfig {
-            diff_ids: [diff_id],
-            kind: "layers",
-        },
-    };
-    let bytes = serde_json::to_vec(&config).expect("the image config serializes");
+    let run = ConfigBuilder::default()
+        .env(vec![IMAGE_PATH.to_string()])
+        .build()
+        .expect("a run config");
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(vec![diff_id.to_string()])
+        .build()
+        .expect("a rootfs");
+    let config = ImageConfigurationBuilder::default()
+        .architecture(architecture)
+        .os("linux")
+        .config(run)
+        .rootfs(rootfs)
+        .build()
+        .expect("an image configuration");
+    let bytes = canonical_json(&config);
     let digest = ImageDigest::of(&bytes);
     (bytes, digest)
 }

@@ -1,10 +1,12 @@
-//! Writing the one layer of an image: an uncompressed tar of a [`Rootfs`] whose bytes depend only
-//! on the tree. Every header field is set here (GNU headers, mtime 0, uid/gid 0, no user or group
-//! names, the kept permission bits); nothing is copied from the host. The tar streams to a temp
-//! file and is hashed on the way, so its digest (the image's `diff_id`) costs no second read.
+//! Writing image layers: [`LayerTar`], the one writer of deterministic layer tars (every header
+//! field set here: GNU headers, uid/gid 0, no user or group names, the given mode and mtime;
+//! nothing copied from the host), hashed as it streams so its digest (the `diff_id`) costs no
+//! second read; and [`write_layer`], the one layer of an imported image: an uncompressed tar of
+//! a [`Rootfs`], mtime 0, streamed to a temp file. `tree_layer` writes layers from store trees
+//! with the same writer.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -32,8 +34,7 @@ pub fn write_layer(rootfs: &Rootfs, temp_dir: &Path) -> Result<Layer, ImageError
         .as_file()
         .try_clone()
         .map_err(|source| ImageError::WriteTemp { source })?;
-    let writer = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let mut builder = tar::Builder::new(writer);
+    let mut tar = LayerTar::new(BufWriter::with_capacity(1 << 20, file), 0);
     let mut archive = match &rootfs.archive {
         Some(path) => Some(File::open(path).map_err(|source| ImageError::ReadRootfs {
             path: path.clone(),
@@ -48,26 +49,13 @@ pub fn write_layer(rootfs: &Rootfs, temp_dir: &Path) -> Result<Layer, ImageError
             entry: display(&entry.path),
             source,
         };
-        let mut header = fixed_header(entry.mode);
         match &entry.kind {
-            EntryKind::Directory => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_size(0);
-                builder
-                    .append_data(&mut header, path, io::empty())
-                    .map_err(failed)?;
-            }
+            EntryKind::Directory => tar.directory(path, entry.mode).map_err(failed)?,
             EntryKind::Symlink { target } => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
                 let target = Path::new(std::ffi::OsStr::from_bytes(target));
-                builder
-                    .append_link(&mut header, path, target)
-                    .map_err(failed)?;
+                tar.symlink(path, target, entry.mode).map_err(failed)?;
             }
             EntryKind::File { size, source } => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(*size);
                 let contents: Box<dyn Read + '_> = match source {
                     FileSource::Host(host_path) => {
                         let file =
@@ -85,21 +73,15 @@ pub fn write_layer(rootfs: &Rootfs, temp_dir: &Path) -> Result<Layer, ImageError
                         Box::new(archive)
                     }
                 };
-                let exact = ExactReader {
-                    inner: contents.take(*size),
-                    remaining: *size,
-                };
-                builder
-                    .append_data(&mut header, path, exact)
+                tar.file(path, entry.mode, *size, contents)
                     .map_err(failed)?;
             }
         }
     }
 
-    let writer = builder
-        .into_inner()
+    let (buffered, diff_id, size) = tar
+        .finish()
         .map_err(|source| ImageError::WriteTemp { source })?;
-    let (buffered, diff_id, size) = writer.finish();
     let file = buffered
         .into_inner()
         .map_err(|error| ImageError::WriteTemp {
@@ -114,15 +96,70 @@ pub fn write_layer(rootfs: &Rootfs, temp_dir: &Path) -> Result<Layer, ImageError
     })
 }
 
-/// A GNU header with every field but path, type, size and link fixed: mode from the tree,
-/// everything else zero or empty.
-fn fixed_header(mode: u32) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_mode(mode);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header
+/// A deterministic layer tar being written to `W`, hashed on the way. Paths are written as given
+/// (a caller that wants a directory's path to end in `/` passes it so).
+pub struct LayerTar<W: Write> {
+    builder: tar::Builder<HashingWriter<W>>,
+    mtime: u64,
+}
+
+impl<W: Write> LayerTar<W> {
+    /// A tar whose every entry has modification time `mtime`.
+    pub fn new(out: W, mtime: u64) -> Self {
+        Self {
+            builder: tar::Builder::new(HashingWriter::new(out)),
+            mtime,
+        }
+    }
+
+    pub fn directory(&mut self, path: impl AsRef<Path>, mode: u32) -> io::Result<()> {
+        let mut header = self.header(tar::EntryType::Directory, mode, 0);
+        self.builder.append_data(&mut header, path, io::empty())
+    }
+
+    pub fn symlink(
+        &mut self,
+        path: impl AsRef<Path>,
+        target: impl AsRef<Path>,
+        mode: u32,
+    ) -> io::Result<()> {
+        let mut header = self.header(tar::EntryType::Symlink, mode, 0);
+        self.builder.append_link(&mut header, path, target)
+    }
+
+    /// A regular file of exactly `size` bytes read from `contents`: fewer is an error (the file
+    /// changed while it was read), more are not read.
+    pub fn file(
+        &mut self,
+        path: impl AsRef<Path>,
+        mode: u32,
+        size: u64,
+        contents: impl Read,
+    ) -> io::Result<()> {
+        let mut header = self.header(tar::EntryType::Regular, mode, size);
+        let exact = ExactReader {
+            inner: contents.take(size),
+            remaining: size,
+        };
+        self.builder.append_data(&mut header, path, exact)
+    }
+
+    /// Ends the archive; returns `W`, the tar's digest and its size.
+    pub fn finish(self) -> io::Result<(W, BlobDigest, u64)> {
+        Ok(self.builder.into_inner()?.finish())
+    }
+
+    /// A GNU header with every field but path and link fixed.
+    fn header(&self, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(self.mtime);
+        header.set_size(size);
+        header
+    }
 }
 
 /// Gives exactly `remaining` bytes or fails: a file that shrank since it was listed would

@@ -11,12 +11,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use tempfile::NamedTempFile;
 
 use super::ImageError;
+use super::layer::LayerTar;
 use crate::digest::{BlobDigest, HashingReader, HashingWriter};
 use crate::spec::RelativePath;
 use crate::spec::image::Compression;
@@ -112,50 +113,28 @@ fn write_tar<W: Write>(
     input: &LayerInput<'_>,
     out: W,
 ) -> Result<(W, BlobDigest, u64), ImageError> {
-    let mut builder = tar::Builder::new(HashingWriter::new(out));
+    let mut tar = LayerTar::new(out, input.mtime);
     for (path, item) in items {
         let failed = |source: io::Error| ImageError::WriteLayer {
             entry: path.clone(),
             source,
         };
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(input.mtime);
         match item {
-            Item::Directory => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-                builder
-                    .append_data(&mut header, format!("{path}/"), io::empty())
-                    .map_err(failed)?;
-            }
-            Item::Symlink { target } => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                builder
-                    .append_link(&mut header, path, target)
-                    .map_err(failed)?;
-            }
+            Item::Directory => tar.directory(format!("{path}/"), 0o755).map_err(failed)?,
+            Item::Symlink { target } => tar.symlink(path, target, 0o777).map_err(failed)?,
             Item::File {
                 digest,
                 size,
                 executable,
             } => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                header.set_size(*size);
                 let blob_path = store.blob_path(digest);
                 let blob = File::open(&blob_path).map_err(|source| ImageError::ReadRootfs {
                     path: blob_path.clone(),
                     source,
                 })?;
-                let mut reader = HashingReader::new(blob.take(*size));
-                builder
-                    .append_data(&mut header, path, &mut reader)
-                    .map_err(failed)?;
+                let mut reader = HashingReader::new(blob);
+                let mode = if *executable { 0o755 } else { 0o644 };
+                tar.file(path, mode, *size, &mut reader).map_err(failed)?;
                 let (_, found, _): (_, BlobDigest, u64) = reader.finish();
                 if found != *digest {
                     return Err(ImageError::CorruptStoreBlob {
@@ -167,11 +146,8 @@ fn write_tar<W: Write>(
             }
         }
     }
-    let hashing = builder
-        .into_inner()
-        .map_err(|source| ImageError::WriteTemp { source })?;
-    let (out, diff_id, size) = hashing.finish();
-    Ok((out, diff_id, size))
+    tar.finish()
+        .map_err(|source| ImageError::WriteTemp { source })
 }
 
 /// Every path the layer holds, with what is there, sorted by path bytes.
