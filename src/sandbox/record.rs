@@ -2,7 +2,7 @@
 //! one value that describes a step:
 //!
 //! - the engine implementation turns exactly this record into the container config
-//!   (`docker::DockerSandbox::container_body`), adding only host paths and labels, which do not
+//!   (`docker::DockerEngine::container_body`), adding only host paths and labels, which do not
 //!   change what the step sees;
 //! - the action key is the sha256 of its canonical bytes ([`StepRecord::action_key`]);
 //! - provenance writes it as it is for every step (`ops::attest`).
