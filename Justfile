@@ -33,3 +33,10 @@ bench:
 # `docker run` (issue [H]); about 15 minutes. BENCHMARKS.md records the numbers.
 bench-corpus:
     bash benches/corpus.sh
+
+# The step record of issue [I], side by side in one run: a cached rebuild of 10 000 files against
+# `git status`, the 50-step cached rebuild, the unchanged image rebuild against classic
+# `docker build` and `buildah bud --layers`, SIGINT with 8 running steps; about 3 minutes.
+# BENCHMARKS.md records the numbers.
+bench-record:
+    bash benches/step_record.sh

@@ -44,17 +44,13 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
   STEPS=10 COLD_N=10 CACHED_RUNS=3 CACHED_WARMUP=1 COLD_RUNS=3 GROWTH_RUNS=3
 fi
 
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # --- tools ---------------------------------------------------------------------------------------
-for tool in hyperfine jq; do
-  if ! command -v "$tool" >/dev/null; then
-    say "installing $tool (Debian package)"
-    [ "$(id -u)" = 0 ] || die "$tool is missing; install it: sudo apt-get install -y $tool"
-    apt-get install -y -qq "$tool" >&2 || { apt-get update -qq >&2 && apt-get install -y -qq "$tool" >&2; }
-  fi
-done
+bench_tools hyperfine jq
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer (try: bash scripts/ensure-docker.sh)"
 
 say "building the release binary"
@@ -75,23 +71,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealroom-bench.XXXXXX")
 # hyperfine runs in the background (see `bench`) so that a signal reaches the trap at once;
 # hyperfine itself carries on after Ctrl-C, so the trap stops it and everything under it.
 CHILD=
-descendants() {
-  local child
-  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-    echo "$child"
-    descendants "$child"
-  done
-}
 stop_child() {
   [ -n "$CHILD" ] || return 0
-  local pids p i
-  pids="$CHILD $(descendants "$CHILD")"
-  # shellcheck disable=SC2086 # one pid per word
-  kill -TERM $pids 2>/dev/null || true # sealroom stops its steps and removes their containers
-  for i in $(seq 50); do
-    for p in $pids; do kill -0 "$p" 2>/dev/null && { sleep 0.2; continue 2; }; done
-    break
-  done
+  stop_tree "$CHILD"
   CHILD=
 }
 cleanup() {
@@ -120,33 +102,6 @@ bash benches/wipe.sh "$RESULTS"
 mkdir -p "$RESULTS"
 RESULTS=$(cd "$RESULTS" && pwd)
 
-# gen_spec KIND N FILE
-gen_spec() {
-  local kind=$1 n=$2 file=$3 i name prev
-  {
-    printf 'version = 1\nname = "bench-%s-%s"\n\n[sandbox]\nimage = "%s"\n' "$kind" "$n" "$REF"
-    for ((i = 1; i <= n; i++)); do
-      name=$(printf '%s-s%03d' "$PREFIX" "$i")
-      printf '\n[[step]]\nname = "%s"\n' "$name"
-      if [ "$kind" = chain ] && [ "$i" -gt 1 ]; then
-        printf 'inputs = ["%s"]\n' "$prev"
-        printf 'run = ["sh", "-c", "cat /inputs/%s/f > /out/f && echo %d >> /out/f"]\n' "$prev" "$i"
-      else
-        printf 'run = ["sh", "-c", "echo %d > /out/f"]\n' "$i"
-      fi
-      [ "$i" -lt "$n" ] || printf 'artifacts = ["f"]\n'
-      prev=$name
-    done
-  } >"$file"
-}
-
-# check_report JSON N CACHED: the build reported N steps, all with cached == CACHED.
-check_report() {
-  [ "$(jq '.steps | length' "$1")" = "$2" ] || die "$1: expected $2 steps"
-  [ "$(jq --argjson c "$3" '[.steps[] | select(.cached == $c)] | length' "$1")" = "$2" ] ||
-    die "$1: expected every step to have cached = $3"
-}
-
 HF=(hyperfine -N --style basic)
 # bench ARGS...: hyperfine with ARGS, its report on stderr.
 bench() {
@@ -164,7 +119,7 @@ for n in $cached_steps; do
   for kind in indep chain; do
     dir=$WORK/cached-$kind-$n
     mkdir -p "$dir"
-    gen_spec "$kind" "$n" "$dir/sealroom.toml"
+    gen_spec "$kind" "$n" "$dir/sealroom.toml" "$REF" "$PREFIX"
     say "cached rebuild, $kind, $n steps: priming the store"
     "$SEALROOM" build "$dir/sealroom.toml" --store "$dir/store" --out "$dir/out" --format json \
       >"$dir/cold.json" 2>"$dir/cold.log" || { cat "$dir/cold.log" >&2; die "priming build failed"; }
@@ -189,8 +144,8 @@ cold_bench() {
   local dir=$WORK/cold-$n
   mkdir -p "$dir/docker-out"
   chmod 0777 "$dir/docker-out"
-  gen_spec indep "$n" "$dir/indep.toml"
-  gen_spec chain "$n" "$dir/chain.toml"
+  gen_spec indep "$n" "$dir/indep.toml" "$REF" "$PREFIX"
+  gen_spec chain "$n" "$dir/chain.toml" "$REF" "$PREFIX"
   local cmds=(
     -n "docker run x$n" --prepare true
     "bash $ROOT/benches/docker-seq.sh $IMAGE_ID $n $dir/docker-out $BASE_LABEL"
