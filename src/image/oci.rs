@@ -318,7 +318,18 @@ pub fn parse_digest(digest: &OciDigest) -> Option<BlobDigest> {
     digest.to_string().parse().ok()
 }
 
+/// Writes `bytes` to `path` atomically, unless the file already holds exactly them (mode 0644):
+/// an unchanged rebuild rewrites (and syncs) nothing.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let unchanged = std::fs::metadata(path).is_ok_and(|metadata| {
+        metadata.is_file()
+            && metadata.len() == bytes.len() as u64
+            && metadata.permissions().mode() & 0o7777 == 0o644
+    }) && std::fs::read(path).is_ok_and(|old| old == bytes);
+    if unchanged {
+        return Ok(());
+    }
     crate::atomic::write(path, bytes, crate::atomic::Mode::Fixed(0o644)).map_err(|error| {
         ImageError::WriteLayout {
             path: path.to_path_buf(),
@@ -341,6 +352,24 @@ mod tests {
 
     use super::*;
     use crate::spec::image::Compression;
+
+    #[test]
+    fn an_unchanged_file_is_not_written_again() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        write_atomically(&path, b"{}").unwrap();
+        let first = std::fs::metadata(&path).unwrap().ino();
+        write_atomically(&path, b"{}").unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            first,
+            "not replaced"
+        );
+        write_atomically(&path, b"{\"a\":1}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}");
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), first);
+    }
 
     fn image() -> Image {
         Image {

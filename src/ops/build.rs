@@ -108,9 +108,32 @@ pub async fn build(
         .transpose()?;
     let engine = LazyDocker::new();
     let store = Store::open(store_root)?;
-    let mut report = run(&engine, &store, &spec, options, signer.as_ref()).await?;
-    if let Some(tags) = &options.load {
-        crate::ops::image_build::load_images(&engine, &mut report.images, tags).await?;
+    // A bad `--tag` fails before anything runs.
+    let names: Vec<&str> = spec
+        .images
+        .iter()
+        .map(|image| image.name.as_str())
+        .collect();
+    let tags = match &options.load {
+        Some(tags) => Some(crate::ops::image_build::load_tags(&names, tags)?),
+        None => None,
+    };
+    // `--load` needs the engine whatever happens: connect, and ask what the tags name now,
+    // while the build works.
+    let tagged_before = async {
+        match &tags {
+            Some(tags) => crate::ops::image_build::tagged_ids(&engine, tags).await,
+            None => Vec::new(),
+        }
+    };
+    let (built, tagged_before) = tokio::join!(
+        run(&engine, &store, &spec, options, signer.as_ref()),
+        tagged_before
+    );
+    let mut report = built?;
+    if let Some(tags) = &tags {
+        crate::ops::image_build::load_images(&engine, &mut report.images, tags, &tagged_before)
+            .await?;
     }
     Ok(report)
 }

@@ -209,12 +209,12 @@ async fn resolve_base(
 
 /// Which tag each image is loaded under: `--tag NAME:TAG` for a spec with one image,
 /// `--tag IMAGE=NAME:TAG` for any; an image without a tag is loaded as `<image>:latest`.
-pub fn load_tags(images: &[ImageReport], tags: &[String]) -> Result<Vec<String>, Error> {
+pub fn load_tags(images: &[&str], tags: &[String]) -> Result<Vec<String>, Error> {
     let mut chosen: Vec<Option<String>> = vec![None; images.len()];
     for tag in tags {
         let (index, reference) = match tag.split_once('=') {
             Some((image, reference)) => {
-                let Some(index) = images.iter().position(|report| report.name == image) else {
+                let Some(index) = images.iter().position(|name| *name == image) else {
                     return Err(ImageError::InvalidName {
                         name: tag.clone(),
                         reason: format!("the spec has no `[[image]]` named `{image}`"),
@@ -237,7 +237,7 @@ pub fn load_tags(images: &[ImageReport], tags: &[String]) -> Result<Vec<String>,
     Ok(chosen
         .into_iter()
         .zip(images)
-        .map(|(tag, report)| tag.unwrap_or_else(|| format!("{}:latest", report.name)))
+        .map(|(tag, name)| tag.unwrap_or_else(|| format!("{name}:latest")))
         .collect())
 }
 
@@ -265,18 +265,32 @@ fn docker_tag(reference: &str) -> Result<String, ImageError> {
     Ok(format!("{name}:{tag}"))
 }
 
-/// `--load`: each image's layout into the engine under its tag (see [`load_tags`]).
+/// The image id each of `tags` names in the engine now (`None`: none, or the engine could not
+/// say), asked while the build works so that an unchanged rebuild does not wait for it after.
+pub async fn tagged_ids(engine: &impl Engine, tags: &[String]) -> Vec<Option<String>> {
+    let mut ids = Vec::with_capacity(tags.len());
+    for tag in tags {
+        ids.push(engine.image_id(tag).await.ok().flatten());
+    }
+    ids
+}
+
+/// `--load`: each image's layout into the engine under its tag (from [`load_tags`]);
+/// `tagged_before` is what [`tagged_ids`] found for those tags.
 pub async fn load_images(
     engine: &impl Engine,
     images: &mut [ImageReport],
     tags: &[String],
+    tagged_before: &[Option<String>],
 ) -> Result<(), Error> {
-    let tags = load_tags(images, tags)?;
-    for (report, tag) in images.iter_mut().zip(tags) {
+    for ((report, tag), before) in images.iter_mut().zip(tags).zip(tagged_before) {
         let id = report.config_digest.to_string();
-        // The engine names an image by its config digest: if it has this one, tagging is all
-        // that is left (an unchanged rebuild then sends nothing).
-        if engine.image_id(&id).await?.as_deref() == Some(id.as_str()) {
+        if before.as_deref() == Some(id.as_str()) {
+            // Already loaded under this tag: an unchanged rebuild sends nothing.
+            tracing::info!("{tag}: image id {id} (already in the engine)");
+        } else if engine.image_id(&id).await?.as_deref() == Some(id.as_str()) {
+            // The engine names an image by its config digest: it has this one, so tagging is
+            // all that is left.
             let (repository, tag_name) = tag.rsplit_once(':').expect("load_tags adds a tag");
             engine
                 .tag(&id, repository, tag_name)
@@ -285,10 +299,10 @@ pub async fn load_images(
             tracing::info!("tagged {tag}: image id {id} (already in the engine)");
         } else {
             let loaded =
-                crate::image::docker_archive::load_layout(engine, &report.layout, &tag).await?;
+                crate::image::docker_archive::load_layout(engine, &report.layout, tag).await?;
             tracing::info!("loaded {tag}: image id {loaded}");
         }
-        report.loaded = Some(tag);
+        report.loaded = Some(tag.clone());
     }
     Ok(())
 }

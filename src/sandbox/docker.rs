@@ -36,13 +36,78 @@ use crate::spec::{ByteSize, PinnedImage};
 const LOG_TAIL_LINES: usize = 20;
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
-/// version both sides speak, so older daemons (e.g. Debian's 20.10) work.
+/// version both sides speak, so older daemons (e.g. Debian's 20.10) work. On a unix socket the
+/// version comes from `GET /_ping`'s `API-Version` header, as the docker CLI does it (under a
+/// millisecond; `GET /version`, which bollard asks, takes the engine several); elsewhere
+/// bollard negotiates.
 async fn connect() -> Result<Docker, EngineError> {
     let unreachable = |error: bollard::errors::Error| EngineError::Unreachable {
         detail: error.to_string(),
     };
+    // bollard's default, the engine's own socket.
+    let host =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+    if let Some(socket) = host.strip_prefix("unix://") {
+        let server = ping_api_version(socket)
+            .await
+            .map_err(|error| EngineError::Unreachable {
+                detail: format!("{socket}: {error}"),
+            })?;
+        let ours = bollard::API_DEFAULT_VERSION;
+        let version = if let Some((major, minor)) = server
+            && (major, minor) < (ours.major_version, ours.minor_version)
+        {
+            bollard::ClientVersion {
+                major_version: major,
+                minor_version: minor,
+            }
+        } else {
+            bollard::ClientVersion {
+                major_version: ours.major_version,
+                minor_version: ours.minor_version,
+            }
+        };
+        return Docker::connect_with_unix(&host, 120, &version).map_err(unreachable);
+    }
     let docker = Docker::connect_with_defaults().map_err(unreachable)?;
     docker.negotiate_version().await.map_err(unreachable)
+}
+
+/// The `API-Version` the engine on the unix socket `path` answers `GET /_ping` with (`None`
+/// when it sends none: then the client's own version is used).
+async fn ping_api_version(path: &str) -> std::io::Result<Option<(usize, usize)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path).await?;
+    stream
+        .write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 1024];
+    // The headers are all that is needed; they are small.
+    while !response.windows(4).any(|window| window == b"\r\n\r\n") && response.len() < 16384 {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&response);
+    let mut lines = text.split("\r\n");
+    let status = lines.next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.") || status.split(' ').nth(1) != Some("200") {
+        return Err(std::io::Error::other(format!(
+            "GET /_ping answered `{}`",
+            status.trim()
+        )));
+    }
+    Ok(lines
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("api-version"))
+        .and_then(|(_, value)| {
+            let (major, minor) = value.trim().split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        }))
 }
 
 /// What the engine answered, as an [`EngineError`]: a refusal of `action`, or no answer at all.
@@ -486,6 +551,12 @@ impl LazyDocker {
         self.docker.get_or_try_init(DockerEngine::connect).await
     }
 
+    /// Connects now, for a command that will certainly need the engine, so that the connection
+    /// (and the API version handshake) overlaps its other work.
+    pub async fn connect(&self) -> Result<(), EngineError> {
+        self.engine().await.map(|_| ())
+    }
+
     /// Gets ready to run a container from `image`: the leftovers of killed builds are removed
     /// (once), and the image is checked (once). Before each step this happens by itself; a
     /// command that will certainly run steps calls it first, to fail before any other work.
@@ -698,6 +769,43 @@ impl StepLog {
 
 #[cfg(test)]
 mod tests {
+    /// A unix socket that answers one request with `response`; its path.
+    async fn engine_answering(dir: &std::path::Path, response: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let path = dir.join("engine.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 512];
+            let n = stream.read(&mut request).await.unwrap();
+            assert!(request[..n].starts_with(b"GET /_ping HTTP/1.1\r\n"));
+            stream.write_all(response.as_bytes()).await.unwrap();
+        });
+        path.to_string_lossy().into_owned()
+    }
+
+    #[tokio::test]
+    async fn the_api_version_comes_from_the_ping_headers() {
+        let cases: [(&str, Option<(usize, usize)>); 2] = [
+            (
+                "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK",
+                Some((1, 41)),
+            ),
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK", None),
+        ];
+        for (response, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let socket = engine_answering(dir.path(), response).await;
+            assert_eq!(ping_api_version(&socket).await.unwrap(), want, "{response}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let socket = engine_answering(dir.path(), "HTTP/1.1 500 Oops\r\n\r\n").await;
+        let error = ping_api_version(&socket).await.unwrap_err();
+        assert!(error.to_string().contains("500 Oops"), "{error}");
+        let missing = dir.path().join("none.sock");
+        assert!(ping_api_version(&missing.to_string_lossy()).await.is_err());
+    }
+
     use super::*;
     use crate::sandbox::InputMount;
     use crate::sandbox::record::{StepDefinition, StepRecord};
