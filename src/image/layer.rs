@@ -82,13 +82,12 @@ pub fn write_layer(rootfs: &Rootfs, temp_dir: &Path) -> Result<Layer, ImageError
     let (buffered, diff_id, size) = tar
         .finish()
         .map_err(|source| ImageError::WriteTemp { source })?;
-    let file = buffered
+    // Flushed, not synced: the temp file is only streamed to the engine.
+    buffered
         .into_inner()
         .map_err(|error| ImageError::WriteTemp {
             source: error.into_error(),
         })?;
-    file.sync_all()
-        .map_err(|source| ImageError::WriteTemp { source })?;
     Ok(Layer {
         file: temp,
         diff_id,

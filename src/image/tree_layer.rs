@@ -78,7 +78,8 @@ pub fn write_tree_layer(
     let written = match input.compression {
         Compression::None => {
             let (blob_writer, diff_id, _) = write_tar(store, &items, input, blob_writer)?;
-            let (_, digest, size) = blob_writer.finish();
+            let (buffered, digest, size) = blob_writer.finish();
+            flush(buffered)?;
             (digest, size, diff_id)
         }
         Compression::Gzip => {
@@ -90,20 +91,28 @@ pub fn write_tree_layer(
             let blob_writer = gzip
                 .finish()
                 .map_err(|source| ImageError::WriteTemp { source })?;
-            let (_, digest, size) = blob_writer.finish();
+            let (buffered, digest, size) = blob_writer.finish();
+            flush(buffered)?;
             (digest, size, diff_id)
         }
     };
+    // Flushed, not synced: the store copies the blob (and syncs its copy) if it is new.
     let (digest, size, diff_id) = written;
-    temp.as_file()
-        .sync_all()
-        .map_err(|source| ImageError::WriteTemp { source })?;
     Ok(TreeLayer {
         file: temp,
         digest,
         size,
         diff_id,
     })
+}
+
+fn flush(buffered: BufWriter<File>) -> Result<(), ImageError> {
+    buffered
+        .into_inner()
+        .map(|_| ())
+        .map_err(|error| ImageError::WriteTemp {
+            source: error.into_error(),
+        })
 }
 
 /// The tar of `items` into `out`, hashed on the way; returns `out`, the tar's digest and size.

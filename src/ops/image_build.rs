@@ -100,15 +100,18 @@ pub async fn build_images(
                     },
                     temp.path(),
                 )?;
-                let blob = std::fs::File::open(written.file.path())
-                    .map_err(|source| ImageError::WriteTemp { source })?;
-                store_for_task
-                    .add_blob_from_reader(
-                        blob,
-                        &format!("the layer of {origin_for_task}"),
-                        Some(&written.digest),
-                    )
-                    .map_err(base::store_error)?;
+                // An unchanged layer is in the store already: nothing to write (or sync).
+                if !store_for_task.has_blob(&written.digest) {
+                    let blob = std::fs::File::open(written.file.path())
+                        .map_err(|source| ImageError::WriteTemp { source })?;
+                    store_for_task
+                        .add_blob_from_reader(
+                            blob,
+                            &format!("the layer of {origin_for_task}"),
+                            Some(&written.digest),
+                        )
+                        .map_err(base::store_error)?;
+                }
                 Ok::<_, ImageError>((written.digest, written.size, written.diff_id))
             })
             .await
