@@ -122,9 +122,11 @@ IMAGE_ID=${BASH_REMATCH[1]}
 
 HF=(hyperfine -N --style basic)
 # bench ARGS...: hyperfine with ARGS in the background (so that Ctrl-C reaches the trap at once),
-# its report on stderr.
+# its report on stderr. The page cache is written back first (`sync`), so that the 100 MB an
+# earlier case wrote is not flushed during the next one's timings (it slowed every fsync there).
 bench() {
   local status=0
+  sync
   "${HF[@]}" "$@" >&2 &
   CHILD=$!
   wait "$CHILD" || status=$?
