@@ -10,13 +10,21 @@ const IMAGE: &str =
 /// Writes `spec` next to a `src/` directory and builds it; returns stderr after checking the
 /// exit code and that neither `--out` nor the store was created.
 fn rejected(spec: &str) -> String {
+    rejected_with(spec, &[])
+}
+
+/// [`rejected`], with more arguments to `sealroom build`. The engine named is not there, so a
+/// command that asked it anything would fail with exit 70 instead.
+fn rejected_with(spec: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("sealroom.toml"), spec).unwrap();
     let output = assert_cmd::Command::cargo_bin("sealroom")
         .unwrap()
         .current_dir(dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["build", "sealroom.toml", "--store", "store", "--out", "out"])
+        .args(args)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -156,4 +164,23 @@ fn a_missing_spec_file_is_bad_input() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read spec `nowhere.toml`"));
     assert!(!dir.path().join("store").exists());
+}
+
+#[test]
+fn a_bad_load_tag_fails_before_anything_runs_or_is_written() {
+    let spec = spec_with(
+        IMAGE,
+        &format!(
+            "[[step]]\nname = \"a\"\nrun = [\"true\"]\n\n[[image]]\nname = \"app\"\nbase = \"{IMAGE}\"\nlayers = [{{ step = \"a\", path = \"/\" }}]\n"
+        ),
+    );
+    let cases = [
+        ("app:-bad", "`-bad` is not a tag"),
+        ("other=app:1", "the spec has no `[[image]]` named `other`"),
+        ("Bad/Name:1", "invalid image name `Bad/Name`"),
+    ];
+    for (tag, want) in cases {
+        let stderr = rejected_with(&spec, &["--load", "--tag", tag]);
+        assert!(stderr.contains(want), "--tag {tag}: {stderr}");
+    }
 }

@@ -106,9 +106,7 @@ pub async fn build(
         .as_deref()
         .map(SigningKey::from_pem_file)
         .transpose()?;
-    let engine = LazyDocker::new();
-    let store = Store::open(store_root)?;
-    // A bad `--tag` fails before anything runs.
+    // A bad `--tag` fails before anything is written.
     let names: Vec<&str> = spec
         .images
         .iter()
@@ -118,6 +116,8 @@ pub async fn build(
         Some(tags) => Some(crate::ops::image_build::load_tags(&names, tags)?),
         None => None,
     };
+    let engine = LazyDocker::new();
+    let store = Store::open(store_root)?;
     // `--load` needs the engine whatever happens: connect, and ask what the tags name now,
     // while the build works.
     let tagged_before = async {
