@@ -89,11 +89,6 @@ impl Error {
         let failure: &(dyn std::error::Error + 'static) = &*self.failure;
         failure.downcast_ref()
     }
-
-    /// The error that caused this one, as `std::error::Error::source` tells it.
-    pub fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.failure.source()
-    }
 }
 
 /// A file the user named could not be read or written.

@@ -542,19 +542,8 @@ impl LazyDocker {
         Self::default()
     }
 
-    /// Whether anything needed the engine.
-    pub fn connected(&self) -> bool {
-        self.docker.initialized()
-    }
-
     async fn engine(&self) -> Result<&DockerEngine, EngineError> {
         self.docker.get_or_try_init(DockerEngine::connect).await
-    }
-
-    /// Connects now, for a command that will certainly need the engine, so that the connection
-    /// (and the API version handshake) overlaps its other work.
-    pub async fn connect(&self) -> Result<(), EngineError> {
-        self.engine().await.map(|_| ())
     }
 
     /// Gets ready to run a container from `image`: the leftovers of killed builds are removed
