@@ -14,6 +14,7 @@
 //! so a checkout is either absent or complete. Blobs are re-hashed as they are copied.
 use std::fs::{self, FileTimes, OpenOptions};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -156,34 +157,216 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
 /// Removes `path` and everything under it, first giving its owner write permission on every
 /// directory (a checkout or a step's `/out` may be read-only). Symlinks are removed, never
 /// followed. A path that does not exist is not an error.
+///
+/// The tree may be one a container could still touch (a step's `/out`, through a descriptor
+/// passed out of it), so it is walked by descriptor: each directory is opened with
+/// `O_NOFOLLOW | O_DIRECTORY` relative to its parent's descriptor, its mode changed through that
+/// descriptor, its entries removed with `unlinkat` relative to it. A directory swapped for a
+/// symlink mid-walk is removed as the symlink it now is; nothing outside the tree is chmod-ed,
+/// listed or removed.
 pub fn remove_tree_force(path: &Path) -> Result<(), StoreError> {
-    let metadata = match fs::symlink_metadata(path) {
-        Ok(metadata) => metadata,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io("reading metadata of", path, e)),
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    use rustix::io::Errno;
+    let opened = rustix::fs::openat(
+        CWD,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    let root = match opened {
+        Ok(root) => root,
+        Err(Errno::NOENT) => return Ok(()),
+        // A symlink or a file: removed itself.
+        Err(Errno::NOTDIR | Errno::LOOP) => {
+            return match rustix::fs::unlinkat(CWD, path, AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(StoreError::io("removing", path, e.into())),
+            };
+        }
+        Err(e) => return Err(StoreError::io("opening", path, e.into())),
     };
-    if !metadata.is_dir() {
-        return fs::remove_file(path).map_err(|e| StoreError::io("removing", path, e));
+    let root = open_writable(root, path)?;
+    empty_directory(&root, path)?;
+    drop(root);
+    match rustix::fs::unlinkat(CWD, path, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(StoreError::io("removing", path, e.into())),
     }
-    make_directories_writable(path, metadata.permissions().mode())?;
-    fs::remove_dir_all(path).map_err(|e| StoreError::io("removing", path, e))
 }
 
-fn make_directories_writable(dir: &Path, mode: u32) -> Result<(), StoreError> {
-    if mode & 0o700 != 0o700 {
-        set_mode(dir, (mode & 0o7777) | 0o700)?;
+/// How many times a directory is listed and emptied before its removal gives up: entries
+/// appear in it only while something else writes there.
+const REMOVE_PASSES: usize = 8;
+
+/// The directory `pathfd` (an `O_PATH` descriptor) given mode 0700 if it lacks any owner bit,
+/// through the descriptor, and opened for listing. `path` is for messages only.
+fn open_writable(
+    pathfd: rustix::fd::OwnedFd,
+    path: &Path,
+) -> Result<rustix::fd::OwnedFd, StoreError> {
+    use rustix::fs::{Mode, OFlags};
+    let stat = rustix::fs::fstat(&pathfd)
+        .map_err(|e| StoreError::io("reading metadata of", path, e.into()))?;
+    if stat.st_mode & 0o700 != 0o700 {
+        // `fchmod` does not take an `O_PATH` descriptor; its `/proc/self/fd` link names the very
+        // inode the descriptor holds, whatever the path now points at.
+        let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pathfd));
+        rustix::fs::chmod(link.as_str(), Mode::from_raw_mode(0o700))
+            .map_err(|e| StoreError::io("setting permissions of", path, e.into()))?;
     }
-    for item in fs::read_dir(dir).map_err(|e| StoreError::io("listing", dir, e))? {
-        let item = item.map_err(|e| StoreError::io("listing", dir, e))?;
-        let file_type = item
-            .file_type()
-            .map_err(|e| StoreError::io("reading metadata of", item.path(), e))?;
-        if file_type.is_dir() {
-            let path = item.path();
-            let metadata = fs::symlink_metadata(&path)
-                .map_err(|e| StoreError::io("reading metadata of", &path, e))?;
-            make_directories_writable(&path, metadata.permissions().mode())?;
+    rustix::fs::openat(
+        &pathfd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StoreError::io("opening", path, e.into()))
+}
+
+/// Removes everything in the directory `dir` (open for listing), by descriptor.
+fn empty_directory(dir: &rustix::fd::OwnedFd, path: &Path) -> Result<(), StoreError> {
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
+    for _ in 0..REMOVE_PASSES {
+        let mut names = Vec::new();
+        let mut listing = rustix::fs::Dir::read_from(dir)
+            .map_err(|e| StoreError::io("listing", path, e.into()))?;
+        while let Some(entry) = listing.read() {
+            let entry = entry.map_err(|e| StoreError::io("listing", path, e.into()))?;
+            let name = entry.file_name();
+            if name != c"." && name != c".." {
+                names.push(name.to_owned());
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        for name in names {
+            let child = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            match rustix::fs::unlinkat(dir, &name, AtFlags::empty()) {
+                Ok(()) | Err(Errno::NOENT) => continue,
+                Err(Errno::ISDIR | Errno::PERM) => {}
+                Err(e) => return Err(StoreError::io("removing", &child, e.into())),
+            }
+            let opened = rustix::fs::openat(
+                dir,
+                &name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            match opened {
+                Ok(pathfd) => {
+                    let sub = open_writable(pathfd, &child)?;
+                    empty_directory(&sub, &child)?;
+                }
+                // Gone, or no longer a directory: the next pass sees what it is now.
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(StoreError::io("opening", &child, e.into())),
+            }
+            match rustix::fs::unlinkat(dir, &name, AtFlags::REMOVEDIR) {
+                // Swapped for something else, or refilled: the next pass sees it.
+                Ok(()) | Err(Errno::NOENT | Errno::NOTDIR | Errno::NOTEMPTY) => {}
+                Err(e) => return Err(StoreError::io("removing", &child, e.into())),
+            }
         }
     }
-    Ok(())
+    Err(StoreError::io(
+        "removing",
+        path,
+        io::Error::other(format!(
+            "entries kept appearing in it while it was emptied ({REMOVE_PASSES} passes)"
+        )),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// The attack of review item 4: while sealroom (root) cleans a tree, whoever still holds a
+    /// descriptor of it swaps its read-only directories for symlinks to a host directory and to
+    /// a setuid file. No host mode may change and nothing outside the tree may go.
+    #[test]
+    fn removing_a_tree_whose_directories_turn_into_symlinks_touches_nothing_outside() {
+        let host = tempfile::tempdir().unwrap();
+        let victim = host.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::create_dir(victim.join("sub")).unwrap();
+        fs::write(victim.join("sub/keep"), "host file\n").unwrap();
+        fs::write(victim.join("setuid-tool"), "#!/bin/sh\n").unwrap();
+        set_mode(&victim.join("setuid-tool"), 0o4755).unwrap();
+        set_mode(&victim.join("sub"), 0o555).unwrap();
+        set_mode(&victim, 0o555).unwrap();
+        const PAIRS: usize = 8;
+        for round in 0..200 {
+            let scratch = tempfile::tempdir().unwrap();
+            let tree = scratch.path().join("tree");
+            fs::create_dir(&tree).unwrap();
+            for pair in 0..PAIRS {
+                let dir = tree.join(format!("d{pair}"));
+                for inner in 0..16 {
+                    let inner = dir.join(format!("inner{inner}"));
+                    fs::create_dir_all(&inner).unwrap();
+                    fs::write(inner.join("f"), "x").unwrap();
+                    set_mode(&inner, 0o555).unwrap();
+                }
+                set_mode(&dir, 0o555).unwrap();
+                let target = if pair % 2 == 0 {
+                    victim.clone()
+                } else {
+                    victim.join("setuid-tool")
+                };
+                std::os::unix::fs::symlink(&target, tree.join(format!("l{pair}"))).unwrap();
+            }
+            let stop = AtomicBool::new(false);
+            let started = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let root = fs::File::open(&tree).unwrap();
+                    started.wait();
+                    while !stop.load(Ordering::Relaxed) {
+                        for pair in 0..PAIRS {
+                            let _ = rustix::fs::renameat_with(
+                                &root,
+                                format!("d{pair}"),
+                                &root,
+                                format!("l{pair}"),
+                                rustix::fs::RenameFlags::EXCHANGE,
+                            );
+                        }
+                    }
+                });
+                started.wait();
+                // An error is fine (the tree changed under it); touching the host is not.
+                let _ = remove_tree_force(&tree);
+                stop.store(true, Ordering::Relaxed);
+            });
+            assert_eq!(mode_of(&victim), 0o555, "round {round}: the host directory");
+            assert_eq!(
+                mode_of(&victim.join("sub")),
+                0o555,
+                "round {round}: its subdirectory"
+            );
+            assert_eq!(
+                mode_of(&victim.join("setuid-tool")),
+                0o4755,
+                "round {round}: the setuid file"
+            );
+            assert_eq!(
+                fs::read_to_string(victim.join("sub/keep")).unwrap(),
+                "host file\n",
+                "round {round}"
+            );
+            // Once nothing races it, the rest goes.
+            remove_tree_force(&tree).unwrap();
+            assert!(fs::symlink_metadata(&tree).is_err(), "round {round}");
+        }
+        set_mode(&victim.join("sub"), 0o755).unwrap();
+        set_mode(&victim, 0o755).unwrap();
+    }
 }
