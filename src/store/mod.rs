@@ -40,6 +40,7 @@ pub mod gc;
 mod listing;
 pub mod lock;
 pub mod tree;
+mod untrusted;
 pub mod usage;
 pub mod verify;
 mod walk;
@@ -388,6 +389,17 @@ pub enum StoreError {
         "symlink target of `{path}` (in `{tree_root}`) is not valid UTF-8: tree entries must have UTF-8 symlink targets"
     )]
     NonUtf8SymlinkTarget { tree_root: PathBuf, path: PathBuf },
+    /// A tree a container wrote holds more bytes of files than its limit; reading stopped at
+    /// the limit.
+    #[error(
+        "`{tree_root}` holds more than {limit} bytes of files (reading stopped at the limit, in `{path}`)"
+    )]
+    OutputLimit {
+        tree_root: PathBuf,
+        /// Relative to `tree_root`: the file being read when the limit was passed.
+        path: PathBuf,
+        limit: u64,
+    },
     #[error("expected a directory at `{path}`, found a {found}")]
     NotADirectory { path: PathBuf, found: &'static str },
     #[error("invalid entry in `{path}`: {source}")]
@@ -488,6 +500,7 @@ impl Failure for StoreError {
             }
             StoreError::Io { .. }
             | StoreError::UnsupportedFileType { .. }
+            | StoreError::OutputLimit { .. }
             | StoreError::NonUtf8Name { .. }
             | StoreError::NonUtf8SymlinkTarget { .. }
             | StoreError::NotADirectory { .. }
