@@ -479,28 +479,17 @@ async fn blocking<T: Send + 'static>(
 /// `limits.output`, and anything that is not a regular file, directory or symlink (a device, a
 /// socket, a fifo) fails the step. Symlinks are recorded as links, never followed.
 fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDigest, Error> {
-    let mut total: u64 = 0;
-    for entry in walkdir::WalkDir::new(out_dir).follow_links(false) {
-        let entry =
-            entry.map_err(|error| Error::io("reading the step's /out", out_dir, error.into()))?;
-        if entry.file_type().is_file() {
-            let size = entry
-                .metadata()
-                .map_err(|error| Error::io("reading the step's /out", entry.path(), error.into()))?
-                .len();
-            total = total.saturating_add(size);
-            if total > step.limits.output.0 {
-                return Err(BuildError::OutputTooLarge {
-                    step: step.name.to_string(),
-                    limit: step.limits.output,
-                }
-                .into());
-            }
-        }
-    }
+    // By descriptor, and each file read once, counted against the limit as it is stored:
+    // whoever still holds a descriptor of /out cannot swap in a symlink or change a file between
+    // a size check and the hashing.
     store
-        .add_tree(out_dir, &|_| false)
+        .add_untrusted_tree(out_dir, Some(step.limits.output.0))
         .map_err(|error| match error {
+            StoreError::OutputLimit { .. } => BuildError::OutputTooLarge {
+                step: step.name.to_string(),
+                limit: step.limits.output,
+            }
+            .into(),
             error @ (StoreError::UnsupportedFileType { .. }
             | StoreError::NonUtf8Name { .. }
             | StoreError::NonUtf8SymlinkTarget { .. }) => BuildError::UnsafeOutput {

@@ -7,7 +7,8 @@
 //!   Its input tree (the archive unpacked, or the one file) is remembered in the action cache
 //!   under a key of the blob digest and the unpack settings, so a warm store needs nothing.
 //! - A fixed-output step (`run` + `output`) runs in a container with a network; its `/out` is
-//!   hashed in a scratch store first and kept only when its tree digest equals the pin. A tree
+//!   read once, by descriptor, into a private scratch store, and that copy is kept only when
+//!   its tree digest equals the pin (and its files stay within `limits.output`). A tree
 //!   already in the store is a hit: the step does not run.
 //! - `--offline` opens no socket and starts no container: whatever is missing from the store is
 //!   listed in one error.
@@ -324,7 +325,14 @@ pub async fn run_fixed_output<S: Engine>(
     let outcome = sandbox.run(&request, &cancel).await;
     let result = match outcome {
         Ok(outcome) => match outcome.check(format!("fetch {name}")) {
-            Ok(()) => hash_then_store(store, name, &out_dir, pin, scratch.path()),
+            Ok(()) => hash_then_store(
+                store,
+                name,
+                &out_dir,
+                pin,
+                run.limits.output,
+                scratch.path(),
+            ),
             Err(failed) => Err(failed.into()),
         },
         Err(error) => Err(error.into()),
@@ -333,16 +341,36 @@ pub async fn run_fixed_output<S: Engine>(
     result
 }
 
-/// The digest of `out_dir`, computed in a throwaway store; only a match (or no pin) is stored.
+/// Stores `out_dir` when it matches the pin (or there is none), and returns its digest.
+///
+/// The container is gone, but whatever it passed a descriptor of `/out` to can still change it.
+/// So `/out` is read once, by descriptor ([`Store::add_untrusted_tree`]), into a scratch store
+/// in the private scratch directory (0700, in the 0700 store): fresh inodes of sealroom's own,
+/// which nothing outside can reach, each blob named by the bytes that were read. The digest of
+/// that copy is compared with the pin, and that copy is what the store adopts (renamed, not
+/// read again): what was checked is what is stored. At most `limit` bytes (`limits.output`)
+/// are read.
 fn hash_then_store(
     store: &Store,
     name: &Name,
     out_dir: &Path,
     pin: Option<TreeDigest>,
+    limit: crate::spec::ByteSize,
     scratch: &Path,
 ) -> Result<TreeDigest, Error> {
-    let throwaway = Store::open(&scratch.join("hash-only"))?;
-    let found = throwaway.add_tree(out_dir, &|_| false)?;
+    let private = Store::open(&scratch.join("hash-only"))?;
+    let found =
+        private
+            .add_untrusted_tree(out_dir, Some(limit.0))
+            .map_err(|error| match error {
+                crate::store::StoreError::OutputLimit { .. } => {
+                    Error::from(FetchStageError::OutputTooLarge {
+                        name: name.to_string(),
+                        limit,
+                    })
+                }
+                error => error.into(),
+            })?;
     if let Some(expected) = pin
         && expected != found
     {
@@ -353,7 +381,8 @@ fn hash_then_store(
         }
         .into());
     }
-    Ok(store.add_tree(out_dir, &|_| false)?)
+    store.adopt_tree(&private, &found)?;
+    Ok(found)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -369,6 +398,13 @@ pub enum FetchStageError {
         name: String,
         expected: TreeDigest,
         found: TreeDigest,
+    },
+    #[error(
+        "fixed-output fetch `{name}` wrote more than its output limit of {limit} to /out (limits.output); nothing was stored\n  hint: raise `limits.output` for this fetch if the output is meant to be that large"
+    )]
+    OutputTooLarge {
+        name: String,
+        limit: crate::spec::ByteSize,
     },
     #[error("cannot edit the spec `{path}`: {detail}")]
     Edit {
