@@ -276,3 +276,45 @@ fn docker_a_fixed_output_changed_through_a_passed_descriptor_is_stored_as_pinned
         }
     }
 }
+
+/// `limits.output` holds for a fixed-output fetch too (it was ignored): 3 files of 4,000,000
+/// bytes under a 3 MiB limit, with the pin their real digest, so only the limit can stop them.
+#[test]
+fn docker_a_fixed_output_over_its_output_limit_is_refused_and_nothing_of_it_is_stored() {
+    let project = Project::new();
+    let reference = project.path("reference");
+    fs::create_dir_all(reference.join("parts")).unwrap();
+    for n in 1..=3 {
+        fs::write(
+            reference.join(format!("parts/p{n}.bin")),
+            vec![b'q'; 4_000_000],
+        )
+        .unwrap();
+    }
+    let pin = sealroom::store::Store::open(&project.path("reference-store"))
+        .unwrap()
+        .add_tree(&reference, &|_| false)
+        .unwrap();
+    let spec = project.write_spec(
+        &common::busybox().to_string(),
+        &format!(
+            "[[fetch]]\nname = \"vendored\"\nrun = [\"sh\", \"-c\", \"mkdir -p /out/parts && for n in 1 2 3; do head -c 4000000 /dev/zero | tr '\\\\000' q > /out/parts/p$n.bin; done\"]\noutput = \"{pin}\"\nlimits = {{ output = \"3MiB\" }}\n\n[[step]]\nname = \"count\"\ninputs = [\"vendored\"]\nrun = [\"sh\", \"-c\", \"ls /inputs/vendored/parts > /out/parts.txt\"]\nartifacts = [\"parts.txt\"]\n"
+        ),
+    );
+    let assert = project.build(&spec).code(1);
+    let stderr = common::stderr_of(&assert);
+    assert!(
+        stderr.contains(
+            "fixed-output fetch `vendored` wrote more than its output limit of 3MiB to /out (limits.output); nothing was stored"
+        ),
+        "{stderr}"
+    );
+    let big: Vec<_> = walkdir::WalkDir::new(project.store())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter(|entry| entry.metadata().unwrap().len() >= 3 * 1024 * 1024)
+        .map(|entry| entry.path().display().to_string())
+        .collect();
+    assert!(big.is_empty(), "{big:?}");
+}
