@@ -149,7 +149,7 @@ pub async fn run<S: Engine>(
     let build_id = new_build_id();
     let started_on = SystemTime::now();
 
-    let source_trees = hash_sources(store, spec)?;
+    let source_trees = hash_sources_refusing(store, spec, options.key.as_deref())?;
     let mut trees: HashMap<Name, TreeDigest> = source_trees
         .iter()
         .map(|(source, tree)| (source.name.clone(), *tree))
@@ -205,15 +205,28 @@ pub async fn run<S: Engine>(
 }
 
 /// Each source's tree, hashed into the store (with its stat cache: an unchanged file is not read).
+/// A source holding a PEM private key is refused.
 pub fn hash_sources<'a>(
     store: &Store,
     spec: &'a Spec,
 ) -> Result<Vec<(&'a Source, TreeDigest)>, Error> {
+    hash_sources_refusing(store, spec, None)
+}
+
+/// [`hash_sources`], also refusing a source that holds the `signing_key` file (`--key`).
+fn hash_sources_refusing<'a>(
+    store: &Store,
+    spec: &'a Spec,
+    signing_key: Option<&Path>,
+) -> Result<Vec<(&'a Source, TreeDigest)>, Error> {
     let mut trees = Vec::with_capacity(spec.sources.len());
     for source in &spec.sources {
         let exclude = &source.exclude;
-        let tree =
-            store.add_source_tree(&source.path, &|relative| exclude.is_excluded(relative))?;
+        let tree = store.add_source_tree(
+            &source.path,
+            &|relative| exclude.is_excluded(relative),
+            signing_key,
+        )?;
         tracing::info!("source {}: {tree}", source.name);
         trees.push((source, tree));
     }

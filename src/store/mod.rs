@@ -167,12 +167,17 @@ impl Store {
     /// [`Store::add_tree`] for a source directory (the user's own, trusted files), with a stat
     /// cache: a file unchanged since it was last hashed (size, mtime, ctime, inode, device, mode)
     /// is not read again. Never for a step's output.
+    ///
+    /// A source holding the `signing_key` file (the same device and inode) or any file with a
+    /// PEM private key in it (after `exclude`) is refused: its blob would be world-readable in
+    /// the store and mounted in every step that names the source.
     pub fn add_source_tree(
         &self,
         dir: &Path,
         exclude: &(dyn Fn(&str) -> bool + Sync),
+        signing_key: Option<&Path>,
     ) -> Result<TreeDigest, StoreError> {
-        walk::add_source_tree(self, dir, exclude)
+        walk::add_source_tree(self, dir, exclude, signing_key)
     }
 
     /// A directory holding `tree` (files 0644/0755, one fixed mtime), made once and shared by
@@ -389,6 +394,16 @@ pub enum StoreError {
         "symlink target of `{path}` (in `{tree_root}`) is not valid UTF-8: tree entries must have UTF-8 symlink targets"
     )]
     NonUtf8SymlinkTarget { tree_root: PathBuf, path: PathBuf },
+    /// A source tree holds a private key: the `--key` file, or a PEM private key.
+    #[error(
+        "source `{tree_root}` holds {what} at `{path}`: a private key must never be hashed into the store or mounted in a step\n  hint: move `{path}` out of the source directory, or add it to the source's `exclude`"
+    )]
+    PrivateKeyInSource {
+        tree_root: PathBuf,
+        /// Relative to `tree_root`.
+        path: PathBuf,
+        what: &'static str,
+    },
     /// A tree a container wrote holds more bytes of files than its limit; reading stopped at
     /// the limit.
     #[error(
@@ -501,6 +516,7 @@ impl Failure for StoreError {
             StoreError::Io { .. }
             | StoreError::UnsupportedFileType { .. }
             | StoreError::OutputLimit { .. }
+            | StoreError::PrivateKeyInSource { .. }
             | StoreError::NonUtf8Name { .. }
             | StoreError::NonUtf8SymlinkTarget { .. }
             | StoreError::NotADirectory { .. }

@@ -41,10 +41,12 @@ struct Stat {
     device: u64,
     mode: u32,
     blob: BlobDigest,
+    /// Its content holds a PEM private key (see [`PemScan`]).
+    private_key: bool,
 }
 
 impl Stat {
-    fn of(metadata: &fs::Metadata, blob: BlobDigest) -> Self {
+    fn of(metadata: &fs::Metadata, blob: BlobDigest, private_key: bool) -> Self {
         Stat {
             size: metadata.len(),
             mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
@@ -55,6 +57,7 @@ impl Stat {
             device: metadata.dev(),
             mode: metadata.mode(),
             blob,
+            private_key,
         }
     }
 
@@ -81,8 +84,10 @@ impl Stat {
 /// The stat cache of one source directory, `v1/stat-cache/<sha256 of its absolute path>`, in a
 /// compact binary form (read on every build, so it is not JSON): the magic line, the time the
 /// hashing that wrote it started (i128 nanoseconds since the epoch), the number of files (u32),
-/// then per file its path (u16 length, UTF-8 bytes), size, mtime, ctime, inode, device, mode and
-/// blob digest (u64, i128, i128, u64, u64, u32, 32 bytes); all integers little-endian.
+/// then per file its path (u16 length, UTF-8 bytes), size, mtime, ctime, inode, device, mode,
+/// blob digest (u64, i128, i128, u64, u64, u32, 32 bytes) and whether it holds a PEM private key
+/// (one byte, 0 or 1); all integers little-endian. (v2 had no private-key byte: a v2 cache is
+/// no cache, so every file is read, and checked, once more.)
 #[derive(Debug, Default)]
 struct StatCache<'a> {
     hashed_at_ns: i128,
@@ -90,7 +95,7 @@ struct StatCache<'a> {
     files: Vec<(&'a str, Stat)>,
 }
 
-const STAT_CACHE_MAGIC: &[u8] = b"sealroom-stat-cache-v2\n";
+const STAT_CACHE_MAGIC: &[u8] = b"sealroom-stat-cache-v3\n";
 
 impl<'a> StatCache<'a> {
     /// The cache in `bytes`, or `None` when they are not one (an older format, damage).
@@ -115,6 +120,11 @@ impl<'a> StatCache<'a> {
                 device: u64::from_le_bytes(take(8)?.try_into().ok()?),
                 mode: u32::from_le_bytes(take(4)?.try_into().ok()?),
                 blob: BlobDigest::from_bytes(take(32)?.try_into().ok()?),
+                private_key: match take(1)? {
+                    [0] => false,
+                    [1] => true,
+                    _ => return None,
+                },
             };
             files.push((path, stat));
         }
@@ -132,7 +142,7 @@ impl<'a> StatCache<'a> {
             .iter()
             .filter_map(|(path, stat)| Some((u16::try_from(path.len()).ok()?, path, stat)))
             .collect();
-        let mut bytes = Vec::with_capacity(STAT_CACHE_MAGIC.len() + 20 + files.len() * 140);
+        let mut bytes = Vec::with_capacity(STAT_CACHE_MAGIC.len() + 20 + files.len() * 141);
         bytes.extend_from_slice(STAT_CACHE_MAGIC);
         bytes.extend_from_slice(&hashed_at_ns.to_le_bytes());
         let count = u32::try_from(files.len()).unwrap_or(u32::MAX);
@@ -147,6 +157,7 @@ impl<'a> StatCache<'a> {
             bytes.extend_from_slice(&stat.device.to_le_bytes());
             bytes.extend_from_slice(&stat.mode.to_le_bytes());
             bytes.extend_from_slice(stat.blob.as_bytes());
+            bytes.push(u8::from(stat.private_key));
         }
         bytes
     }
@@ -159,21 +170,44 @@ fn now_ns() -> i128 {
         .unwrap_or(0)
 }
 
-/// [`add_tree`] for a source directory, with its stat cache.
+/// [`add_tree`] for a source directory, with its stat cache. A source holding `signing_key`
+/// (the same file: device and inode) or any file with a PEM private key in it is refused, after
+/// the stat cache is written (it remembers which files hold keys, so an unchanged file is not
+/// read again to know).
 pub(super) fn add_source_tree(
     store: &Store,
     dir: &Path,
     exclude: &(dyn Fn(&str) -> bool + Sync),
+    signing_key: Option<&Path>,
 ) -> Result<TreeDigest, StoreError> {
-    add_source_tree_counting(store, dir, exclude).map(|(tree, _)| tree)
+    add_source_tree_checked(store, dir, exclude, signing_key).map(|(tree, _)| tree)
 }
 
-/// [`add_source_tree`], and how many files it read.
+/// [`add_source_tree`] without a signing key, and how many files it read.
+#[cfg(test)]
 fn add_source_tree_counting(
     store: &Store,
     dir: &Path,
     exclude: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<(TreeDigest, usize), StoreError> {
+    add_source_tree_checked(store, dir, exclude, None)
+}
+
+/// [`add_source_tree`], and how many files it read.
+fn add_source_tree_checked(
+    store: &Store,
+    dir: &Path,
+    exclude: &(dyn Fn(&str) -> bool + Sync),
+    signing_key: Option<&Path>,
+) -> Result<(TreeDigest, usize), StoreError> {
+    let signing_key = match signing_key {
+        Some(key) => {
+            let metadata =
+                fs::metadata(key).map_err(|e| StoreError::io("reading metadata of", key, e))?;
+            Some((metadata.dev(), metadata.ino()))
+        }
+        None => None,
+    };
     let absolute = std::path::absolute(dir).map_err(|e| StoreError::io("resolving", dir, e))?;
     let key = ActionDigest::of(absolute.as_os_str().as_encoded_bytes());
     let path = store.stat_cache_dir().join(key.hex());
@@ -186,6 +220,8 @@ fn add_source_tree_counting(
         new: RefCell::new(Vec::new()),
         read: Cell::new(0),
         known: Cell::new(0),
+        signing_key,
+        keys: RefCell::new(Vec::new()),
     };
     let tree = walk(store, dir, exclude, Some(&cache))?;
     let read = cache.read.get();
@@ -195,6 +231,15 @@ fn add_source_tree_counting(
         let bytes = StatCache::encode(started, cache.new.into_inner());
         // Best effort: a cache not written only costs the next build a re-read.
         let _ = crate::atomic::write(&path, &bytes, crate::atomic::Mode::Fixed(0o644));
+    }
+    let mut keys = cache.keys.into_inner();
+    keys.sort();
+    if let Some((path, what)) = keys.into_iter().next() {
+        return Err(StoreError::PrivateKeyInSource {
+            tree_root: dir.to_path_buf(),
+            path: path.into(),
+            what,
+        });
     }
     Ok((tree, read))
 }
@@ -207,19 +252,23 @@ struct StatCacheUse<'a> {
     read: Cell<usize>,
     /// Files known from the cache.
     known: Cell<usize>,
+    /// The `--key` file's device and inode.
+    signing_key: Option<(u64, u64)>,
+    /// Files that are private keys: the path inside the root, and what they are.
+    keys: RefCell<Vec<(String, &'static str)>>,
 }
 
 impl StatCacheUse<'_> {
-    /// The blob of the file at `relative` if it is known and certainly unchanged.
-    fn known(&self, relative: &str, metadata: &fs::Metadata) -> Option<BlobDigest> {
+    /// What the cache knows of the file at `relative` if it is certainly unchanged.
+    fn known(&self, relative: &str, metadata: &fs::Metadata) -> Option<Stat> {
         let files = &self.old.files;
         let index = files
             .binary_search_by(|(path, _)| (*path).cmp(relative))
             .ok()?;
         let known = &files[index].1;
-        let now = Stat::of(metadata, known.blob);
+        let now = Stat::of(metadata, known.blob, known.private_key);
         let settled = now.mtime_ns < self.old.hashed_at_ns - 1_000_000_000;
-        (now.same_file(known) && settled).then_some(known.blob)
+        (now.same_file(known) && settled).then_some(*known)
     }
 }
 
@@ -338,9 +387,14 @@ impl Walk<'_> {
             let known = self
                 .cache
                 .and_then(|cache| cache.known(&relative, metadata));
-            let (digest, size) = match known {
-                Some(digest) => (digest, metadata.len()),
-                None => self.store.add_blob_from_file(path)?,
+            let (digest, size, private_key) = match (known, self.cache) {
+                (Some(known), _) => (known.blob, metadata.len(), known.private_key),
+                // A source file: checked for a private key as it is read.
+                (None, Some(_)) => read_source_file(self.store, path)?,
+                (None, None) => {
+                    let (digest, size) = self.store.add_blob_from_file(path)?;
+                    (digest, size, false)
+                }
             };
             let mut cached = None;
             if let Some(cache) = self.cache {
@@ -350,9 +404,20 @@ impl Walk<'_> {
                     &cache.read
                 };
                 counter.set(counter.get() + 1);
+                if cache.signing_key == Some((metadata.dev(), metadata.ino())) {
+                    cache
+                        .keys
+                        .borrow_mut()
+                        .push((relative.clone(), "the --key file"));
+                } else if private_key {
+                    cache
+                        .keys
+                        .borrow_mut()
+                        .push((relative.clone(), "a PEM private key"));
+                }
                 // What was read, with the stat taken before reading: a change while it was
                 // read moves the ctime, and the next build reads it again.
-                let stat = Stat::of(metadata, digest);
+                let stat = Stat::of(metadata, digest, private_key);
                 let mut new = cache.new.borrow_mut();
                 cached = known.map(|_| new.len());
                 new.push((relative, stat));
@@ -370,6 +435,91 @@ impl Walk<'_> {
                 found: describe(file_type),
             })
         }
+    }
+}
+
+/// Stores the source file at `path`, as [`Store::add_blob_from_file`] does (hashed first, copied
+/// only when the store lacks it), and says whether it holds a PEM private key: every byte read
+/// is scanned on the way, so a changed file costs no extra read.
+fn read_source_file(store: &Store, path: &Path) -> Result<(BlobDigest, u64, bool), StoreError> {
+    let mut scan = PemScan::default();
+    let file = fs::File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
+    let mut reader = crate::digest::HashingReader::new(Scanned {
+        inner: file,
+        scan: &mut scan,
+    });
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|e| StoreError::io("reading", path, e))?;
+    let (_, digest, size): (_, BlobDigest, u64) = reader.finish();
+    if store.has_blob(&digest) {
+        return Ok((digest, size, scan.found));
+    }
+    let file = fs::File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
+    let (digest, size) = store.add_blob_from_reader(
+        Scanned {
+            inner: file,
+            scan: &mut scan,
+        },
+        &format!("`{}`", path.display()),
+        None,
+    )?;
+    Ok((digest, size, scan.found))
+}
+
+/// Looks for the armour line of a PEM private key, `-----BEGIN <LABEL>PRIVATE KEY-----`, in
+/// the bytes it is fed in pieces: PKCS#8 (`PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`), the
+/// traditional `RSA`/`EC`/`DSA` forms, `OPENSSH PRIVATE KEY`, cosign's `ENCRYPTED SIGSTORE
+/// PRIVATE KEY`. A line split between two pieces is found too.
+#[derive(Default)]
+struct PemScan {
+    /// The end of the last piece (a marker may start there).
+    carry: Vec<u8>,
+    window: Vec<u8>,
+    found: bool,
+}
+
+/// Enough for `-----BEGIN ` (11), a label of up to 64 bytes and `-----` (5).
+const PEM_CARRY: usize = 80;
+
+impl PemScan {
+    fn feed(&mut self, piece: &[u8]) {
+        if self.found || piece.is_empty() {
+            return;
+        }
+        self.window.clear();
+        self.window.extend_from_slice(&self.carry);
+        self.window.extend_from_slice(piece);
+        self.found = memchr::memmem::find_iter(&self.window, b"-----BEGIN ")
+            .any(|at| is_private_key_label(&self.window[at + 11..]));
+        let keep = self.window.len().min(PEM_CARRY);
+        self.carry.clear();
+        self.carry
+            .extend_from_slice(&self.window[self.window.len() - keep..]);
+    }
+}
+
+/// Whether `rest` (what follows `-----BEGIN `) starts with a label ending in `PRIVATE KEY`
+/// and then `-----`.
+fn is_private_key_label(rest: &[u8]) -> bool {
+    let label = rest
+        .iter()
+        .take(64)
+        .take_while(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || **byte == b' ')
+        .count();
+    rest[..label].ends_with(b"PRIVATE KEY") && rest[label..].starts_with(b"-----")
+}
+
+/// A reader whose bytes are fed to a [`PemScan`] as they pass.
+struct Scanned<'a, R> {
+    inner: R,
+    scan: &'a mut PemScan,
+}
+
+impl<R: std::io::Read> std::io::Read for Scanned<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.scan.feed(&buffer[..n]);
+        Ok(n)
     }
 }
 
@@ -532,5 +682,135 @@ mod tests {
         fs::write(&caches[0], &longer).unwrap();
         assert_eq!(add_source_tree_counting(&store, &src, none).unwrap().1, 3);
         assert_eq!(add_source_tree_counting(&store, &src, none).unwrap().1, 0);
+    }
+
+    /// Review item 5: the README flow put `release.key` next to the spec, in a source at
+    /// `path = "."`, so the signing key became a world-readable blob mounted in every step.
+    #[test]
+    fn a_source_holding_a_pem_private_key_is_refused_naming_it_until_it_is_excluded() {
+        for label in [
+            "PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+            "ENCRYPTED SIGSTORE PRIVATE KEY",
+        ] {
+            let (_work, store, src) = settled_source();
+            fs::create_dir(src.join("config")).unwrap();
+            fs::write(
+                src.join("config/deploy.pem"),
+                format!("-----BEGIN {label}-----\nMIGHAgEAMBMGByqGSM49\n-----END {label}-----\n"),
+            )
+            .unwrap();
+            let none = &|_: &str| false;
+            let error = add_source_tree(&store, &src, none, None).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "source `{}` holds a PEM private key at `config/deploy.pem`: a private key must never be hashed into the store or mounted in a step\n  hint: move `config/deploy.pem` out of the source directory, or add it to the source's `exclude`",
+                    src.display()
+                ),
+                "{label}"
+            );
+            let excluded = &|relative: &str| relative == "config/deploy.pem";
+            add_source_tree(&store, &src, excluded, None).unwrap();
+        }
+    }
+
+    #[test]
+    fn public_keys_and_mere_mentions_of_private_keys_are_not_refused() {
+        let (_work, store, src) = settled_source();
+        fs::write(
+            src.join("release.pub"),
+            "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYI\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        fs::write(
+            src.join("notes.md"),
+            "keys start with `-----BEGIN <label>` and a PRIVATE KEY label\n",
+        )
+        .unwrap();
+        add_source_tree(&store, &src, &|_| false, None).unwrap();
+    }
+
+    #[test]
+    fn the_signing_key_file_is_refused_under_any_name_and_content() {
+        let (work, store, src) = settled_source();
+        let key = work.path().join("outside.key");
+        fs::write(&key, "not even PEM").unwrap();
+        fs::hard_link(&key, src.join("innocent.txt")).unwrap();
+        let error = add_source_tree(&store, &src, &|_| false, Some(&key)).unwrap_err();
+        assert!(
+            error.to_string().starts_with(&format!(
+                "source `{}` holds the --key file at `innocent.txt`",
+                src.display()
+            )),
+            "{error}"
+        );
+        // The same key kept outside the source is fine.
+        fs::remove_file(src.join("innocent.txt")).unwrap();
+        add_source_tree(&store, &src, &|_| false, Some(&key)).unwrap();
+    }
+
+    #[test]
+    fn the_stat_cache_remembers_a_private_key_and_older_caches_are_checked_again() {
+        let (_work, store, src) = settled_source();
+        fs::write(
+            src.join("id_ed25519"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        set_mtime(
+            &src.join("id_ed25519"),
+            SystemTime::now() - Duration::from_secs(3600),
+        );
+        let none = &|_: &str| false;
+        assert!(add_source_tree(&store, &src, none, None).is_err());
+        let caches: Vec<_> = fs::read_dir(store.stat_cache_dir())
+            .unwrap()
+            .map(|item| item.unwrap().path())
+            .collect();
+        let bytes = fs::read(&caches[0]).unwrap();
+        let cache = StatCache::parse(&bytes).unwrap();
+        let remembered: Vec<_> = cache
+            .files
+            .iter()
+            .map(|(path, stat)| (*path, stat.private_key))
+            .collect();
+        assert_eq!(
+            remembered,
+            [
+                ("README", false),
+                ("a.c", false),
+                ("id_ed25519", true),
+                ("lib/b.c", false)
+            ]
+        );
+        // Known from the cache, and still refused.
+        assert!(matches!(
+            add_source_tree(&store, &src, none, None),
+            Err(StoreError::PrivateKeyInSource { .. })
+        ));
+        // A v2 cache (no private-key byte) is no cache: every file is read and checked again.
+        let mut old = b"sealroom-stat-cache-v2\n".to_vec();
+        old.extend_from_slice(&bytes[STAT_CACHE_MAGIC.len()..]);
+        assert!(StatCache::parse(&old).is_none());
+    }
+
+    #[test]
+    fn a_private_key_line_split_between_reads_is_found() {
+        let text = b"junk\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n";
+        for piece in [1, 3, 7, 11, 20] {
+            let mut scan = PemScan::default();
+            for chunk in text.chunks(piece) {
+                scan.feed(chunk);
+            }
+            assert!(scan.found, "pieces of {piece} bytes");
+        }
+        let mut scan = PemScan::default();
+        scan.feed(b"-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY");
+        scan.feed(b" INFO-----\n");
+        assert!(!scan.found);
     }
 }
