@@ -132,6 +132,7 @@ impl Store {
         lock: impl FnOnce(&Path) -> Result<StoreLock, StoreError>,
     ) -> Result<Store, StoreError> {
         let root = std::path::absolute(root).map_err(|e| StoreError::io("resolving", root, e))?;
+        create_private_root(&root)?;
         let version_dir = root.join(LAYOUT_VERSION);
         fs::create_dir_all(&version_dir)
             .map_err(|e| StoreError::io("creating", &version_dir, e))?;
@@ -362,6 +363,25 @@ impl Store {
         temp.write_all(CACHEDIR_TAG.as_bytes())
             .map_err(|e| StoreError::io("writing", temp.path(), e))?;
         self.commit(temp, &dest)
+    }
+}
+
+/// Creates the store's root, if it is not there, with mode 0700: the store holds every source,
+/// fetched tree and output as world-readable (0444) files, and steps need no path to it (their
+/// inputs and `/out` are bind mounts, which the engine makes as root). An existing root keeps its
+/// mode: a store shared read-only with another user is made so on purpose.
+fn create_private_root(root: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if root.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = root.parent() {
+        fs::create_dir_all(parent).map_err(|e| StoreError::io("creating", parent, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && root.is_dir() => Ok(()),
+        Err(e) => Err(StoreError::io("creating", root, e)),
     }
 }
 

@@ -628,3 +628,17 @@ fn verify_failure_summarizes_problems_and_what_was_removed() {
         .unwrap();
     assert!(again.failure().is_none(), "{again:#?}");
 }
+
+#[test]
+fn a_new_store_root_is_private_and_an_existing_one_keeps_its_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/b/store");
+    Store::open(&root).unwrap();
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    let shared = dir.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o755)).unwrap();
+    Store::open(&shared).unwrap();
+    assert_eq!(mode(&shared), 0o755);
+}
