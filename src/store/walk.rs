@@ -338,6 +338,14 @@ impl Walk<'_> {
             path: dir.to_path_buf(),
             source,
         })?;
+        // A source with a key in it is refused: no tree object of it is stored (it would name
+        // a blob that is not).
+        if self
+            .cache
+            .is_some_and(|cache| !cache.keys.borrow().is_empty())
+        {
+            return Ok(tree.digest());
+        }
         if known.iter().all(Option::is_none) {
             return self.store.add_tree_object(&tree);
         }
@@ -387,8 +395,13 @@ impl Walk<'_> {
             let known = self
                 .cache
                 .and_then(|cache| cache.known(&relative, metadata));
+            let signing_key = self
+                .cache
+                .is_some_and(|cache| cache.signing_key == Some((metadata.dev(), metadata.ino())));
             let (digest, size, private_key) = match (known, self.cache) {
                 (Some(known), _) => (known.blob, metadata.len(), known.private_key),
+                // Never read, never stored.
+                (None, Some(_)) if signing_key => (BlobDigest::of(b""), metadata.len(), true),
                 // A source file: checked for a private key as it is read.
                 (None, Some(_)) => read_source_file(self.store, path)?,
                 (None, None) => {
@@ -404,7 +417,7 @@ impl Walk<'_> {
                     &cache.read
                 };
                 counter.set(counter.get() + 1);
-                if cache.signing_key == Some((metadata.dev(), metadata.ino())) {
+                if signing_key {
                     cache
                         .keys
                         .borrow_mut()
@@ -440,7 +453,8 @@ impl Walk<'_> {
 
 /// Stores the source file at `path`, as [`Store::add_blob_from_file`] does (hashed first, copied
 /// only when the store lacks it), and says whether it holds a PEM private key: every byte read
-/// is scanned on the way, so a changed file costs no extra read.
+/// is scanned on the way, so a changed file costs no extra read. A key found while hashing is
+/// not stored (its digest is returned, for the stat cache).
 fn read_source_file(store: &Store, path: &Path) -> Result<(BlobDigest, u64, bool), StoreError> {
     let mut scan = PemScan::default();
     let file = fs::File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
@@ -451,7 +465,7 @@ fn read_source_file(store: &Store, path: &Path) -> Result<(BlobDigest, u64, bool
     std::io::copy(&mut reader, &mut std::io::sink())
         .map_err(|e| StoreError::io("reading", path, e))?;
     let (_, digest, size): (_, BlobDigest, u64) = reader.finish();
-    if store.has_blob(&digest) {
+    if scan.found || store.has_blob(&digest) {
         return Ok((digest, size, scan.found));
     }
     let file = fs::File::open(path).map_err(|e| StoreError::io("opening", path, e))?;
@@ -705,6 +719,13 @@ mod tests {
             .unwrap();
             let none = &|_: &str| false;
             let error = add_source_tree(&store, &src, none, None).unwrap_err();
+            let stored = |dir: std::path::PathBuf| fs::read_dir(dir).unwrap().count();
+            assert_eq!(stored(store.trees_dir()), 0, "{label}: tree objects stored");
+            let key = fs::read(src.join("config/deploy.pem")).unwrap();
+            assert!(
+                !store.has_blob(&BlobDigest::of(&key)),
+                "{label}: the key's blob"
+            );
             assert_eq!(
                 error.to_string(),
                 format!(
