@@ -492,10 +492,13 @@ async fn blocking<T: Send + 'static>(
 /// `limits.output`, and anything that is not a regular file, directory or symlink (a device, a
 /// socket, a fifo) fails the step. Symlinks are recorded as links, never followed.
 fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDigest, Error> {
-    // By descriptor, and each file read once, counted against the limit as it is stored:
-    // whoever still holds a descriptor of /out cannot swap in a symlink or change a file between
-    // a size check and the hashing.
-    store
+    // By descriptor, and each file read once, counted against the limit as it is read: whoever
+    // still holds a descriptor of /out cannot swap in a symlink or change a file between a size
+    // check and the hashing. Into a private scratch store first, so that an output over its
+    // limit leaves nothing in the store; the whole tree is then moved in.
+    let scratch = store.temp_dir()?;
+    let private = Store::open(&scratch.path().join("private"))?;
+    let tree = private
         .add_untrusted_tree(out_dir, Some(step.limits.output.0))
         .map_err(|error| match error {
             StoreError::OutputLimit { .. } => BuildError::OutputTooLarge {
@@ -510,8 +513,12 @@ fn collect_output(store: &Store, step: &Step, out_dir: &Path) -> Result<TreeDige
                 detail: error.to_string(),
             }
             .into(),
-            error => error.into(),
-        })
+            error => Error::from(error),
+        })?;
+    store.adopt_tree(&private, &tree)?;
+    drop(private);
+    crate::store::remove_tree_force(scratch.path())?;
+    Ok(tree)
 }
 
 /// Every artifact the step declares is a regular file in its output tree.
