@@ -187,7 +187,7 @@ fn attack(
     while build.try_wait().unwrap().is_none() {
         let _ = rustix::fs::renameat_with(out, "d", out, "l", RenameFlags::EXCHANGE);
         swaps += 1;
-        if swaps % 64 == 0 {
+        if swaps.is_multiple_of(64) {
             let _ = rewrite(&d, &format!("EVIL-{swaps}\n"));
         }
     }

@@ -305,7 +305,7 @@ mod tests {
         fs::create_dir(&tree).unwrap();
         rustix::fs::mknodat(
             CWD,
-            &tree.join("pipe"),
+            tree.join("pipe"),
             FileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
