@@ -83,6 +83,33 @@ impl FakeEngine {
 
 /// The images of a docker-archive: each config's id and the tags the manifest gives it.
 fn read_archive(bytes: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    Ok(read_configs(bytes)?
+        .into_iter()
+        .map(|(id, tags, _)| (id, tags))
+        .collect())
+}
+
+/// The `VOLUME`s the config of `id` in a docker-archive declares (`config.Volumes`), sorted.
+fn archive_volumes(bytes: &[u8], id: &str) -> Result<Vec<String>, String> {
+    let Some((_, _, config)) = read_configs(bytes)?
+        .into_iter()
+        .find(|(found, _, _)| found == id)
+    else {
+        return Ok(Vec::new());
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&config).map_err(|error| format!("image config: {error}"))?;
+    let mut volumes: Vec<String> = config
+        .pointer("/config/Volumes")
+        .and_then(serde_json::Value::as_object)
+        .map(|volumes| volumes.keys().cloned().collect())
+        .unwrap_or_default();
+    volumes.sort();
+    Ok(volumes)
+}
+
+/// Each image of a docker-archive: its id, tags and config bytes.
+fn read_configs(bytes: &[u8]) -> Result<Vec<(String, Vec<String>, Vec<u8>)>, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Entry {
@@ -114,7 +141,11 @@ fn read_archive(bytes: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
             let config = members
                 .get(&entry.config)
                 .ok_or_else(|| format!("no member {}", entry.config))?;
-            Ok((ImageDigest::of(config).to_string(), entry.repo_tags))
+            Ok((
+                ImageDigest::of(config).to_string(),
+                entry.repo_tags,
+                config.clone(),
+            ))
         })
         .collect()
 }
@@ -180,6 +211,24 @@ impl Engine for FakeEngine {
             .get(reference)
             .or_else(|| tags.get(&format!("{reference}:latest")));
         Ok(tagged.cloned())
+    }
+
+    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        let archive = self
+            .images
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+            .unwrap_or_default();
+        if archive.is_empty() {
+            // An image only named (`with_image`) has no config, so no volumes.
+            return Ok(Vec::new());
+        }
+        archive_volumes(&archive, id).map_err(|detail| EngineError::Refused {
+            action: "inspecting an image".to_string(),
+            detail,
+        })
     }
 
     async fn load(&self, mut archive: ArchiveStream) -> Result<(), EngineError> {
