@@ -268,15 +268,25 @@ fn docker_a_sigkilled_build_whose_pid_is_still_a_zombie_is_removed_by_store_gc()
         .spawn()
         .unwrap();
     let id = wait_for_container("nap-zombie", &mut build);
-    // While the build runs, `store gc` leaves its container alone.
-    store_gc(&project.store());
+    // While the build runs, `store gc` (of another store: the build holds its own) leaves its
+    // container alone.
+    store_gc(&project.path("other-store"));
     assert!(
         container_labels(&id).is_some(),
         "store gc removed a running build's container"
     );
     // Killed and not reaped: its pid and start time are still in /proc, as a zombie.
     build.kill().unwrap();
-    let state = std::fs::read_to_string(format!("/proc/{}/stat", build.id())).unwrap();
+    let state = loop {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", build.id())).unwrap();
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        {
+            break stat;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let gc = store_gc(&project.store());
     let gone = container_labels(&id).is_none();
     build.wait().unwrap();
