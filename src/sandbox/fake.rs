@@ -108,8 +108,11 @@ fn archive_volumes(bytes: &[u8], id: &str) -> Result<Vec<String>, String> {
     Ok(volumes)
 }
 
-/// Each image of a docker-archive: its id, tags and config bytes.
-fn read_configs(bytes: &[u8]) -> Result<Vec<(String, Vec<String>, Vec<u8>)>, String> {
+/// One image of a docker-archive: its id, tags and config bytes.
+type ArchivedImage = (String, Vec<String>, Vec<u8>);
+
+/// Each image of a docker-archive.
+fn read_configs(bytes: &[u8]) -> Result<Vec<ArchivedImage>, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Entry {
