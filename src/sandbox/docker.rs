@@ -862,8 +862,11 @@ mod owner {
                 };
             }
             // Older versions: `<pid>:<start time>`, with no host or namespace in it. Removed by
-            // their own rule (not running in this `/proc`), and only when the label parses.
-            if let Some(label) = labels.get(LEGACY_OWNER_LABEL)
+            // their own rule (not running in this `/proc`), only when the label parses, and only
+            // by a caller in the host's initial PID namespace, which sees every pid of the
+            // host: from inside another one, every such owner would look dead.
+            if self.owner.pid_namespace == INITIAL_PID_NAMESPACE
+                && let Some(label) = labels.get(LEGACY_OWNER_LABEL)
                 && let Some((pid, start)) = label.split_once(':')
                 && let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>())
                 && !running(pid, start)
@@ -873,6 +876,9 @@ mod owner {
             Verdict::Keep
         }
     }
+
+    /// The inode of the host's initial PID namespace (the kernel's `PROC_PID_INIT_INO`).
+    pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
 
     /// The deadline label's value: `now` plus `timeout` plus the grace, in unix seconds.
     pub fn deadline(now: u64, timeout: std::time::Duration) -> u64 {
@@ -1060,6 +1066,19 @@ mod owner {
             for (labels, running, want) in cases {
                 assert_eq!(here.verdict_with(&labels, running), want, "{labels:?}");
             }
+            // In another PID namespace, an old label's pid cannot be looked up.
+            let inner = Here {
+                owner: Owner {
+                    pid_namespace: 4026532000,
+                    ..here.owner.clone()
+                },
+                now: here.now,
+                proc_is_ours: true,
+            };
+            assert_eq!(
+                inner.verdict_with(&labels(&[(LEGACY_OWNER_LABEL, "12:34")]), dead),
+                Verdict::Keep
+            );
             // A `/proc` of another namespace: only deadlines count.
             let blind = Here {
                 proc_is_ours: false,
