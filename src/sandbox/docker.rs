@@ -582,20 +582,29 @@ impl Engine for DockerEngine {
 
 /// For commands that do not need the engine (`store gc`, `store verify`): if it answers within
 /// a few seconds, removes the leftovers of killed builds and the containers past their
-/// deadline, and returns how many; if not, says so at debug level and returns `None`.
+/// deadline, and returns how many; if not, says so at debug level and returns `None`. Only the
+/// connection has a time limit: an engine that answered is given the time its removals take.
 pub async fn remove_leftovers_if_reachable() -> Option<usize> {
-    let attempt = async {
-        let engine = DockerEngine::connect().await?;
-        engine.remove_leftovers_and_say_so().await
-    };
-    match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
-        Ok(Ok(removed)) => Some(removed),
+    let engine = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        DockerEngine::connect(),
+    )
+    .await
+    {
+        Ok(Ok(engine)) => engine,
         Ok(Err(error)) => {
             tracing::debug!("left containers alone: {error}");
-            None
+            return None;
         }
         Err(_elapsed) => {
             tracing::debug!("left containers alone: the engine did not answer within 5s");
+            return None;
+        }
+    };
+    match engine.remove_leftovers_and_say_so().await {
+        Ok(removed) => Some(removed),
+        Err(error) => {
+            tracing::debug!("left containers alone: {error}");
             None
         }
     }
