@@ -505,3 +505,35 @@ fn docker_an_image_that_declares_a_volume_is_refused_before_any_step_runs() {
     });
     assert!(volumes.is_empty(), "{volumes:?}");
 }
+
+#[test]
+fn store_gc_and_verify_go_on_silently_when_the_engine_is_unreachable() {
+    let project = Project::new();
+    let missing = project.path("no-engine.sock");
+    for command in ["gc", "verify"] {
+        let assert = sealroom()
+            .args(["store", command, "--store"])
+            .arg(project.store())
+            .env("DOCKER_HOST", format!("unix://{}", missing.display()))
+            .assert()
+            .success();
+        let stderr = stderr_of(&assert);
+        assert!(
+            !stderr.contains("engine") && !stderr.contains("container"),
+            "store {command}: {stderr}"
+        );
+        // Said at debug level, for whoever asks.
+        let assert = sealroom()
+            .args(["store", command, "--store"])
+            .arg(project.store())
+            .env("DOCKER_HOST", format!("unix://{}", missing.display()))
+            .env("SEALROOM_LOG", "debug")
+            .assert()
+            .success();
+        let stderr = stderr_of(&assert);
+        assert!(
+            stderr.contains("left containers alone: cannot reach the container engine"),
+            "store {command}: {stderr}"
+        );
+    }
+}
