@@ -1149,6 +1149,8 @@ pub const LOG_KEPT_BYTES: u64 = 16 * 1024 * 1024;
 pub const LOG_PRINTED_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest line printed at once.
 pub const LOG_LINE_BYTES: usize = 64 * 1024;
+/// How much of each of its last lines a failure report quotes.
+const LOG_TAIL_LINE_BYTES: usize = 1024;
 /// What the kept log ends with when the step wrote more.
 const LOG_CUT_NOTE: &[u8] = b"\n[sealroom: the log went on past 16MiB; the rest was not kept]\n";
 /// The line printed where the terminal's share of a step's log ends.
@@ -1258,9 +1260,22 @@ impl StepLog {
         }
     }
 
-    /// The last lines, safe to print.
+    /// The last lines, safe to print, each cut at [`LOG_TAIL_LINE_BYTES`] (a failure report
+    /// quotes them; twenty 64 KiB pieces of one endless line would be no report).
     fn tail_lines(&self) -> Vec<String> {
-        self.tail.iter().map(|line| terminal_safe(line)).collect()
+        self.tail
+            .iter()
+            .map(|line| {
+                if line.len() <= LOG_TAIL_LINE_BYTES {
+                    return terminal_safe(line);
+                }
+                format!(
+                    "{} [sealroom: {} more bytes of this line cut]",
+                    terminal_safe(&line[..LOG_TAIL_LINE_BYTES]),
+                    line.len() - LOG_TAIL_LINE_BYTES
+                )
+            })
+            .collect()
     }
 
     /// The digest of the kept bytes, with the file flushed; says how much was not printed.
@@ -1533,6 +1548,18 @@ mod tests {
             );
         }
         let digest = log.finish();
+        let report = "x".repeat(LOG_TAIL_LINE_BYTES);
+        assert_eq!(
+            log.tail_lines(),
+            vec![
+                format!(
+                    "{report} [sealroom: {} more bytes of this line cut]",
+                    LOG_LINE_BYTES - LOG_TAIL_LINE_BYTES
+                );
+                LOG_TAIL_LINES
+            ],
+            "a failure report quotes a bounded part of each line"
+        );
         let kept = std::fs::read(&path).unwrap();
         assert_eq!(
             kept.len() as u64,
