@@ -1,7 +1,8 @@
 //! The container engine, behind one boundary. [`Engine`] is everything sealroom asks of an
-//! engine: run a step, tell whether it holds an image (and its id), load, save and tag images,
-//! remove what killed builds left behind. `docker` implements it through bollard and is the only
-//! module that uses bollard; `fake` implements it in memory for unit tests.
+//! engine: run a step, tell whether it holds an image (and its id, and the `VOLUME`s it
+//! declares), load, save and tag images, remove what killed builds left behind. `docker`
+//! implements it through bollard and is the only module that uses bollard; `fake` implements
+//! it in memory for unit tests.
 //!
 //! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
 //! the host directories behind its input and output mounts) and nothing else. It does not decide
@@ -210,7 +211,8 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Removes the containers (and scratch volumes) that sealroom processes which are no longer
-    /// running left behind; returns how many containers it removed.
+    /// running left behind, and those past their deadline; returns how many containers it
+    /// removed.
     fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
 }
 
