@@ -290,3 +290,73 @@ impl Engine for FakeEngine {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::PinnedImage;
+
+    /// A docker-archive of one image (no layers) whose config is `config`, tagged `tag`.
+    fn archive(config: &[u8], tag: &str) -> Vec<u8> {
+        let manifest =
+            serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": []}]);
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("manifest.json", manifest.as_slice()),
+            ("config.json", config),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, bytes).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    async fn loaded(engine: &FakeEngine, config: &[u8]) -> PinnedImage {
+        let bytes = bytes::Bytes::from(archive(config, "test/image:1"));
+        let stream: ArchiveStream = Box::pin(futures_util::stream::iter([Ok(bytes)]));
+        engine.load(stream).await.unwrap();
+        format!("test/image@{}", ImageDigest::of(config))
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_image_that_declares_volumes_fails_the_image_check_naming_them() {
+        let engine = FakeEngine::new(|_| Ok(0));
+        let with = loaded(
+            &engine,
+            br#"{"config":{"Volumes":{"/var/lib/data":{},"/cache":{}}},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .await;
+        let error = super::super::require_image(&engine, &with)
+            .await
+            .unwrap_err();
+        let EngineError::ImageHasVolumes { volumes, .. } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(volumes, &["/cache", "/var/lib/data"]);
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!(
+                "base image `{with}` declares VOLUME /cache, /var/lib/data"
+            )) && text.contains("hint: rebuild the image without `VOLUME`"),
+            "{text}"
+        );
+        assert_eq!(
+            crate::error::Failure::exit_code(&error),
+            crate::error::ExitCode::BadInput
+        );
+        let without = loaded(
+            &engine,
+            br#"{"config":{"Env":["PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .await;
+        super::super::require_image(&engine, &without)
+            .await
+            .unwrap();
+    }
+}
