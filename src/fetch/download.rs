@@ -674,6 +674,28 @@ mod tests {
         assert!(!is_followed_redirect(StatusCode::MULTIPLE_CHOICES));
     }
 
+    #[test]
+    fn https_never_redirects_to_plain_http() {
+        let url = |text: &str| Url::parse(text).unwrap();
+        let error = redirect_allowed(
+            &url("https://example.org/a.tar.gz"),
+            &url("http://example.org/a.tar.gz"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            "to `http://example.org/a.tar.gz` is not followed: it downgrades https to plain http\nhint: use the https url of the download, or ask its host to redirect to https"
+        );
+        // Also to a loopback address: the next hop is chosen by whoever answered over https.
+        assert!(
+            redirect_allowed(&url("https://example.org/a"), &url("http://127.0.0.1/a")).is_err()
+        );
+        assert!(redirect_allowed(&url("https://a.example/x"), &url("https://b.example/x")).is_ok());
+        assert!(redirect_allowed(&url("http://a.example/x"), &url("https://a.example/x")).is_ok());
+        assert!(redirect_allowed(&url("http://127.0.0.1/x"), &url("http://127.0.0.1/y")).is_ok());
+        assert!(redirect_allowed(&url("http://a.example/x"), &url("file:///etc/passwd")).is_err());
+    }
+
     #[tokio::test]
     async fn offline_refuses_before_parsing_or_connecting() {
         let downloader = Downloader::new(DownloaderOptions {

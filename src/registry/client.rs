@@ -401,3 +401,37 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn a_blob_reader_stops_one_byte_past_its_descriptor() {
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut reader = AtMost {
+            inner: std::io::repeat(1).take(1_000_000),
+            left: 10,
+            exceeded: Arc::clone(&exceeded),
+        };
+        let mut buffer = Vec::new();
+        let error = reader.read_to_end(&mut buffer).unwrap_err();
+        assert_eq!(error.to_string(), "more bytes than the descriptor says");
+        assert!(exceeded.load(Ordering::SeqCst));
+        assert!(buffer.len() <= 10, "read {} bytes", buffer.len());
+
+        let exceeded = Arc::new(AtomicBool::new(false));
+        let mut exact = AtMost {
+            inner: std::io::repeat(1).take(10),
+            left: 10,
+            exceeded: Arc::clone(&exceeded),
+        };
+        let mut buffer = Vec::new();
+        exact.read_to_end(&mut buffer).unwrap();
+        assert_eq!(buffer.len(), 10);
+        assert!(!exceeded.load(Ordering::SeqCst));
+    }
+}
