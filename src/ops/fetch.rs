@@ -37,6 +37,9 @@ const FETCH_KEY_VERSION: &str = "sealroom-fetch-v1";
 pub struct FetchOptions {
     /// Open no socket and start no container.
     pub offline: bool,
+    /// `--allow-host-network`: a fixed-output fetch with `network = "host"` may run. The spec
+    /// alone never puts a container in the host's network namespace.
+    pub allow_host_network: bool,
     /// At most this many downloads at once.
     pub jobs: usize,
     pub build_id: String,
@@ -82,6 +85,17 @@ pub async fn fetch_all<S: Engine>(
     spec: &Spec,
     options: &FetchOptions,
 ) -> Result<Vec<Fetched>, Error> {
+    // Refused before anything is fetched: a spec from a pull request must not get the host's
+    // network, and a half-done fetch stage helps nobody. A fetch already in the store runs
+    // nothing, so it needs no permission.
+    for fetch in &spec.fetches {
+        if let FetchKind::Run(run) = &fetch.kind
+            && !options.offline
+            && !run.output.is_some_and(|pin| store.has_tree(&pin))
+        {
+            check_network_allowed(&fetch.name, run, options)?;
+        }
+    }
     let mut missing = Vec::new();
     let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
     let mut to_download = Vec::new();
@@ -289,6 +303,7 @@ pub async fn run_fixed_output<S: Engine>(
     source_date_epoch: u64,
     options: &FetchOptions,
 ) -> Result<TreeDigest, Error> {
+    check_network_allowed(name, run, options)?;
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
     crate::sandbox::create_out_dir(&out_dir)?;
@@ -300,7 +315,7 @@ pub async fn run_fixed_output<S: Engine>(
         workdir: WORK_DIR,
         user: DEFAULT_USER,
         network: match run.network {
-            FetchNetwork::Bridge => Network::Bridge,
+            FetchNetwork::Bridge => Network::Fetch,
             FetchNetwork::Host => Network::Host,
         },
         limits: &run.limits,
@@ -331,6 +346,21 @@ pub async fn run_fixed_output<S: Engine>(
     };
     crate::store::remove_tree_force(scratch.path())?;
     result
+}
+
+/// A fetch may have the host's network only when the person running sealroom said so
+/// (`--allow-host-network`); the spec's `network = "host"` alone is refused.
+fn check_network_allowed(
+    name: &Name,
+    run: &RunFetch,
+    options: &FetchOptions,
+) -> Result<(), FetchStageError> {
+    if run.network == FetchNetwork::Host && !options.allow_host_network {
+        return Err(FetchStageError::HostNetworkNotAllowed {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The digest of `out_dir`, computed in a throwaway store; only a match (or no pin) is stored.
@@ -370,6 +400,10 @@ pub enum FetchStageError {
         expected: TreeDigest,
         found: TreeDigest,
     },
+    #[error(
+        "fetch `{name}` asks for host networking (`network = \"host\"`): its container would share the host's network namespace, with every service on the host's loopback and its abstract Unix sockets; a spec alone cannot ask for that\n  hint: review the fetch and pass --allow-host-network to run it on the host's network, or remove `network = \"host\"` to run it on sealroom's fetch network"
+    )]
+    HostNetworkNotAllowed { name: String },
     #[error("cannot edit the spec `{path}`: {detail}")]
     Edit {
         path: std::path::PathBuf,

@@ -208,7 +208,9 @@ impl DockerEngine {
             ),
             working_dir: Some(record.workdir.clone()),
             user: Some(record.user.clone()),
-            hostname: policy.hostname.map(str::to_string),
+            hostname: policy.hostname.map(str::to_string).or_else(|| {
+                (record.network == Network::Fetch).then(super::fetch_network::fresh_hostname)
+            }),
             labels: Some(labels),
             network_disabled: Some(record.network == Network::None),
             attach_stdout: Some(true),
@@ -418,6 +420,9 @@ impl Engine for DockerEngine {
         request: &StepRequest,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
+        if request.record.network == Network::Fetch {
+            super::fetch_network::ensure(&self.docker).await?;
+        }
         let options = CreateContainerOptionsBuilder::new().build();
         let created = self
             .docker

@@ -10,6 +10,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod fetch_network;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -80,9 +81,10 @@ impl StepRequest {
 pub enum Network {
     /// No interface but `lo`.
     None,
-    /// The engine's default bridge.
-    Bridge,
-    /// The host's network stack, loopback included.
+    /// sealroom's own fetch network ([`fetch_network`]): the outside world, but not the host,
+    /// other containers or link-local addresses.
+    Fetch,
+    /// The host's network stack, loopback included (`--allow-host-network` only).
     Host,
 }
 
@@ -91,7 +93,7 @@ impl Network {
     pub fn mode(self) -> &'static str {
         match self {
             Network::None => "none",
-            Network::Bridge => "bridge",
+            Network::Fetch => fetch_network::NAME,
             Network::Host => "host",
         }
     }
@@ -220,6 +222,12 @@ pub enum EngineError {
         name = image.name
     )]
     ImageMissing { image: PinnedImage },
+    #[error(
+        "cannot set up sealroom's fetch network (`{name}`, bridge `{bridge}`), so no fetch container was started: {detail}",
+        name = fetch_network::NAME,
+        bridge = fetch_network::BRIDGE
+    )]
+    FetchNetwork { detail: String },
 }
 
 impl Failure for EngineError {
@@ -230,6 +238,9 @@ impl Failure for EngineError {
             // works differently, not the user's input.
             EngineError::Refused { .. } => ExitCode::Internal,
             EngineError::ImageMissing { .. } => ExitCode::BadInput,
+            // The host cannot give fetches an isolated network: not the spec's fault, and not
+            // sealroom's bug.
+            EngineError::FetchNetwork { .. } => ExitCode::EngineUnreachable,
         }
     }
 }
