@@ -459,3 +459,90 @@ fn docker_the_fetch_network_s_rules_are_scoped_to_its_bridge() {
         );
     }
 }
+
+/// A project with the source `lib` (`data/answer.txt` = "forty-two") and one step `name`
+/// that pipes that file through `filter` into its artifact `answer`.
+fn reads_answer(project: &Project, name: &str, filter: &str) -> PathBuf {
+    std::fs::create_dir_all(project.path("lib/data")).unwrap();
+    std::fs::write(project.path("lib/data/answer.txt"), "forty-two\n").unwrap();
+    let spec = format!(
+        "version = 1\nname = \"checkouts\"\n\n[sandbox]\nimage = \"{}\"\n\n[[source]]\nname = \"lib\"\npath = \"lib\"\n\n[[step]]\nname = \"{name}\"\ninputs = [\"lib\"]\nrun = [\"sh\", \"-c\", \"{filter} < /inputs/lib/data/answer.txt > /out/answer\"]\nartifacts = [\"answer\"]\n",
+        busybox()
+    );
+    let path = project.path(&format!("{name}.toml"));
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+/// Every file named `name` under the store's checkouts.
+fn checkout_files(store: &std::path::Path, name: &str) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(store.join("v1/inputs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file() && entry.file_name() == name)
+        .map(|entry| entry.into_path())
+        .collect()
+}
+
+#[test]
+fn docker_a_checkout_changed_between_builds_is_not_used_as_it_is() {
+    let project = Project::new();
+    let first = reads_answer(&project, "read-first", "cat");
+    project.build(&first).success();
+    let checkouts = checkout_files(&project.store(), "answer.txt");
+    assert_eq!(checkouts.len(), 1, "one checkout of `lib`");
+    // Root changes the 0644 file in place, keeping its size, mode and modification time.
+    let file = &checkouts[0];
+    let metadata = std::fs::metadata(file).unwrap();
+    std::fs::write(file, "forty-six\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(metadata.modified().unwrap())
+        .unwrap();
+
+    // Another command over the same source: no cache entry answers it, the checkout is mounted.
+    let second = reads_answer(&project, "read-second", "head -n 5");
+    let assert = project.build(&second).success();
+    assert_eq!(
+        std::fs::read_to_string(project.out().join("answer")).unwrap(),
+        "forty-two\n",
+        "the step read the source's own content: {}",
+        stderr_of(&assert)
+    );
+    assert!(
+        stderr_of(&assert).contains("differs from its tree"),
+        "the re-made checkout is reported: {}",
+        stderr_of(&assert)
+    );
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "forty-two\n");
+}
+
+#[test]
+fn docker_a_cache_hit_whose_output_blob_is_gone_runs_the_step_again() {
+    let project = Project::new();
+    // Not the source's own bytes: only the output's blob goes.
+    let spec = reads_answer(&project, "read-it", "tr a-z A-Z");
+    project.build(&spec).success();
+    // The store's copy of the output file, lost (a damaged disk, a careless `rm`).
+    let blob = project
+        .store()
+        .join("v1/blobs/sha256")
+        .join(sealroom::digest::BlobDigest::of(b"FORTY-TWO\n").hex());
+    assert!(blob.is_file());
+    std::fs::remove_file(&blob).unwrap();
+    std::fs::remove_dir_all(project.out()).unwrap();
+
+    let assert = project.build(&spec).success();
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("step read-it: the cached output") && stderr.contains("is incomplete"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.out().join("answer")).unwrap(),
+        "FORTY-TWO\n"
+    );
+    assert!(blob.is_file(), "the step's run stored the blob again");
+}
