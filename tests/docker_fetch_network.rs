@@ -546,3 +546,47 @@ fn docker_a_cache_hit_whose_output_blob_is_gone_runs_the_step_again() {
     );
     assert!(blob.is_file(), "the step's run stored the blob again");
 }
+
+#[test]
+fn docker_a_stored_fetch_tree_missing_a_blob_is_fetched_again() {
+    let pin = tree_of(&[("vendored", "vendored bytes\n")]);
+    let (project, spec) = fetch_project(
+        &[("vendor", "echo vendored bytes > /out/vendored", &pin)],
+        "",
+    );
+    project.build(&spec).success();
+    // The fetched file's blob is lost, and so is its checkout (`store gc` removes unused ones).
+    let blob = project
+        .store()
+        .join("v1/blobs/sha256")
+        .join(sealroom::digest::BlobDigest::of(b"vendored bytes\n").hex());
+    std::fs::remove_file(&blob).unwrap();
+    let checkout = project
+        .store()
+        .join("v1/inputs")
+        .join(&pin["sha256:".len()..]);
+    let status = Command::new("rm")
+        .arg("-rf")
+        .arg(&checkout)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(project.out()).unwrap();
+
+    let assert = project
+        .build_command(&spec)
+        .arg("--no-cache")
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("fetch vendor: the stored tree")
+            && stderr.contains("running the fetch again"),
+        "{stderr}"
+    );
+    assert!(blob.is_file(), "the fetch stored its blob again");
+    assert_eq!(
+        std::fs::read_to_string(project.out().join("seen")).unwrap(),
+        "vendor\n"
+    );
+}

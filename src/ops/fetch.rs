@@ -559,3 +559,89 @@ pub async fn pin(
     }
     Ok(changes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::fake::FakeEngine;
+
+    /// A spec with a fixed-output fetch `peek` (pinned to the tree it writes) on `network`, and
+    /// a store, in a temp dir.
+    fn fixture(network: &str) -> (tempfile::TempDir, Spec, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let tree_dir = dir.path().join("expected");
+        std::fs::create_dir(&tree_dir).unwrap();
+        std::fs::write(tree_dir.join("f"), "peek").unwrap();
+        let pin = Store::open(&dir.path().join("throwaway"))
+            .unwrap()
+            .add_tree(&tree_dir, &|_| false)
+            .unwrap();
+        let spec_path = dir.path().join("sealroom.toml");
+        std::fs::write(
+            &spec_path,
+            format!(
+                "version = 1\nname = \"t\"\n[sandbox]\nimage = \"test/image@sha256:{}\"\n[[fetch]]\nname = \"peek\"\nrun = [\"peek\"]\noutput = \"{pin}\"\nnetwork = \"{network}\"\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        (dir, crate::spec::load(&spec_path).unwrap(), store)
+    }
+
+    fn options(allow_host_network: bool) -> FetchOptions {
+        FetchOptions {
+            offline: false,
+            allow_host_network,
+            jobs: 1,
+            build_id: "test".to_string(),
+            interrupt: CancellationToken::new(),
+        }
+    }
+
+    fn writes_peek(request: &StepRequest) -> std::io::Result<i64> {
+        std::fs::write(request.out_dir.join("f"), "peek")?;
+        Ok(0)
+    }
+
+    #[tokio::test]
+    async fn host_networking_needs_the_command_line_and_starts_nothing_without_it() {
+        let (_dir, spec, store) = fixture("host");
+        let sandbox = FakeEngine::new(writes_peek);
+        let error = fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap_err();
+        assert_eq!(error.exit_code(), ExitCode::BadInput);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("fetch `peek` asks for host networking (`network = \"host\"`)")
+                && text.contains("pass --allow-host-network"),
+            "{text}"
+        );
+        assert!(sandbox.requests().is_empty(), "no container was started");
+
+        let fetched = fetch_all(&sandbox, &store, &spec, &options(true))
+            .await
+            .unwrap();
+        assert_eq!(sandbox.requests()[0].record.network, Network::Host);
+        assert!(!fetched[0].cached);
+        // Stored now: a fetch that runs nothing needs no permission.
+        fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap();
+        assert_eq!(sandbox.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_network_is_sealroom_s_fetch_network() {
+        let (_dir, spec, store) = fixture("bridge");
+        let sandbox = FakeEngine::new(writes_peek);
+        fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap();
+        let record = &sandbox.requests()[0].record;
+        assert_eq!(record.network, Network::Fetch);
+        assert_eq!(record.network.mode(), "sealroom-fetch");
+        assert_eq!(record.policy.hostname, None, "a fresh one per container");
+    }
+}

@@ -368,6 +368,27 @@ mod tests {
     }
 
     #[test]
+    fn a_firewall_that_cannot_be_set_is_an_error_with_a_hint() {
+        let missing = rule_set("sealroom-test-no-such-iptables", &rules_v4())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("cannot set up sealroom's fetch network (`sealroom-fetch`, bridge `sr-fetch0`), so no fetch container was started: cannot run `sealroom-test-no-such-iptables`")
+                && missing.contains("hint: sealroom firewalls its fetch network with iptables"),
+            "{missing}"
+        );
+        // A tool that refuses every change, as iptables does for a user who is not root.
+        let refused = rule_set("false", &rules_v4()).unwrap_err().to_string();
+        assert!(
+            refused.contains("no fetch container was started")
+                && refused
+                    .contains("`false -t filter -N SEALROOM-FETCH-IN` failed (exit status: 1)")
+                && refused.contains("run it as root on the engine's host"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn fresh_hostnames_differ_and_are_valid() {
         let (a, b) = (fresh_hostname(), fresh_hostname());
         assert_ne!(a, b);
