@@ -91,7 +91,10 @@ pub async fn fetch_all<S: Engine>(
     for fetch in &spec.fetches {
         if let FetchKind::Run(run) = &fetch.kind
             && !options.offline
-            && !run.output.is_some_and(|pin| store.has_tree(&pin))
+            && !match run.output {
+                Some(pin) => stored_whole(store, &pin)?.is_ok(),
+                None => false,
+            }
         {
             check_network_allowed(&fetch.name, run, options)?;
         }
@@ -111,7 +114,19 @@ pub async fn fetch_all<S: Engine>(
                     name: fetch.name.to_string(),
                     key: "output",
                 })?;
-                if store.has_tree(&pin) {
+                let stored = stored_whole(store, &pin)?;
+                if let Err(Some(missing)) = &stored {
+                    tracing::warn!(
+                        "fetch {}: the stored tree {pin} is incomplete ({missing}); {}",
+                        fetch.name,
+                        if options.offline {
+                            "it is missing"
+                        } else {
+                            "running the fetch again"
+                        }
+                    );
+                }
+                if stored.is_ok() {
                     fetched[index] = Some(run_fetched(fetch, run, pin, true));
                 } else if options.offline {
                     missing.push(format!(
@@ -169,6 +184,19 @@ pub fn stored_tree(store: &Store, fetch: &Fetch) -> Result<Option<TreeDigest>, E
     Ok(match &fetch.kind {
         FetchKind::Url(url) => cached_download(store, fetch, url)?.map(|done| done.tree),
         FetchKind::Run(run) => run.output.filter(|pin| store.has_tree(pin)),
+    })
+}
+
+/// `Ok` when the store holds all of the pinned tree `pin` (every tree object and blob below
+/// it), so the fetch need not run; else why not: `Err(None)` when its root is not there at all,
+/// `Err(Some(what is missing))` when only part of it is.
+fn stored_whole(store: &Store, pin: &TreeDigest) -> Result<Result<(), Option<String>>, Error> {
+    if !store.has_tree(pin) {
+        return Ok(Err(None));
+    }
+    Ok(match store.missing_below(pin)? {
+        None => Ok(()),
+        Some(missing) => Err(Some(missing)),
     })
 }
 
