@@ -24,12 +24,13 @@
 //!
 //! What it still allows: any other address (the internet, the LAN behind the host's default
 //! route), through the host's NAT, and names resolved by the engine's embedded DNS server.
+//!
+//! This module holds the names, the settings and the firewall; it never talks to the engine
+//! (creating and inspecting the network is `docker::ensure_fetch_network`, the one user of
+//! bollard).
 
 use std::collections::HashMap;
 use std::process::Command;
-
-use bollard::Docker;
-use bollard::models::{NetworkCreateRequest, NetworkInspect};
 
 use super::EngineError;
 
@@ -45,26 +46,8 @@ pub const INPUT_CHAIN: &str = "SEALROOM-FETCH-IN";
 /// The chain that `DOCKER-USER` (or `FORWARD`, without it) jumps to for packets from [`BRIDGE`].
 pub const FORWARD_CHAIN: &str = "SEALROOM-FETCH-FWD";
 
-const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
-const BRIDGE_OPTION: &str = "com.docker.network.bridge.name";
-
-/// Made ready once per process.
-static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
-/// Makes sure the fetch network exists with the settings above and its firewall rules are in
-/// place; once per process (an error is tried again next time).
-pub async fn ensure(docker: &Docker) -> Result<(), EngineError> {
-    READY
-        .get_or_try_init(|| async {
-            let network = existing_or_created(docker).await?;
-            check_settings(&network)?;
-            tokio::task::spawn_blocking(firewall)
-                .await
-                .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
-        })
-        .await
-        .map(|_| ())
-}
+pub const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+pub const BRIDGE_OPTION: &str = "com.docker.network.bridge.name";
 
 /// A fresh hostname for one fetch container: nothing of the host, nothing another container has.
 pub fn fresh_hostname() -> String {
@@ -74,62 +57,41 @@ pub fn fresh_hostname() -> String {
     format!("fetch-{}", hex::encode(bytes))
 }
 
-fn refused(detail: impl Into<String>) -> EngineError {
+pub fn refused(detail: impl Into<String>) -> EngineError {
     EngineError::FetchNetwork {
         detail: detail.into(),
     }
 }
 
-async fn existing_or_created(docker: &Docker) -> Result<NetworkInspect, EngineError> {
-    if let Some(network) = inspect(docker).await? {
-        return Ok(network);
-    }
-    let request = NetworkCreateRequest {
-        name: NAME.to_string(),
-        driver: Some("bridge".to_string()),
-        internal: Some(false),
-        attachable: Some(false),
-        enable_ipv6: Some(false),
-        options: Some(HashMap::from([
-            (ICC_OPTION.to_string(), "false".to_string()),
-            (BRIDGE_OPTION.to_string(), BRIDGE.to_string()),
-        ])),
-        labels: Some(HashMap::from([(LABEL.to_string(), "fetch".to_string())])),
-        ..Default::default()
-    };
-    let created = docker.create_network(request).await;
-    // Another sealroom process may have made it first (the engine refuses the second network
-    // on the same bridge): use theirs.
-    match inspect(docker).await? {
-        Some(network) => Ok(network),
-        None => Err(refused(match created {
-            Err(error) => format!("creating the engine network `{NAME}`: {error}"),
-            Ok(_) => format!("the engine network `{NAME}` was created, but is not there"),
-        })),
-    }
+/// How an engine network is set up, as the engine reports it: what [`check_settings`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSettings {
+    pub driver: Option<String>,
+    pub options: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+    pub enable_ipv6: bool,
+    pub internal: bool,
 }
 
-async fn inspect(docker: &Docker) -> Result<Option<NetworkInspect>, EngineError> {
-    match docker.inspect_network(NAME, None).await {
-        Ok(network) => Ok(Some(network)),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(None),
-        Err(error) => Err(refused(format!(
-            "inspecting the engine network `{NAME}`: {error}"
-        ))),
+impl NetworkSettings {
+    /// The settings sealroom creates the network with.
+    pub fn wanted() -> Self {
+        NetworkSettings {
+            driver: Some("bridge".to_string()),
+            options: HashMap::from([
+                (ICC_OPTION.to_string(), "false".to_string()),
+                (BRIDGE_OPTION.to_string(), BRIDGE.to_string()),
+            ]),
+            labels: HashMap::from([(LABEL.to_string(), "fetch".to_string())]),
+            enable_ipv6: false,
+            internal: false,
+        }
     }
 }
 
 /// A network of that name is used only when it is ours and as isolated as ours are made.
-fn check_settings(network: &NetworkInspect) -> Result<(), EngineError> {
-    let option = |key: &str| {
-        network
-            .options
-            .as_ref()
-            .and_then(|options| options.get(key))
-            .map(String::as_str)
-    };
+pub fn check_settings(network: &NetworkSettings) -> Result<(), EngineError> {
+    let option = |key: &str| network.options.get(key).map(String::as_str);
     let mut wrong = Vec::new();
     if network.driver.as_deref() != Some("bridge") {
         wrong.push(format!(
@@ -149,17 +111,13 @@ fn check_settings(network: &NetworkInspect) -> Result<(), EngineError> {
             option(BRIDGE_OPTION).unwrap_or("nothing")
         ));
     }
-    if network.enable_ipv6 == Some(true) {
+    if network.enable_ipv6 {
         wrong.push("no IPv6, found EnableIPv6 = true".to_string());
     }
-    if network.internal == Some(true) {
+    if network.internal {
         wrong.push("a route out, found Internal = true".to_string());
     }
-    if !network
-        .labels
-        .as_ref()
-        .is_some_and(|labels| labels.contains_key(LABEL))
-    {
+    if !network.labels.contains_key(LABEL) {
         wrong.push(format!("the label {LABEL}, found none"));
     }
     if wrong.is_empty() {
@@ -224,8 +182,9 @@ fn rules_v6() -> Vec<Vec<&'static str>> {
     ]
 }
 
-/// Sets the firewall rules of [`BRIDGE`], adding only what is missing.
-fn firewall() -> Result<(), EngineError> {
+/// Sets the firewall rules of [`BRIDGE`], adding only what is missing. Blocking (it runs
+/// `iptables`).
+pub fn firewall() -> Result<(), EngineError> {
     let bridge = std::path::Path::new("/sys/class/net").join(BRIDGE);
     if !bridge.exists() {
         return Err(refused(format!(
@@ -320,25 +279,16 @@ fn output(tool: &str, args: &[&str]) -> Result<std::process::Output, EngineError
 mod tests {
     use super::*;
 
-    fn network(options: &[(&str, &str)], labelled: bool) -> NetworkInspect {
-        NetworkInspect {
-            name: Some(NAME.to_string()),
-            driver: Some("bridge".to_string()),
-            enable_ipv6: Some(false),
-            internal: Some(false),
-            options: Some(
-                options
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            labels: Some(if labelled {
-                HashMap::from([(LABEL.to_string(), "fetch".to_string())])
-            } else {
-                HashMap::new()
-            }),
-            ..Default::default()
+    fn network(options: &[(&str, &str)], labelled: bool) -> NetworkSettings {
+        let mut settings = NetworkSettings::wanted();
+        settings.options = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !labelled {
+            settings.labels.clear();
         }
+        settings
     }
 
     #[test]
@@ -357,8 +307,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains(LABEL), "{error}");
+        assert!(check_settings(&NetworkSettings::wanted()).is_ok());
         let mut v6 = network(&ours, true);
-        v6.enable_ipv6 = Some(true);
+        v6.enable_ipv6 = true;
         assert!(
             check_settings(&v6)
                 .unwrap_err()
