@@ -352,6 +352,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Store(command) => {
             let store = cli.store.unwrap_or_else(sealroom::store::default_root);
+            if matches!(
+                command,
+                StoreCommand::Verify { .. } | StoreCommand::Gc { .. }
+            ) {
+                ops::store::remove_leftover_containers().await;
+            }
             store_command(command, &store, cli.format)
         }
     }

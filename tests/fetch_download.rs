@@ -422,6 +422,7 @@ async fn download_all_keeps_order_and_its_parallelism_bound() {
             url: server.url(&path),
             expected: Some(BlobDigest::of(&content)),
             dest: dir.path().join(format!("blob-{index}")),
+            max_bytes: None,
         });
     }
     server.route("/missing", [Reply::status(404)]);
@@ -429,6 +430,7 @@ async fn download_all_keeps_order_and_its_parallelism_bound() {
         url: server.url("/missing"),
         expected: None,
         dest: dir.path().join("blob-missing"),
+        max_bytes: None,
     });
 
     let results = download_all(&downloader(), &requests, 2).await;

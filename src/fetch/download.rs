@@ -150,6 +150,8 @@ pub struct DownloadRequest {
     pub expected: Option<BlobDigest>,
     /// A temp path the caller owns (in the store's tmp dir); removed on error.
     pub dest: PathBuf,
+    /// Stop (and fail) once the body would go over this many bytes; `None` is no limit.
+    pub max_bytes: Option<u64>,
 }
 
 /// Downloads `url` to `dest`, hashing while streaming.
@@ -163,19 +165,31 @@ pub async fn download(
     expected: Option<&BlobDigest>,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
-    let result =
-        download_unchecked(client, url, dest)
-            .await
-            .and_then(|downloaded| match expected {
-                Some(expected) if *expected != downloaded.digest => {
-                    Err(FetchError::DigestMismatch {
-                        url: url_for_messages(url),
-                        expected: *expected,
-                        actual: downloaded.digest,
-                    })
-                }
-                _ => Ok(downloaded),
-            });
+    download_at_most(client, url, expected, None, dest).await
+}
+
+/// [`download`] with a byte limit: a body announced (`Content-Length`, or a file's size) larger
+/// than `max_bytes` is refused before its first byte, and one that goes on past it (chunked, or
+/// a lying length) is cut at the limit. Either fails with [`FetchError::OverLimit`], is not
+/// retried, and leaves nothing at `dest`.
+pub async fn download_at_most(
+    client: &Downloader,
+    url: &str,
+    expected: Option<&BlobDigest>,
+    max_bytes: Option<u64>,
+    dest: &Path,
+) -> Result<Downloaded, FetchError> {
+    let limit = max_bytes.unwrap_or(u64::MAX);
+    let result = download_unchecked(client, url, limit, dest)
+        .await
+        .and_then(|downloaded| match expected {
+            Some(expected) if *expected != downloaded.digest => Err(FetchError::DigestMismatch {
+                url: url_for_messages(url),
+                expected: *expected,
+                actual: downloaded.digest,
+            }),
+            _ => Ok(downloaded),
+        });
     if result.is_err() {
         remove_quietly(dest);
     }
@@ -191,10 +205,11 @@ pub async fn download_all(
 ) -> Vec<Result<Downloaded, FetchError>> {
     futures_util::stream::iter(requests)
         .map(|request| {
-            download(
+            download_at_most(
                 client,
                 &request.url,
                 request.expected.as_ref(),
+                request.max_bytes,
                 &request.dest,
             )
         })
@@ -206,6 +221,7 @@ pub async fn download_all(
 async fn download_unchecked(
     client: &Downloader,
     url: &str,
+    limit: u64,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
     if client.options.offline {
@@ -218,8 +234,8 @@ async fn download_unchecked(
         reason: err.to_string(),
     })?;
     match parsed.scheme() {
-        "http" | "https" => download_http(client, parsed, dest).await,
-        "file" => download_file(client, parsed, dest).await,
+        "http" | "https" => download_http(client, parsed, limit, dest).await,
+        "file" => download_file(client, parsed, limit, dest).await,
         scheme => Err(FetchError::UnsupportedScheme {
             url: url.to_string(),
             scheme: scheme.to_string(),
@@ -241,12 +257,13 @@ enum Transient {
 async fn download_http(
     client: &Downloader,
     url: Url,
+    limit: u64,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
     let attempts = client.options.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
-        let outcome = http_attempt(client, &url, dest, attempt).await;
+        let outcome = http_attempt(client, &url, limit, dest, attempt).await;
         let transient = match outcome {
             Ok(downloaded) => return Ok(downloaded),
             Err(AttemptError::Final(err)) => return Err(err),
@@ -288,6 +305,7 @@ fn backoff(base: Duration, failed_attempt: u32) -> Duration {
 async fn http_attempt(
     client: &Downloader,
     original: &Url,
+    limit: u64,
     dest: &Path,
     attempt: u32,
 ) -> Result<Downloaded, AttemptError> {
@@ -330,6 +348,14 @@ async fn http_attempt(
     }
 
     let length = response.content_length();
+    if let Some(length) = length
+        && length > limit
+    {
+        return Err(AttemptError::Final(over_limit(
+            limit,
+            format!("{current} announces {length} bytes (Content-Length); nothing was downloaded"),
+        )));
+    }
     let bar = client.progress_bar(&current, length);
     let mut sink = BlobSink::create(dest);
     let mut received: u64 = 0;
@@ -350,6 +376,17 @@ async fn http_attempt(
             }
             Ok(Ok(None)) => break Ok(()),
             Ok(Ok(Some(chunk))) => {
+                if received.saturating_add(chunk.len() as u64) > limit {
+                    break Err(AttemptError::Final(over_limit(
+                        limit,
+                        format!(
+                            "{current} sent more than {limit} bytes{}; stopped there",
+                            length
+                                .map(|length| format!(" (it announced {length})"))
+                                .unwrap_or_default()
+                        ),
+                    )));
+                }
                 received += chunk.len() as u64;
                 if let Some(bar) = &bar {
                     bar.set_position(received);
@@ -381,6 +418,14 @@ async fn http_attempt(
         redirects,
         attempts: attempt,
     })
+}
+
+fn over_limit(limit: u64, detail: String) -> FetchError {
+    FetchError::OverLimit {
+        action: "the download",
+        limit,
+        detail,
+    }
 }
 
 fn silent_body(read_timeout: Duration, received: u64) -> AttemptError {
@@ -419,12 +464,25 @@ fn redirect_target(current: &Url, response: &reqwest::Response) -> Result<Url, A
     let next = current
         .join(location)
         .map_err(|err| bad(format!("to `{location}` is not a valid url: {err}")))?;
-    if !matches!(next.scheme(), "http" | "https") {
-        return Err(bad(format!(
-            "to `{next}` is not followed: only http and https redirects are"
-        )));
-    }
+    redirect_allowed(current, &next).map_err(bad)?;
     Ok(next)
+}
+
+/// Whether a redirect from `from` to `to` may be followed: only to http or https, and never
+/// from https to plain http (a downgrade would hand the rest of the exchange, and the bytes, to
+/// anyone on the path). The error is the reason, worded to follow "redirect".
+pub fn redirect_allowed(from: &Url, to: &Url) -> Result<(), String> {
+    if !matches!(to.scheme(), "http" | "https") {
+        return Err(format!(
+            "to `{to}` is not followed: only http and https redirects are"
+        ));
+    }
+    if from.scheme() == "https" && to.scheme() == "http" {
+        return Err(format!(
+            "to `{to}` is not followed: it downgrades https to plain http\nhint: use the https url of the download, or ask its host to redirect to https"
+        ));
+    }
+    Ok(())
 }
 
 /// Maps a reqwest error from sending a request to an attempt outcome.
@@ -481,6 +539,7 @@ fn url_for_messages(url: &str) -> String {
 async fn download_file(
     client: &Downloader,
     url: Url,
+    limit: u64,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
     let source = url.to_file_path().map_err(|()| FetchError::InvalidUrl {
@@ -492,10 +551,20 @@ async fn download_file(
         source: err,
     })?;
     let length = file.metadata().ok().map(|metadata| metadata.len());
+    if let Some(length) = length
+        && length > limit
+    {
+        return Err(over_limit(
+            limit,
+            format!("{url} is {length} bytes; nothing was copied"),
+        ));
+    }
     let bar = client.progress_bar(&url, length);
     let dest_owned = dest.to_path_buf();
     let bar_for_copy = bar.clone();
     let copied = tokio::task::spawn_blocking(move || -> Result<(BlobDigest, u64), FetchError> {
+        // One byte past the limit tells a file that grew since its size was read.
+        let file = file.take(limit.saturating_add(1));
         let mut reader: Box<dyn Read> = match bar_for_copy {
             Some(bar) => Box::new(bar.wrap_read(file)),
             None => Box::new(file),
@@ -517,6 +586,12 @@ async fn download_file(
         bar.finish_and_clear();
     }
     let (digest, size) = copied?;
+    if size > limit {
+        return Err(over_limit(
+            limit,
+            format!("{url} grew past {limit} bytes while it was copied; stopped there"),
+        ));
+    }
     Ok(Downloaded {
         digest,
         size,
@@ -597,6 +672,28 @@ mod tests {
         assert!(is_followed_redirect(StatusCode::PERMANENT_REDIRECT));
         assert!(!is_followed_redirect(StatusCode::NOT_MODIFIED));
         assert!(!is_followed_redirect(StatusCode::MULTIPLE_CHOICES));
+    }
+
+    #[test]
+    fn https_never_redirects_to_plain_http() {
+        let url = |text: &str| Url::parse(text).unwrap();
+        let error = redirect_allowed(
+            &url("https://example.org/a.tar.gz"),
+            &url("http://example.org/a.tar.gz"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            "to `http://example.org/a.tar.gz` is not followed: it downgrades https to plain http\nhint: use the https url of the download, or ask its host to redirect to https"
+        );
+        // Also to a loopback address: the next hop is chosen by whoever answered over https.
+        assert!(
+            redirect_allowed(&url("https://example.org/a"), &url("http://127.0.0.1/a")).is_err()
+        );
+        assert!(redirect_allowed(&url("https://a.example/x"), &url("https://b.example/x")).is_ok());
+        assert!(redirect_allowed(&url("http://a.example/x"), &url("https://a.example/x")).is_ok());
+        assert!(redirect_allowed(&url("http://127.0.0.1/x"), &url("http://127.0.0.1/y")).is_ok());
+        assert!(redirect_allowed(&url("http://a.example/x"), &url("file:///etc/passwd")).is_err());
     }
 
     #[tokio::test]

@@ -19,8 +19,11 @@ mod unpack;
 pub use download::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REDIRECTS, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES,
     DownloadRequest, Downloaded, Downloader, DownloaderOptions, download, download_all,
+    download_at_most, redirect_allowed,
 };
-pub use unpack::{ArchiveFormat, unpack};
+pub use unpack::{
+    ArchiveFormat, MAX_ENTRIES, MAX_PATH_BYTES, MAX_PATH_DEPTH, UnpackOptions, unpack, unpack_with,
+};
 
 use std::path::PathBuf;
 
@@ -106,6 +109,27 @@ pub enum FetchError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+
+    /// A download or an unpack went over its byte limit. It stopped there (or before the first
+    /// byte, when the size was announced); nothing of it is kept.
+    #[error("{action} exceeds the limit of {limit} bytes: {detail}")]
+    OverLimit {
+        /// `the download` or `unpacking`.
+        action: &'static str,
+        limit: u64,
+        detail: String,
+    },
+
+    /// An archive read from the store does not hash to the digest it is stored under (the store
+    /// was changed behind sealroom's back). Nothing was unpacked.
+    #[error(
+        "corrupt archive `{archive}`: expected content with digest {expected}, found {found}; nothing was unpacked; hint: run `sealroom store verify`"
+    )]
+    ArchiveDigestMismatch {
+        archive: PathBuf,
+        expected: BlobDigest,
+        found: BlobDigest,
     },
 
     /// The archive format could not be told from the magic bytes or the name.

@@ -13,6 +13,16 @@
 //! - setuid, setgid and sticky bits are dropped; the other permission bits are kept, except that
 //!   the owner can always read files and enter and write directories.
 //!
+//! Extraction is bounded ([`UnpackOptions`]): the bytes of all files together (each file by its
+//! full, apparent size: a sparse entry counts as the zeros it stands for, a hard link as the
+//! file it names), checked against the entry's declared size before it is written and counted
+//! again as it is written; at most [`MAX_ENTRIES`] entries; paths at most [`MAX_PATH_DEPTH`]
+//! components and [`MAX_PATH_BYTES`] bytes.
+//!
+//! With an expected digest, the archive is hashed as it is read (for zip, whose reader seeks,
+//! through the same open file before it is read) and a mismatch keeps nothing: an archive that
+//! changed in the store never becomes a tree.
+//!
 //! Extraction happens in a temp directory next to `dest`, renamed to `dest` only when the whole
 //! archive is unpacked; on any error the temp directory is removed and `dest` does not exist.
 //! This module writes nowhere else. It does not hash the tree: the store does.
@@ -25,6 +35,41 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::FetchError;
+use crate::digest::{Blob, BlobDigest, HashingReader};
+
+/// The most entries (files, directories, links) one archive may hold. The Linux kernel's source
+/// has under 100,000; an archive with more is refused at the entry past this.
+pub const MAX_ENTRIES: u64 = 1_000_000;
+/// The most components an entry's path may have.
+pub const MAX_PATH_DEPTH: usize = 256;
+/// The longest an entry's path (or link target) may be, in bytes: Linux's `PATH_MAX`.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// How an unpack is done and bounded.
+#[derive(Clone, Debug)]
+pub struct UnpackOptions {
+    /// Leading path components dropped from every entry (and hard link target).
+    pub strip_components: usize,
+    /// The most bytes the unpacked files may hold together, counted by apparent size.
+    pub max_bytes: u64,
+    /// The most entries the archive may hold.
+    pub max_entries: u64,
+    /// The archive's digest: it is hashed while it is read, and a different digest keeps
+    /// nothing ([`FetchError::ArchiveDigestMismatch`]).
+    pub expected: Option<BlobDigest>,
+}
+
+impl UnpackOptions {
+    /// No byte limit, [`MAX_ENTRIES`], no digest check.
+    pub fn new(strip_components: usize) -> Self {
+        Self {
+            strip_components,
+            max_bytes: u64::MAX,
+            max_entries: MAX_ENTRIES,
+            expected: None,
+        }
+    }
+}
 
 /// The archive formats `unpack = true` understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,6 +164,18 @@ pub fn unpack(
     strip_components: usize,
     dest: &Path,
 ) -> Result<(), FetchError> {
+    unpack_with(archive, format, &UnpackOptions::new(strip_components), dest)
+}
+
+/// [`unpack`] with limits and an optional digest check (see [`UnpackOptions`]). Going over a
+/// limit fails with [`FetchError::OverLimit`] (bytes) or [`FetchError::UnsafeEntry`] (entries,
+/// path depth or length) and, like every error, leaves nothing behind.
+pub fn unpack_with(
+    archive: &Path,
+    format: ArchiveFormat,
+    options: &UnpackOptions,
+    dest: &Path,
+) -> Result<(), FetchError> {
     if fs::symlink_metadata(dest).is_ok() {
         return Err(FetchError::DestinationExists(dest.to_path_buf()));
     }
@@ -131,10 +188,32 @@ pub fn unpack(
         .tempdir_in(parent)
         .map_err(|err| FetchError::io("create a temp directory in", parent, err))?;
 
-    let mut extractor = Extractor::new(temp.path().to_path_buf(), strip_components);
+    let mut extractor = Extractor::new(temp.path().to_path_buf(), options);
+    let file = fs::File::open(archive).map_err(|err| FetchError::io("open", archive, err))?;
     match format {
-        ArchiveFormat::Zip => unpack_zip(archive, &mut extractor)?,
-        _ => unpack_tar(archive, format, &mut extractor)?,
+        ArchiveFormat::Zip => {
+            if let Some(expected) = &options.expected {
+                // The zip reader seeks, so the file is hashed first, through the same open file
+                // (a later rename or replace of the path changes nothing read here).
+                let mut hashing = HashingReader::new(&file);
+                io::copy(&mut hashing, &mut io::sink())
+                    .map_err(|err| FetchError::io("read", archive, err))?;
+                let (_, found, _) = hashing.finish::<Blob>();
+                check_digest(archive, expected, found)?;
+            }
+            unpack_zip(archive, &file, &mut extractor)?;
+        }
+        _ => {
+            let mut hashing = HashingReader::new(&file);
+            unpack_tar(archive, &mut hashing, format, &mut extractor)?;
+            if let Some(expected) = &options.expected {
+                // The bytes after the tar's end (padding, a trailer) belong to the blob too.
+                io::copy(&mut hashing, &mut io::sink())
+                    .map_err(|err| FetchError::io("read", archive, err))?;
+                let (_, found, _) = hashing.finish::<Blob>();
+                check_digest(archive, expected, found)?;
+            }
+        }
     }
     extractor.apply_directory_modes()?;
 
@@ -143,6 +222,22 @@ pub fn unpack(
         let _ = fs::remove_dir_all(&temp_path);
         FetchError::io("rename the unpacked tree to", dest, err)
     })
+}
+
+fn check_digest(
+    archive: &Path,
+    expected: &BlobDigest,
+    found: BlobDigest,
+) -> Result<(), FetchError> {
+    if *expected == found {
+        Ok(())
+    } else {
+        Err(FetchError::ArchiveDigestMismatch {
+            archive: archive.to_path_buf(),
+            expected: *expected,
+            found,
+        })
+    }
 }
 
 fn corrupt(archive: &Path, format: ArchiveFormat, reason: impl fmt::Display) -> FetchError {
@@ -156,14 +251,14 @@ fn corrupt(archive: &Path, format: ArchiveFormat, reason: impl fmt::Display) -> 
 /// The most memory the xz decoder may use (the archive's header says how much it needs).
 const XZ_MEMORY_LIMIT: u64 = 256 * 1024 * 1024;
 
-fn unpack_tar(
+fn unpack_tar<R: Read>(
     archive: &Path,
+    file: R,
     format: ArchiveFormat,
     extractor: &mut Extractor,
 ) -> Result<(), FetchError> {
-    let file = fs::File::open(archive).map_err(|err| FetchError::io("open", archive, err))?;
     let buffered = BufReader::with_capacity(256 * 1024, file);
-    let reader: Box<dyn Read> = match format {
+    let reader: Box<dyn Read + '_> = match format {
         ArchiveFormat::Tar => Box::new(buffered),
         ArchiveFormat::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
         ArchiveFormat::TarXz => {
@@ -201,9 +296,11 @@ fn unpack_tar(
                 Err(err) => Err(corrupt(archive, format, err)),
             }
         };
+        // For a GNU sparse entry, the full size it stands for (the tar crate reads the map).
+        let size = entry.size();
         let kind = match entry_type {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                EntryKind::File { mode }
+                EntryKind::File { mode, size }
             }
             tar::EntryType::Directory => EntryKind::Directory { mode },
             tar::EntryType::Symlink => EntryKind::Symlink {
@@ -271,9 +368,15 @@ const S_IFIFO: u32 = 0o010_000;
 /// A symlink target longer than this is not a path.
 const MAX_LINK_TARGET: u64 = 4096;
 
-fn unpack_zip(archive: &Path, extractor: &mut Extractor) -> Result<(), FetchError> {
+fn unpack_zip(
+    archive: &Path,
+    mut file: &fs::File,
+    extractor: &mut Extractor,
+) -> Result<(), FetchError> {
+    use std::io::Seek;
     let format = ArchiveFormat::Zip;
-    let file = fs::File::open(archive).map_err(|err| FetchError::io("open", archive, err))?;
+    file.rewind()
+        .map_err(|err| FetchError::io("read", archive, err))?;
     let mut zip =
         zip::ZipArchive::new(BufReader::new(file)).map_err(|err| corrupt(archive, format, err))?;
     for index in 0..zip.len() {
@@ -320,6 +423,8 @@ fn unpack_zip(archive: &Path, extractor: &mut Extractor) -> Result<(), FetchErro
         } else {
             EntryKind::File {
                 mode: unix_mode.unwrap_or(0o644),
+                // As the archive declares it; the bytes are counted again as they are written.
+                size: entry.size(),
             }
         };
         extractor.add(&name, &display, kind, &mut entry, || {
@@ -333,6 +438,8 @@ fn unpack_zip(archive: &Path, extractor: &mut Extractor) -> Result<(), FetchErro
 enum EntryKind {
     File {
         mode: u32,
+        /// The size the archive declares (apparent size for a sparse entry).
+        size: u64,
     },
     Directory {
         mode: u32,
@@ -356,15 +463,73 @@ struct Extractor {
     strip_components: usize,
     /// Every directory created, with the mode to give it once its children are written.
     directories: Vec<(PathBuf, u32)>,
+    max_bytes: u64,
+    /// Bytes of the files unpacked so far (apparent sizes).
+    bytes: u64,
+    max_entries: u64,
+    entries: u64,
 }
 
 impl Extractor {
-    fn new(root: PathBuf, strip_components: usize) -> Self {
+    fn new(root: PathBuf, options: &UnpackOptions) -> Self {
         Self {
             root,
-            strip_components,
+            strip_components: options.strip_components,
             directories: Vec::new(),
+            max_bytes: options.max_bytes,
+            bytes: 0,
+            max_entries: options.max_entries,
+            entries: 0,
         }
+    }
+
+    /// Adds `size` bytes of `display` to the count, refusing when the total would pass the limit.
+    fn count_bytes(&mut self, display: &str, size: u64, how: &str) -> Result<(), FetchError> {
+        match self.bytes.checked_add(size) {
+            Some(total) if total <= self.max_bytes => {
+                self.bytes = total;
+                Ok(())
+            }
+            _ => Err(FetchError::OverLimit {
+                action: "unpacking",
+                limit: self.max_bytes,
+                detail: format!(
+                    "entry `{display}` {how} {size} bytes after {} bytes of the entries before it; nothing was kept",
+                    self.bytes
+                ),
+            }),
+        }
+    }
+
+    /// Checks the entry count and the path's depth and length before anything is created.
+    fn check_entry(&mut self, name: &Path, display: &str) -> Result<(), FetchError> {
+        self.entries += 1;
+        if self.entries > self.max_entries {
+            return Err(FetchError::unsafe_entry(
+                display,
+                format!(
+                    "is entry number {} of the archive; an archive may hold at most {} entries",
+                    self.entries, self.max_entries
+                ),
+            ));
+        }
+        let bytes = name.as_os_str().len();
+        if bytes > MAX_PATH_BYTES {
+            return Err(FetchError::unsafe_entry(
+                shortened(display),
+                format!("has a path of {bytes} bytes; paths may be at most {MAX_PATH_BYTES} bytes"),
+            ));
+        }
+        let depth = name.components().count();
+        if depth > MAX_PATH_DEPTH {
+            return Err(FetchError::unsafe_entry(
+                shortened(display),
+                format!(
+                    "has a path of {depth} components; paths may be at most {MAX_PATH_DEPTH} deep"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The entry's components below the root after stripping; `None` when nothing is left.
@@ -407,6 +572,7 @@ impl Extractor {
         reader: &mut R,
         read_error: impl Fn() -> F,
     ) -> Result<(), FetchError> {
+        self.check_entry(name, display)?;
         let Some(components) = self.relative_components(name, display, "has")? else {
             return Ok(());
         };
@@ -426,14 +592,29 @@ impl Extractor {
                 self.directories
                     .push((path, (mode & PERMISSION_BITS) | 0o700));
             }
-            EntryKind::File { mode } => {
+            EntryKind::File { mode, size } => {
+                // Refused before the first byte when the declared size does not fit.
+                self.count_bytes(display, size, "declares")?;
                 self.clear_for_non_directory(&path, &components, display)?;
                 let mut file = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true) // O_EXCL: never follows a symlink at the last component
                     .open(&path)
                     .map_err(|err| FetchError::io("create", &path, err))?;
-                copy_entry(reader, &mut file, &path, read_error())?;
+                // Counted again as written: a reader that yields more than declared stops at
+                // the limit all the same.
+                let room = self.max_bytes - (self.bytes - size);
+                let written = copy_entry(reader, &mut file, &path, room, read_error())?;
+                if written > room {
+                    return Err(FetchError::OverLimit {
+                        action: "unpacking",
+                        limit: self.max_bytes,
+                        detail: format!(
+                            "entry `{display}` declared {size} bytes but went past the limit while it was written; stopped there, nothing was kept"
+                        ),
+                    });
+                }
+                self.bytes = self.bytes - size + written;
                 fs::set_permissions(
                     &path,
                     fs::Permissions::from_mode((mode & PERMISSION_BITS) | 0o400),
@@ -448,6 +629,12 @@ impl Extractor {
             }
             EntryKind::HardLink { target } => {
                 let source = self.hard_link_source(&target, display)?;
+                // A link shares the file's bytes on disk, but every path of a tree is a file a
+                // step sees (and a checkout may copy): it counts in full.
+                let size = fs::symlink_metadata(&source)
+                    .map_err(|err| FetchError::io("inspect", &source, err))?
+                    .len();
+                self.count_bytes(display, size, "links to")?;
                 self.clear_for_non_directory(&path, &components, display)?;
                 if source == path {
                     return Ok(()); // a link to itself: the file is already there
@@ -622,24 +809,46 @@ fn replaces(display: &str, components: &[OsString], existing: &fs::Metadata) -> 
     )
 }
 
-/// Copies an entry's bytes, telling a read error (a corrupt archive) from a write error.
+/// Copies an entry's bytes, telling a read error (a corrupt archive) from a write error. Stops
+/// as soon as more than `room` bytes were read (writing only `room` of them) and returns the
+/// count read, so that the caller sees the excess; otherwise returns the bytes written.
 fn copy_entry<R: Read>(
     reader: &mut R,
     file: &mut fs::File,
     path: &Path,
+    room: u64,
     read_error: impl Fn(io::Error) -> FetchError,
-) -> Result<(), FetchError> {
+) -> Result<u64, FetchError> {
     let mut buffer = vec![0u8; 64 * 1024];
+    let mut written: u64 = 0;
     loop {
         let read = match reader.read(&mut buffer) {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(written),
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(read_error(err)),
         };
-        file.write_all(&buffer[..read])
+        let fits = usize::try_from(room - written).map_or(read, |left| read.min(left));
+        file.write_all(&buffer[..fits])
             .map_err(|err| FetchError::io("write", path, err))?;
+        written += read as u64;
+        if written > room {
+            return Ok(written);
+        }
     }
+}
+
+/// A path for an error message: a very long one shows its start and its length.
+fn shortened(display: &str) -> String {
+    const SHOWN: usize = 200;
+    if display.len() <= SHOWN {
+        return display.to_string();
+    }
+    let mut end = SHOWN;
+    while !display.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &display[..end], display.len())
 }
 
 fn join_all(root: &Path, components: &[OsString]) -> PathBuf {

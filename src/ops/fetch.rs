@@ -21,12 +21,13 @@ use futures_util::StreamExt;
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode, Failure};
 use crate::fetch::{
-    ArchiveFormat, Downloader, DownloaderOptions, download as download_url, unpack,
+    ArchiveFormat, Downloader, DownloaderOptions, FetchError, MAX_ENTRIES, UnpackOptions,
+    download_at_most, unpack_with,
 };
 use crate::sandbox::docker::LazyDocker;
 use crate::sandbox::record::StepDefinition;
 use crate::sandbox::{DEFAULT_USER, Engine, Network, StepRecord, StepRequest, WORK_DIR};
-use crate::spec::{Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
+use crate::spec::{ByteSize, Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
 
@@ -238,7 +239,7 @@ fn cached_download(store: &Store, fetch: &Fetch, url: &UrlFetch) -> Result<Optio
     }
     if store.has_blob(&sha256) {
         // Downloaded before (e.g. by `sealroom pin`): only the tree is to make.
-        let tree = input_tree(store, url, &sha256)?;
+        let tree = input_tree(store, &fetch.name, url, &sha256)?;
         return Ok(Some(download_fetched(fetch, url, sha256, tree, true, None)));
     }
     Ok(None)
@@ -279,11 +280,20 @@ async fn download(
     let scratch = store.temp_dir()?;
     let file = scratch.path().join("download");
     tracing::info!("fetch {}: downloading {}", fetch.name, url.url);
-    let downloaded = download_url(downloader, &url.url, Some(&sha256), &file).await?;
+    let downloaded = download_at_most(
+        downloader,
+        &url.url,
+        Some(&sha256),
+        Some(url.output_limit.0),
+        &file,
+    )
+    .await
+    .map_err(|error| named_limit(&fetch.name, url.output_limit, error))?;
     let bytes =
         std::fs::File::open(&file).map_err(|e| Error::io("cannot read the download", &file, e))?;
     store.add_blob_from_reader(bytes, &url.url, Some(&sha256))?;
-    let tree = input_tree(store, url, &sha256)?;
+    drop(scratch); // the download is in the store now: its temp copy goes before the unpack
+    let tree = input_tree(store, &fetch.name, url, &sha256)?;
     tracing::info!("fetch {}: {sha256}", fetch.name);
     Ok(download_fetched(
         fetch,
@@ -295,14 +305,41 @@ async fn download(
     ))
 }
 
+/// A fetch error that names the fetch and its limit key when it is about the byte limit.
+fn named_limit(name: &Name, limit: ByteSize, error: FetchError) -> Error {
+    match error {
+        FetchError::OverLimit { action, detail, .. } => FetchStageError::OverLimit {
+            name: name.to_string(),
+            action,
+            limit,
+            detail,
+        }
+        .into(),
+        other => other.into(),
+    }
+}
+
 /// The tree a download is mounted as: the archive unpacked, or a directory holding the file.
-fn input_tree(store: &Store, url: &UrlFetch, sha256: &BlobDigest) -> Result<TreeDigest, Error> {
+/// The archive is re-hashed as it is read from the store and unpacked within the fetch's limit.
+fn input_tree(
+    store: &Store,
+    name: &Name,
+    url: &UrlFetch,
+    sha256: &BlobDigest,
+) -> Result<TreeDigest, Error> {
     let scratch = store.temp_dir()?;
     let root = scratch.path().join("tree");
     if url.unpack {
         let archive = store.blob_path(sha256);
         let format = ArchiveFormat::detect_file(&archive, &url.url)?;
-        unpack(&archive, format, url.strip_components, &root)?;
+        let options = UnpackOptions {
+            strip_components: url.strip_components,
+            max_bytes: url.output_limit.0,
+            max_entries: MAX_ENTRIES,
+            expected: Some(*sha256),
+        };
+        unpack_with(&archive, format, &options, &root)
+            .map_err(|error| named_limit(name, url.output_limit, error))?;
     } else {
         std::fs::create_dir(&root).map_err(|e| Error::io("cannot create", &root, e))?;
         store.export_file(sha256, &root.join(&url.file_name), false)?;
@@ -432,6 +469,16 @@ pub enum FetchStageError {
         "fetch `{name}` asks for host networking (`network = \"host\"`): its container would share the host's network namespace, with every service on the host's loopback and its abstract Unix sockets; a spec alone cannot ask for that\n  hint: review the fetch and pass --allow-host-network to run it on the host's network, or remove `network = \"host\"` to run it on sealroom's fetch network"
     )]
     HostNetworkNotAllowed { name: String },
+    #[error(
+        "fetch `{name}`: {action} exceeds limits.output = {limit} ({} bytes): {detail}\n  hint: if the fetch is meant to be this large, raise `limits = {{ output = \"…\" }}` of the fetch (or `output` of `[sandbox.limits]`)",
+        limit.0
+    )]
+    OverLimit {
+        name: String,
+        action: &'static str,
+        limit: ByteSize,
+        detail: String,
+    },
     #[error("cannot edit the spec `{path}`: {detail}")]
     Edit {
         path: std::path::PathBuf,
@@ -532,7 +579,10 @@ pub async fn pin(
                 let scratch = store.temp_dir()?;
                 let file = scratch.path().join("download");
                 tracing::info!("pin {}: downloading {}", fetch.name, url.url);
-                let downloaded = download_url(&downloader, &url.url, None, &file).await?;
+                let downloaded =
+                    download_at_most(&downloader, &url.url, None, Some(url.output_limit.0), &file)
+                        .await
+                        .map_err(|error| named_limit(&fetch.name, url.output_limit, error))?;
                 let bytes = std::fs::File::open(&file)
                     .map_err(|e| Error::io("cannot read the download", &file, e))?;
                 store.add_blob_from_reader(bytes, &url.url, Some(&downloaded.digest))?;

@@ -108,13 +108,29 @@ impl fmt::Display for Reference {
     }
 }
 
-/// Whether `registry` (`host[:port]`) is on this machine, so plain HTTP is used.
+/// Whether `registry` (`host[:port]`) is on this machine, so plain HTTP is used: the host must
+/// be an IP address in 127.0.0.0/8 or `::1` (`[::1]` with a port), or exactly `localhost`
+/// (which the host's own resolver answers, as Docker treats it). A name that merely starts
+/// like one (`127.0.0.1.nip.io`, `127.evil.example`, `localhost.example`) is not loopback: it
+/// resolves through DNS to wherever its owner likes.
 pub fn is_loopback(registry: &str) -> bool {
     let host = match registry.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(rest),
-        None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
+        Some(rest) => match rest.split_once(']') {
+            // `[v6]` or `[v6]:port`, nothing else after the bracket.
+            Some((host, after)) if after.is_empty() || after.starts_with(':') => host,
+            _ => return false,
+        },
+        None => match registry.split_once(':') {
+            Some((host, port)) if !port.contains(':') => host,
+            Some(_) => registry, // a bare IPv6 address without brackets
+            None => registry,
+        },
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|address| address.is_loopback())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +167,16 @@ pub enum RegistryError {
         url: String,
         expected: String,
         found: String,
+    },
+
+    #[error(
+        "{what} from {url} is larger than its limit of {limit} bytes: {detail}; nothing was kept"
+    )]
+    TooLarge {
+        what: String,
+        url: String,
+        limit: u64,
+        detail: String,
     },
 
     #[error("{what} from {url} is not usable: {detail}")]
@@ -226,6 +252,13 @@ mod tests {
             "registry.example.org",
             "10.0.0.1:5000",
             "localhost.example:5000",
+            // Names that only look like loopback: DNS sends them anywhere.
+            "127.evil.example",
+            "127.0.0.1.nip.io:5000",
+            "127.0.0.1.nip.io",
+            "[::1].evil.example",
+            "::ffff:10.0.0.1",
+            "0.0.0.0:5000",
         ] {
             assert!(!is_loopback(host), "{host}");
         }

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::client::Client;
+use super::client::{Client, MAX_MANIFEST_BYTES};
 use super::{Reference, RegistryError};
 use crate::digest::BlobDigest;
 use crate::image::ImageError;
@@ -114,9 +114,17 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
                 ),
             });
         };
+        if config.size > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::TooLarge {
+                what: format!("the image config {}", config.digest),
+                url,
+                limit: MAX_MANIFEST_BYTES,
+                detail: format!("its descriptor says {} bytes", config.size),
+            });
+        }
         if !store.has_blob(&config.digest) {
             client
-                .blob_into_store(store, &reference.repository, &config.digest)
+                .blob_into_store(store, &reference.repository, &config.digest, config.size)
                 .await?;
         }
         let mut layers = Vec::with_capacity(manifest.layers.len());
@@ -137,7 +145,7 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
             };
             if !store.has_blob(&layer.digest) {
                 client
-                    .blob_into_store(store, &reference.repository, &layer.digest)
+                    .blob_into_store(store, &reference.repository, &layer.digest, layer.size)
                     .await?;
             }
             layers.push(BlobRef {
@@ -157,9 +165,15 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
     }
 }
 
+/// A manifest or config from the store, if it is there, intact and not over the JSON limit.
 fn read_blob(store: &Store, digest: &BlobDigest) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(store.blob_path(digest)).ok()?;
-    (BlobDigest::of(&bytes) == *digest).then_some(bytes)
+    use std::io::Read;
+    let file = std::fs::File::open(store.blob_path(digest)).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    (bytes.len() as u64 <= MAX_MANIFEST_BYTES && BlobDigest::of(&bytes) == *digest).then_some(bytes)
 }
 
 fn store_bytes(store: &Store, bytes: &[u8], digest: &BlobDigest) -> Result<(), RegistryError> {

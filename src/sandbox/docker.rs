@@ -4,21 +4,24 @@
 //! or resolved by name), with networking off (`network_mode = none`: only `lo`), a read-only root
 //! filesystem, the scratch directories `/tmp` and `/build` (tmpfs), all capabilities dropped,
 //! `no-new-privileges`, an unprivileged user, inputs bind-mounted read-only and one writable bind
-//! mount at `/out`. Its output is
-//! streamed to stderr, each line prefixed with the step's name. The container is removed on
-//! every path out of `run`, success or error.
+//! mount at `/out`, a `/dev/shm` of `limits.shm_bytes`, a private IPC namespace, and no engine
+//! log (`log_config = none`: sealroom reads the output by attaching before the start, so the
+//! engine keeps nothing on disk). Its output is streamed to stderr, each line prefixed with the
+//! step's name, control characters escaped, at most [`LOG_PRINTED_BYTES`] per step. The
+//! container is removed on every path out of `run`, success or error; its labels (owner and
+//! deadline) let any later sealroom command remove it if this process dies first.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
     MountVolumeOptionsDriverConfig,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -27,11 +30,12 @@ use tokio_util::sync::CancellationToken;
 use super::fetch_network;
 use super::record::MountRecord;
 use super::{
-    ArchiveStream, BUILD_LABEL, Engine, EngineError, Network, OWNER_LABEL, STEP_LABEL,
-    SandboxError, StepOutcome, StepRequest,
+    ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, Network, OWNER_LABEL,
+    STEP_LABEL, SandboxError, StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::{ByteSize, PinnedImage};
+pub use owner::{Owner, OwnerLabelError};
 
 /// How many of the last log lines a failure report shows.
 const LOG_TAIL_LINES: usize = 20;
@@ -159,10 +163,15 @@ impl DockerEngine {
     fn container_body(request: &StepRequest) -> ContainerCreateBody {
         let record = &request.record;
         let policy = &record.policy;
+        let deadline = owner::deadline(
+            owner::unix_now(),
+            std::time::Duration::from_millis(record.limits.timeout_ms),
+        );
         let labels = HashMap::from([
             (BUILD_LABEL.to_string(), request.build_id.clone()),
             (STEP_LABEL.to_string(), request.step.clone()),
-            (OWNER_LABEL.to_string(), owner::this_process()),
+            (OWNER_LABEL.to_string(), Owner::this_process().to_label()),
+            (DEADLINE_LABEL.to_string(), deadline.to_string()),
         ]);
         let bind = |target: &str, source: &std::path::Path, read_only: bool| Mount {
             target: Some(target.to_string()),
@@ -235,13 +244,23 @@ impl DockerEngine {
                 nano_cpus: limits
                     .nano_cpus
                     .map(|nano| i64::try_from(nano).unwrap_or(i64::MAX)),
+                shm_size: Some(i64::try_from(limits.shm_bytes).unwrap_or(i64::MAX)),
+                // Its own IPC namespace: `/dev/shm` and `/dev/mqueue` are the container's alone.
+                ipc_mode: Some("private".to_string()),
+                // sealroom attaches to read the output; the engine keeps no copy of it (a
+                // json-file log would grow on the engine's disk as long as the step writes).
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".to_string()),
+                    config: None,
+                }),
                 ..Default::default()
             }),
             ..Default::default()
         }
     }
 
-    /// Starts the created container, streams its log and waits for its exit status.
+    /// Attaches to the created container (before the start, so no output is missed), starts it,
+    /// streams its output and waits for its exit status.
     async fn start_and_wait(
         &self,
         id: &str,
@@ -255,17 +274,26 @@ impl DockerEngine {
                 detail: error.to_string(),
             }
         };
+        let attach = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        // `_input` stays open until the end: the step gets no stdin, but closing one half of
+        // the connection early is not something every engine version takes well.
+        let bollard::container::AttachContainerResults {
+            output: mut logs,
+            input: _input,
+        } = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(engine_error("attaching to the container"))?;
         self.docker
             .start_container(id, None)
             .await
             .map_err(engine_error("starting the container"))?;
 
-        let options = LogsOptionsBuilder::new()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let mut logs = self.docker.logs(id, Some(options));
         let file =
             std::fs::File::create(&request.log_path).map_err(|error| SandboxError::Step {
                 step: request.step.clone(),
@@ -295,7 +323,7 @@ impl DockerEngine {
         };
         Ok(StepOutcome {
             exit_status,
-            log_tail: log.tail.into_iter().collect(),
+            log_tail: log.tail_lines(),
             log_digest,
         })
     }
@@ -311,11 +339,14 @@ impl DockerEngine {
         }
     }
 
-    /// Removes the containers that sealroom processes which are no longer running left behind
-    /// (a build killed with SIGKILL, a crash). Containers of running builds are left alone.
-    /// Returns how many were removed.
+    /// Removes the containers sealroom left behind: those past their deadline (whoever made
+    /// them), and those whose owner was this host's, in this PID namespace, and is no longer
+    /// running (a build killed with SIGKILL, a crash). Containers of running builds, and of
+    /// builds in other PID namespaces or on other hosts, are left alone until their deadline;
+    /// so is a container whose labels cannot be read. One list call (every sealroom container
+    /// has the build label), then one removal per leftover. Returns how many were removed.
     async fn remove_dead_owners(&self) -> Result<usize, EngineError> {
-        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+        let filters = HashMap::from([("label", vec![BUILD_LABEL])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
@@ -325,31 +356,32 @@ impl DockerEngine {
             .list_containers(Some(options))
             .await
             .map_err(engine_error("listing containers"))?;
+        let here = owner::Here::now();
         let mut removed = 0;
         for container in containers {
-            let owner = container
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(OWNER_LABEL));
-            let (Some(id), Some(owner)) = (container.id.as_deref(), owner) else {
+            let (Some(id), Some(labels)) = (container.id.as_deref(), container.labels.as_ref())
+            else {
                 continue;
             };
-            if owner::is_alive(owner) {
+            let verdict = here.verdict(labels);
+            if verdict == owner::Verdict::Keep {
                 continue;
             }
+            tracing::debug!("removing container {id}: {verdict:?}");
             if self.remove(id).await.is_ok() {
                 removed += 1;
             }
         }
-        self.remove_leftover_volumes().await?;
+        self.remove_leftover_volumes(&here).await?;
         Ok(removed)
     }
 
-    /// Removes the scratch volumes of dead owners that no container holds any more (removing a
-    /// container removes its volumes; this is for an engine that lost track of that, e.g. a
-    /// container removed without `v`). A volume still in use is left alone by the engine.
-    async fn remove_leftover_volumes(&self) -> Result<(), EngineError> {
-        let filters = HashMap::from([("label", vec![OWNER_LABEL])]);
+    /// Removes the scratch volumes of leftovers (by the same rule as their containers) that no
+    /// container holds any more (removing a container removes its volumes; this is for an
+    /// engine that lost track of that, e.g. a container removed without `v`). A volume still in
+    /// use is left alone by the engine.
+    async fn remove_leftover_volumes(&self, here: &owner::Here) -> Result<(), EngineError> {
+        let filters = HashMap::from([("label", vec![BUILD_LABEL])]);
         let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
         let volumes = self
             .docker
@@ -357,11 +389,7 @@ impl DockerEngine {
             .await
             .map_err(engine_error("listing volumes"))?;
         for volume in volumes.volumes.unwrap_or_default() {
-            if volume
-                .labels
-                .get(OWNER_LABEL)
-                .is_some_and(|owner| !owner::is_alive(owner))
-            {
+            if here.verdict(&volume.labels) != owner::Verdict::Keep {
                 // Best effort: in use or already gone is fine.
                 let _ = self
                     .docker
@@ -370,6 +398,17 @@ impl DockerEngine {
             }
         }
         Ok(())
+    }
+
+    /// [`Engine::remove_leftovers`], with a warning when it removed anything.
+    async fn remove_leftovers_and_say_so(&self) -> Result<usize, EngineError> {
+        let leftovers = self.remove_dead_owners().await?;
+        if leftovers > 0 {
+            tracing::warn!(
+                "removed {leftovers} container(s) left behind by a sealroom process that is no longer running, or past their deadline"
+            );
+        }
+        Ok(leftovers)
     }
 
     async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
@@ -547,6 +586,22 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        let inspected = self
+            .docker
+            .inspect_image(id)
+            .await
+            .map_err(engine_error("inspecting an image"))?;
+        let mut volumes: Vec<String> = inspected
+            .config
+            .and_then(|config| config.volumes)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        volumes.sort();
+        Ok(volumes)
+    }
+
     async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {
         let options = bollard::query_parameters::ImportImageOptions {
             quiet: true,
@@ -603,14 +658,44 @@ impl Engine for DockerEngine {
     }
 }
 
+/// For commands that do not need the engine (`store gc`, `store verify`): if it answers within
+/// a few seconds, removes the leftovers of killed builds and the containers past their
+/// deadline, and returns how many; if not, says so at debug level and returns `None`. Only the
+/// connection has a time limit: an engine that answered is given the time its removals take.
+pub async fn remove_leftovers_if_reachable() -> Option<usize> {
+    let engine = match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        DockerEngine::connect(),
+    )
+    .await
+    {
+        Ok(Ok(engine)) => engine,
+        Ok(Err(error)) => {
+            tracing::debug!("left containers alone: {error}");
+            return None;
+        }
+        Err(_elapsed) => {
+            tracing::debug!("left containers alone: the engine did not answer within 5s");
+            return None;
+        }
+    };
+    match engine.remove_leftovers_and_say_so().await {
+        Ok(removed) => Some(removed),
+        Err(error) => {
+            tracing::debug!("left containers alone: {error}");
+            None
+        }
+    }
+}
+
 /// The Docker engine, connected on first use, so a build whose every step is cached (and whose
-/// bases are in the store) never asks the engine anything. Before its first container it does
-/// what a build must do: remove the leftovers of killed builds; and before the first container
+/// bases are in the store) never asks the engine anything. Whatever a command first asks it
+/// (a step, an image load, a tag), the connection first removes the leftovers of killed builds
+/// and the containers past their deadline, once per process; and before the first container
 /// from each image, it checks that the engine holds that image.
 #[derive(Default)]
 pub struct LazyDocker {
     docker: tokio::sync::OnceCell<DockerEngine>,
-    cleaned: tokio::sync::OnceCell<()>,
     /// The images known to be present.
     checked: std::sync::Mutex<std::collections::HashSet<crate::digest::ImageDigest>>,
 }
@@ -621,25 +706,21 @@ impl LazyDocker {
     }
 
     async fn engine(&self) -> Result<&DockerEngine, EngineError> {
-        self.docker.get_or_try_init(DockerEngine::connect).await
+        self.docker
+            .get_or_try_init(|| async {
+                let engine = DockerEngine::connect().await?;
+                engine.remove_leftovers_and_say_so().await?;
+                Ok(engine)
+            })
+            .await
     }
 
     /// Gets ready to run a container from `image`: the leftovers of killed builds are removed
-    /// (once), and the image is checked (once). Before each step this happens by itself; a
-    /// command that will certainly run steps calls it first, to fail before any other work.
+    /// (once, on connecting), and the image is checked (once). Before each step this happens by
+    /// itself; a command that will certainly run steps calls it first, to fail before any other
+    /// work.
     pub async fn prepare(&self, image: &PinnedImage) -> Result<(), EngineError> {
         let engine = self.engine().await?;
-        self.cleaned
-            .get_or_try_init(|| async {
-                let leftovers = engine.remove_leftovers().await?;
-                if leftovers > 0 {
-                    tracing::warn!(
-                        "removed {leftovers} container(s) left behind by a sealroom process that is no longer running"
-                    );
-                }
-                Ok::<_, EngineError>(())
-            })
-            .await?;
         if self.is_checked(image) {
             return Ok(());
         }
@@ -673,6 +754,10 @@ impl Engine for LazyDocker {
         self.engine().await?.image_id(reference).await
     }
 
+    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        self.engine().await?.image_volumes(id).await
+    }
+
     async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {
         self.engine().await?.load(archive).await
     }
@@ -690,72 +775,476 @@ impl Engine for LazyDocker {
     }
 }
 
-/// Who made a container: this machine's process, told apart from a later process that reuses
-/// its pid by the process's start time (field 22 of `/proc/<pid>/stat`).
+/// Who made a container, and whether it may be removed. An owner is a process on one boot of
+/// one host, in one PID namespace: `boot=<boot id>,pidns=<inode>,pid=<pid>,start=<ticks>`
+/// ([`OWNER_LABEL`]). Only a caller on the same boot and in the same PID namespace can look the
+/// pid up in its `/proc`; anyone else leaves the container to its deadline ([`DEADLINE_LABEL`]).
 mod owner {
-    /// `<pid>:<start time>` of this process.
-    pub fn this_process() -> String {
-        let pid = std::process::id();
-        format!("{pid}:{}", start_time(pid).unwrap_or_default())
+    use std::collections::HashMap;
+
+    use super::super::{DEADLINE_GRACE, DEADLINE_LABEL, LEGACY_OWNER_LABEL, OWNER_LABEL};
+
+    /// The process that made a container.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Owner {
+        /// `/proc/sys/kernel/random/boot_id`: one boot of one host.
+        pub boot_id: String,
+        /// The inode of `/proc/self/ns/pid`.
+        pub pid_namespace: u64,
+        pub pid: u32,
+        /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot), which tells the process
+        /// apart from a later one that reuses its pid.
+        pub start_time: u64,
     }
 
-    /// Whether the process an owner label names is still running.
-    pub fn is_alive(owner: &str) -> bool {
-        let Some((pid, started)) = owner.split_once(':') else {
-            return false;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            return false;
-        };
-        start_time(pid).is_some_and(|now| now == started)
+    /// An owner label that is not `boot=…,pidns=…,pid=…,start=…`.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error(
+        "owner label `{label}`: {problem} (expected `boot=<boot id>,pidns=<inode>,pid=<pid>,start=<ticks>`)"
+    )]
+    pub struct OwnerLabelError {
+        pub label: String,
+        pub problem: String,
     }
 
-    fn start_time(pid: u32) -> Option<String> {
+    impl Owner {
+        /// This process (read once). A part that cannot be read is left empty or 0, which
+        /// never matches another caller: such containers go by their deadline alone.
+        pub fn this_process() -> &'static Owner {
+            static THIS: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+            THIS.get_or_init(|| {
+                let pid = std::process::id();
+                Owner {
+                    boot_id: boot_id().unwrap_or_default(),
+                    pid_namespace: pid_namespace().unwrap_or(0),
+                    pid,
+                    start_time: process_state(pid).map_or(0, |(_, start)| start),
+                }
+            })
+        }
+
+        pub fn to_label(&self) -> String {
+            format!(
+                "boot={},pidns={},pid={},start={}",
+                self.boot_id, self.pid_namespace, self.pid, self.start_time
+            )
+        }
+
+        pub fn parse(label: &str) -> Result<Owner, OwnerLabelError> {
+            let error = |problem: String| OwnerLabelError {
+                label: label.to_string(),
+                problem,
+            };
+            let mut fields = HashMap::new();
+            for part in label.split(',') {
+                let (key, value) = part
+                    .split_once('=')
+                    .ok_or_else(|| error(format!("`{part}` is not `key=value`")))?;
+                if fields.insert(key, value).is_some() {
+                    return Err(error(format!("`{key}` is given twice")));
+                }
+            }
+            let field = |key: &str| {
+                fields
+                    .get(key)
+                    .copied()
+                    .ok_or_else(|| error(format!("no `{key}`")))
+            };
+            let number = |key: &str| {
+                let value = field(key)?;
+                value
+                    .parse::<u64>()
+                    .map_err(|_| error(format!("`{key}` is `{value}`, not a number")))
+            };
+            let mut unknown: Vec<&str> = fields
+                .keys()
+                .copied()
+                .filter(|key| !["boot", "pidns", "pid", "start"].contains(key))
+                .collect();
+            if !unknown.is_empty() {
+                unknown.sort_unstable();
+                return Err(error(format!("unknown key(s) {}", unknown.join(", "))));
+            }
+            let boot_id = field("boot")?;
+            if boot_id.is_empty() {
+                return Err(error("`boot` is empty".to_string()));
+            }
+            let pid = number("pid")?;
+            Ok(Owner {
+                boot_id: boot_id.to_string(),
+                pid_namespace: number("pidns")?,
+                pid: u32::try_from(pid).map_err(|_| error(format!("pid {pid} is too large")))?,
+                start_time: number("start")?,
+            })
+        }
+    }
+
+    /// Why a container may go, or that it stays.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Verdict {
+        Keep,
+        /// Its deadline passed.
+        Expired,
+        /// Its owner ran here and is no longer running.
+        Orphaned,
+    }
+
+    /// The caller, as the rule sees it: its boot and PID namespace, the time, and whether its
+    /// `/proc` shows its own PID namespace (without that, no pid can be looked up).
+    pub struct Here {
+        pub owner: Owner,
+        pub now: u64,
+        pub proc_is_ours: bool,
+    }
+
+    impl Here {
+        pub fn now() -> Self {
+            let owner = Owner::this_process().clone();
+            // `/proc/self` names the pid as the mounted `/proc` counts it; in a PID namespace
+            // without its own `/proc`, that is not our pid and every lookup would be wrong.
+            let proc_is_ours = std::fs::read_link("/proc/self")
+                .ok()
+                .and_then(|link| link.to_str()?.parse::<u32>().ok())
+                == Some(owner.pid)
+                && !owner.boot_id.is_empty()
+                && owner.pid_namespace != 0;
+            Here {
+                owner,
+                now: unix_now(),
+                proc_is_ours,
+            }
+        }
+
+        /// What to do with a container (or volume) with these labels.
+        pub fn verdict(&self, labels: &HashMap<String, String>) -> Verdict {
+            self.verdict_with(labels, is_running)
+        }
+
+        /// [`Here::verdict`], with `running(pid, start time)` telling whether that process
+        /// runs here.
+        pub fn verdict_with(
+            &self,
+            labels: &HashMap<String, String>,
+            running: impl Fn(u32, u64) -> bool,
+        ) -> Verdict {
+            if let Some(deadline) = labels.get(DEADLINE_LABEL)
+                && let Ok(deadline) = deadline.parse::<u64>()
+                && self.now > deadline
+            {
+                return Verdict::Expired;
+            }
+            if !self.proc_is_ours {
+                return Verdict::Keep;
+            }
+            if let Some(label) = labels.get(OWNER_LABEL) {
+                return match Owner::parse(label) {
+                    Ok(owner)
+                        if owner.boot_id == self.owner.boot_id
+                            && owner.pid_namespace == self.owner.pid_namespace
+                            && !running(owner.pid, owner.start_time) =>
+                    {
+                        Verdict::Orphaned
+                    }
+                    _ => Verdict::Keep,
+                };
+            }
+            // Older versions: `<pid>:<start time>`, with no host or namespace in it. Removed by
+            // their own rule (not running in this `/proc`), only when the label parses, and only
+            // by a caller in the host's initial PID namespace, which sees every pid of the
+            // host: from inside another one, every such owner would look dead.
+            if self.owner.pid_namespace == INITIAL_PID_NAMESPACE
+                && let Some(label) = labels.get(LEGACY_OWNER_LABEL)
+                && let Some((pid, start)) = label.split_once(':')
+                && let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>())
+                && !running(pid, start)
+            {
+                return Verdict::Orphaned;
+            }
+            Verdict::Keep
+        }
+    }
+
+    /// The inode of the host's initial PID namespace (the kernel's `PROC_PID_INIT_INO`).
+    pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+    /// The deadline label's value: `now` plus `timeout` plus the grace, in unix seconds.
+    pub fn deadline(now: u64, timeout: std::time::Duration) -> u64 {
+        now.saturating_add(timeout.as_secs())
+            .saturating_add(u64::from(timeout.subsec_nanos() > 0))
+            .saturating_add(DEADLINE_GRACE.as_secs())
+    }
+
+    pub fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    }
+
+    /// Whether `pid` is a running process (not a zombie) that started at `start_time`.
+    fn is_running(pid: u32, start_time: u64) -> bool {
+        process_state(pid)
+            .is_some_and(|(state, start)| start == start_time && state != 'Z' && state != 'X')
+    }
+
+    /// The state letter and start time of `pid`, from `/proc/<pid>/stat`.
+    fn process_state(pid: u32) -> Option<(char, u64)> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name (field 2) is in parentheses and may contain spaces.
-        let after_name = &stat[stat.rfind(')')? + 1..];
-        after_name.split_whitespace().nth(19).map(str::to_string)
+        let mut after_name = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = after_name.next()?.chars().next()?;
+        Some((state, after_name.nth(18)?.parse().ok()?))
+    }
+
+    fn boot_id() -> Option<String> {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (!id.is_empty() && !id.contains([',', '='])).then(|| id.to_string())
+    }
+
+    /// The inode in `pid:[4026531836]`.
+    fn pid_namespace() -> Option<u64> {
+        let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        link.to_str()?
+            .strip_prefix("pid:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
     }
 
     #[cfg(test)]
     mod tests {
+        use super::*;
+
+        fn here(now: u64) -> Here {
+            Here {
+                owner: Owner {
+                    boot_id: "b00t".to_string(),
+                    pid_namespace: 4026531836,
+                    pid: 7,
+                    start_time: 100,
+                },
+                now,
+                proc_is_ours: true,
+            }
+        }
+
+        fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        }
+
         #[test]
-        fn this_process_is_alive_and_a_stale_label_is_not() {
-            assert!(super::is_alive(&super::this_process()));
-            let pid = std::process::id();
+        fn an_owner_label_round_trips_and_this_process_is_running() {
+            let this = Owner::this_process();
+            assert_eq!(Owner::parse(&this.to_label()), Ok(this.clone()));
+            assert!(!this.boot_id.is_empty() && this.pid_namespace != 0);
+            assert!(is_running(this.pid, this.start_time));
             assert!(
-                !super::is_alive(&format!("{pid}:0")),
-                "same pid, other start time"
+                !is_running(this.pid, this.start_time + 1),
+                "same pid, other start"
             );
-            assert!(!super::is_alive("not-a-label"));
+            let here = Here::now();
+            assert!(here.proc_is_ours);
+            let mine = labels(&[
+                (OWNER_LABEL, &this.to_label()),
+                (DEADLINE_LABEL, "99999999999"),
+            ]);
+            assert_eq!(here.verdict(&mine), Verdict::Keep);
+        }
+
+        #[test]
+        fn a_bad_owner_label_is_an_error_that_says_what_was_expected() {
+            for (label, problem) in [
+                ("1234:5678", "`1234:5678` is not `key=value`"),
+                ("boot=b,pidns=1,pid=2", "no `start`"),
+                (
+                    "boot=b,pidns=x,pid=2,start=3",
+                    "`pidns` is `x`, not a number",
+                ),
+                ("boot=,pidns=1,pid=2,start=3", "`boot` is empty"),
+                ("boot=b,pidns=1,pid=2,start=3,pid=4", "`pid` is given twice"),
+                ("boot=b,pidns=1,pid=2,start=3,host=h", "unknown key(s) host"),
+                (
+                    "boot=b,pidns=1,pid=99999999999,start=3",
+                    "pid 99999999999 is too large",
+                ),
+            ] {
+                let error = Owner::parse(label).unwrap_err();
+                assert_eq!(error.problem, problem, "{label}");
+                let text = error.to_string();
+                assert!(
+                    text.contains(label) && text.contains("expected `boot="),
+                    "{text}"
+                );
+            }
+        }
+
+        #[test]
+        fn only_an_owner_dead_on_this_boot_and_in_this_pid_namespace_or_a_passed_deadline_reaps() {
+            let dead: fn(u32, u64) -> bool = |_, _| false;
+            let alive: fn(u32, u64) -> bool = |_, _| true;
+            let here = here(1000);
+            let owner = |boot: &str, pidns: u64| {
+                Owner {
+                    boot_id: boot.to_string(),
+                    pid_namespace: pidns,
+                    pid: 1,
+                    start_time: 5,
+                }
+                .to_label()
+            };
+            let local = owner("b00t", 4026531836);
+            let cases = [
+                // Dead here: orphaned; alive here: kept.
+                (labels(&[(OWNER_LABEL, &local)]), dead, Verdict::Orphaned),
+                (
+                    labels(&[(OWNER_LABEL, &local), (DEADLINE_LABEL, "2000")]),
+                    alive,
+                    Verdict::Keep,
+                ),
+                // Another PID namespace or another boot: its pid means nothing here.
+                (
+                    labels(&[
+                        (OWNER_LABEL, &owner("b00t", 4026532000)),
+                        (DEADLINE_LABEL, "2000"),
+                    ]),
+                    dead,
+                    Verdict::Keep,
+                ),
+                (
+                    labels(&[(OWNER_LABEL, &owner("other", 4026531836))]),
+                    dead,
+                    Verdict::Keep,
+                ),
+                // Past the deadline, whoever owns it, even while the owner runs.
+                (
+                    labels(&[(OWNER_LABEL, &owner("other", 1)), (DEADLINE_LABEL, "999")]),
+                    alive,
+                    Verdict::Expired,
+                ),
+                (
+                    labels(&[(OWNER_LABEL, "garbage"), (DEADLINE_LABEL, "999")]),
+                    alive,
+                    Verdict::Expired,
+                ),
+                // An owner that cannot be read is never taken for dead; nor a bad deadline.
+                (labels(&[(OWNER_LABEL, "garbage")]), dead, Verdict::Keep),
+                (
+                    labels(&[(OWNER_LABEL, &owner("other", 1)), (DEADLINE_LABEL, "soon")]),
+                    dead,
+                    Verdict::Keep,
+                ),
+                // The old label: its own rule, only when it parses.
+                (
+                    labels(&[(LEGACY_OWNER_LABEL, "12:34")]),
+                    dead,
+                    Verdict::Orphaned,
+                ),
+                (
+                    labels(&[(LEGACY_OWNER_LABEL, "12:34")]),
+                    alive,
+                    Verdict::Keep,
+                ),
+                (labels(&[(LEGACY_OWNER_LABEL, "12:")]), dead, Verdict::Keep),
+                (labels(&[]), dead, Verdict::Keep),
+            ];
+            for (labels, running, want) in cases {
+                assert_eq!(here.verdict_with(&labels, running), want, "{labels:?}");
+            }
+            // In another PID namespace, an old label's pid cannot be looked up.
+            let inner = Here {
+                owner: Owner {
+                    pid_namespace: 4026532000,
+                    ..here.owner.clone()
+                },
+                now: here.now,
+                proc_is_ours: true,
+            };
+            assert_eq!(
+                inner.verdict_with(&labels(&[(LEGACY_OWNER_LABEL, "12:34")]), dead),
+                Verdict::Keep
+            );
+            // A `/proc` of another namespace: only deadlines count.
+            let blind = Here {
+                proc_is_ours: false,
+                ..here
+            };
+            assert_eq!(
+                blind.verdict_with(&labels(&[(OWNER_LABEL, &local)]), dead),
+                Verdict::Keep
+            );
+            assert_eq!(
+                blind.verdict_with(
+                    &labels(&[(OWNER_LABEL, &local), (DEADLINE_LABEL, "10")]),
+                    dead
+                ),
+                Verdict::Expired
+            );
+        }
+
+        #[test]
+        fn the_deadline_is_the_timeout_rounded_up_plus_the_grace() {
+            let grace = DEADLINE_GRACE.as_secs();
+            assert_eq!(
+                deadline(100, std::time::Duration::from_secs(20)),
+                120 + grace
+            );
+            assert_eq!(
+                deadline(100, std::time::Duration::from_millis(20_001)),
+                121 + grace
+            );
+            assert_eq!(deadline(100, std::time::Duration::MAX), u64::MAX);
         }
     }
 }
 
-/// A step's log as it streams: printed to stderr line by line with the step's name in front,
-/// its last lines kept for error messages, and its first [`LOG_KEPT_BYTES`] written to the
-/// request's log file and hashed (the digest names exactly the bytes kept). A line longer than
-/// [`LOG_LINE_BYTES`] is printed in pieces, so a step that never writes a newline cannot make
-/// sealroom hold its output in memory.
+/// A step's log as it streams: printed to the terminal line by line with the step's name in
+/// front and control characters escaped ([`terminal_safe`]), at most [`LOG_PRINTED_BYTES`] of
+/// it (then one line says the rest is cut, and the end says how much was not printed); its
+/// last lines kept for error messages; and its first [`LOG_KEPT_BYTES`] written, exactly as the
+/// step wrote them, to the request's log file and hashed (the digest names exactly the bytes
+/// kept). A line longer than [`LOG_LINE_BYTES`] is handled in pieces, so whatever a step writes
+/// (one endless line included), sealroom holds at most a piece and the last lines in memory.
 struct StepLog {
     prefix: String,
     pending: Vec<u8>,
-    tail: VecDeque<String>,
+    /// The last lines as the step wrote them (made safe only when shown).
+    tail: VecDeque<Vec<u8>>,
     kept: Option<std::io::BufWriter<std::fs::File>>,
     kept_bytes: u64,
     hasher: Sha256,
+    terminal: Box<dyn Write + Send>,
+    printed_bytes: u64,
+    /// Bytes of lines that were not printed because the terminal limit was reached.
+    unprinted_bytes: u64,
 }
 
 /// How much of a step's log is kept in the store.
 pub const LOG_KEPT_BYTES: u64 = 16 * 1024 * 1024;
+/// How much of a step's log is printed to the terminal (prefixes and escapes included).
+pub const LOG_PRINTED_BYTES: u64 = 4 * 1024 * 1024;
 /// The longest line printed at once.
-const LOG_LINE_BYTES: usize = 64 * 1024;
+pub const LOG_LINE_BYTES: usize = 64 * 1024;
+/// How much of each of its last lines a failure report quotes.
+const LOG_TAIL_LINE_BYTES: usize = 1024;
 /// What the kept log ends with when the step wrote more.
 const LOG_CUT_NOTE: &[u8] = b"\n[sealroom: the log went on past 16MiB; the rest was not kept]\n";
+/// The line printed where the terminal's share of a step's log ends.
+const LOG_PRINT_CUT_NOTE: &str = "[sealroom: log truncated here: at most 4MiB of a step's log is printed; the first 16MiB are kept in the store]";
 
 impl StepLog {
-    /// `file`: where the kept part goes (`None`: nowhere, only hashed).
+    /// `file`: where the kept part goes (`None`: nowhere, only hashed). Prints to stderr.
     fn new(step: &str, file: Option<std::fs::File>) -> Self {
+        Self::printing_to(step, file, Box::new(std::io::stderr()))
+    }
+
+    fn printing_to(
+        step: &str,
+        file: Option<std::fs::File>,
+        terminal: Box<dyn Write + Send>,
+    ) -> Self {
         Self {
             prefix: format!("[{step}] "),
             pending: Vec::new(),
@@ -763,16 +1252,25 @@ impl StepLog {
             kept: file.map(std::io::BufWriter::new),
             kept_bytes: 0,
             hasher: Sha256::new(),
+            terminal,
+            printed_bytes: 0,
+            unprinted_bytes: 0,
         }
     }
 
     fn push(&mut self, bytes: &[u8]) {
         self.keep(bytes);
-        for &byte in bytes {
-            if byte == b'\n' {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = LOG_LINE_BYTES - self.pending.len();
+            let window = &rest[..rest.len().min(room)];
+            if let Some(end) = window.iter().position(|&byte| byte == b'\n') {
+                self.pending.extend_from_slice(&window[..end]);
                 self.finish_line();
+                rest = &rest[end + 1..];
             } else {
-                self.pending.push(byte);
+                self.pending.extend_from_slice(window);
+                rest = &rest[window.len()..];
                 if self.pending.len() >= LOG_LINE_BYTES {
                     self.finish_line();
                 }
@@ -813,25 +1311,90 @@ impl StepLog {
         if self.pending.is_empty() {
             return;
         }
-        let line = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        let mut stderr = std::io::stderr().lock();
-        // A closed stderr must not fail the build.
-        let _ = writeln!(stderr, "{}{line}", self.prefix);
+        let line = std::mem::take(&mut self.pending);
+        self.print(&line);
         if self.tail.len() == LOG_TAIL_LINES {
             self.tail.pop_front();
         }
         self.tail.push_back(line);
     }
 
-    /// The digest of the kept bytes, with the file flushed.
+    /// Prints one line if it fits in the terminal's share, else the cut note (once).
+    fn print(&mut self, line: &[u8]) {
+        if self.printed_bytes >= LOG_PRINTED_BYTES {
+            self.unprinted_bytes += line.len() as u64;
+            return;
+        }
+        let text = terminal_safe(line);
+        let size = (self.prefix.len() + text.len() + 1) as u64;
+        // A closed stderr must not fail the build.
+        if self.printed_bytes + size <= LOG_PRINTED_BYTES {
+            let _ = writeln!(self.terminal, "{}{text}", self.prefix);
+            self.printed_bytes += size;
+        } else {
+            let _ = writeln!(self.terminal, "{}{LOG_PRINT_CUT_NOTE}", self.prefix);
+            self.printed_bytes = LOG_PRINTED_BYTES;
+            self.unprinted_bytes += line.len() as u64;
+        }
+    }
+
+    /// The last lines, safe to print, each cut at [`LOG_TAIL_LINE_BYTES`] (a failure report
+    /// quotes them; twenty 64 KiB pieces of one endless line would be no report).
+    fn tail_lines(&self) -> Vec<String> {
+        self.tail
+            .iter()
+            .map(|line| {
+                if line.len() <= LOG_TAIL_LINE_BYTES {
+                    return terminal_safe(line);
+                }
+                format!(
+                    "{} [sealroom: {} more bytes of this line cut]",
+                    terminal_safe(&line[..LOG_TAIL_LINE_BYTES]),
+                    line.len() - LOG_TAIL_LINE_BYTES
+                )
+            })
+            .collect()
+    }
+
+    /// The digest of the kept bytes, with the file flushed; says how much was not printed.
     fn finish(&mut self) -> BlobDigest {
         self.finish_line();
+        if self.unprinted_bytes > 0 {
+            let _ = writeln!(
+                self.terminal,
+                "{}[sealroom: log truncated: {} more bytes of this step's log were not printed]",
+                self.prefix, self.unprinted_bytes
+            );
+        }
+        let _ = self.terminal.flush();
         if let Some(file) = &mut self.kept {
             let _ = std::io::Write::flush(file);
         }
         BlobDigest::from_bytes(std::mem::take(&mut self.hasher).finalize().into())
     }
+}
+
+/// A log line as it may reach a terminal: invalid UTF-8 replaced, and every control character
+/// but tab (C0, DEL, C1: what starts escape sequences that set titles, move the cursor, or
+/// rewrite earlier lines with CR) and every bidirectional override written as a visible `\x1b`
+/// or `\u{202e}`, so a step can neither drive the terminal nor make a line read differently.
+pub fn terminal_safe(line: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let text = String::from_utf8_lossy(line);
+    let mut safe = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\t' => safe.push('\t'),
+            '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' => {
+                let _ = write!(safe, "\\x{:02x}", u32::from(character));
+            }
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                let _ = write!(safe, "\\u{{{:04x}}}", u32::from(character));
+            }
+            other => safe.push(other),
+        }
+    }
+    safe
 }
 
 #[cfg(test)]
@@ -1017,19 +1580,27 @@ mod tests {
     fn log_keeps_the_last_lines_and_writes_and_hashes_every_byte() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let mut log = StepLog::new("step", Some(std::fs::File::create(&path).unwrap()));
+        let terminal = Terminal::default();
+        let mut log = StepLog::printing_to(
+            "step",
+            Some(std::fs::File::create(&path).unwrap()),
+            Box::new(terminal.clone()),
+        );
         let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
         let (first, second) = text.as_bytes().split_at(17);
         log.push(first);
         log.push(second);
         log.push(b"no newline at the end");
         let digest = log.finish();
-        assert_eq!(log.tail.len(), LOG_TAIL_LINES);
-        assert_eq!(log.tail.front().map(String::as_str), Some("line 11"));
+        let tail = log.tail_lines();
+        assert_eq!(tail.len(), LOG_TAIL_LINES);
+        assert_eq!(tail.first().map(String::as_str), Some("line 11"));
         assert_eq!(
-            log.tail.back().map(String::as_str),
+            tail.last().map(String::as_str),
             Some("no newline at the end")
         );
+        let printed: String = (0..30).map(|i| format!("[step] line {i}\n")).collect();
+        assert_eq!(terminal.text(), printed + "[step] no newline at the end\n");
         let mut all = text.into_bytes();
         all.extend_from_slice(b"no newline at the end");
         assert_eq!(digest, BlobDigest::of(&all));
@@ -1040,7 +1611,12 @@ mod tests {
     fn a_log_past_the_limit_is_cut_and_a_line_without_newline_is_printed_in_pieces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        let mut log = StepLog::new("step", Some(std::fs::File::create(&path).unwrap()));
+        let terminal = Terminal::default();
+        let mut log = StepLog::printing_to(
+            "step",
+            Some(std::fs::File::create(&path).unwrap()),
+            Box::new(terminal.clone()),
+        );
         let chunk = vec![b'x'; 1024 * 1024];
         for _ in 0..(LOG_KEPT_BYTES / (1024 * 1024) + 2) {
             log.push(&chunk);
@@ -1050,6 +1626,18 @@ mod tests {
             );
         }
         let digest = log.finish();
+        let report = "x".repeat(LOG_TAIL_LINE_BYTES);
+        assert_eq!(
+            log.tail_lines(),
+            vec![
+                format!(
+                    "{report} [sealroom: {} more bytes of this line cut]",
+                    LOG_LINE_BYTES - LOG_TAIL_LINE_BYTES
+                );
+                LOG_TAIL_LINES
+            ],
+            "a failure report quotes a bounded part of each line"
+        );
         let kept = std::fs::read(&path).unwrap();
         assert_eq!(
             kept.len() as u64,
@@ -1060,6 +1648,111 @@ mod tests {
             digest,
             BlobDigest::of(&kept),
             "the digest names the kept bytes"
+        );
+        // The terminal got its share and two notes: where the cut is, and what was dropped.
+        let printed = terminal.text();
+        assert!(
+            printed.len() as u64 <= LOG_PRINTED_BYTES,
+            "{}",
+            printed.len()
+        );
+        let notes: Vec<&str> = printed
+            .lines()
+            .filter(|line| !line.starts_with("[step] xxx"))
+            .collect();
+        let pushed = (LOG_KEPT_BYTES / (1024 * 1024) + 2) * 1024 * 1024;
+        let shown = printed
+            .lines()
+            .filter(|line| line.starts_with("[step] xxx"))
+            .count() as u64
+            * LOG_LINE_BYTES as u64;
+        assert_eq!(
+            notes,
+            [
+                format!("[step] {LOG_PRINT_CUT_NOTE}"),
+                format!(
+                    "[step] [sealroom: log truncated: {} more bytes of this step's log were not printed]",
+                    pushed - shown
+                )
+            ]
+        );
+    }
+
+    /// A terminal for tests: what was printed, shared with the test.
+    #[derive(Clone, Default)]
+    struct Terminal(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Terminal {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl std::io::Write for Terminal {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_on_the_terminal_and_kept_exactly_in_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let terminal = Terminal::default();
+        let mut log = StepLog::printing_to(
+            "step",
+            Some(std::fs::File::create(&path).unwrap()),
+            Box::new(terminal.clone()),
+        );
+        let raw = "title \x1b]2;owned\x07 \x1b[1;31mred\x1b[0m\rover\tTAB \u{9b}31m \u{202e}desrever\x7f bell\x00\n";
+        log.push(raw.as_bytes());
+        log.push(b"bad utf-8 \xff\n");
+        log.finish();
+        let want = r"[step] title \x1b]2;owned\x07 \x1b[1;31mred\x1b[0m\x0dover	TAB \x9b31m \u{202e}desrever\x7f bell\x00";
+        assert_eq!(
+            terminal.text(),
+            format!("{want}\n[step] bad utf-8 \u{fffd}\n")
+        );
+        assert_eq!(
+            log.tail_lines()[0],
+            want.strip_prefix("[step] ").unwrap(),
+            "error messages show the same safe text"
+        );
+        let mut kept = raw.as_bytes().to_vec();
+        kept.extend_from_slice(b"bad utf-8 \xff\n");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            kept,
+            "the store keeps the bytes"
+        );
+    }
+
+    #[test]
+    fn a_line_that_would_cross_the_terminal_limit_is_not_printed_in_part() {
+        let terminal = Terminal::default();
+        let mut log = StepLog::printing_to("s", None, Box::new(terminal.clone()));
+        // Lines of 1000 bytes; the prefix and newline make each 1005 printed bytes.
+        let line = [vec![b'y'; 1000], vec![b'\n']].concat();
+        let fit = LOG_PRINTED_BYTES / 1005;
+        for _ in 0..fit + 3 {
+            log.push(&line);
+        }
+        log.finish();
+        let printed = terminal.text();
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(
+            lines.len() as u64,
+            fit + 2,
+            "every line that fits, then two notes"
+        );
+        assert!(lines[..fit as usize].iter().all(|line| line.len() == 1004));
+        assert_eq!(
+            lines[fit as usize + 1],
+            "[s] [sealroom: log truncated: 3000 more bytes of this step's log were not printed]"
         );
     }
 }

@@ -83,6 +83,36 @@ impl FakeEngine {
 
 /// The images of a docker-archive: each config's id and the tags the manifest gives it.
 fn read_archive(bytes: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
+    Ok(read_configs(bytes)?
+        .into_iter()
+        .map(|(id, tags, _)| (id, tags))
+        .collect())
+}
+
+/// The `VOLUME`s the config of `id` in a docker-archive declares (`config.Volumes`), sorted.
+fn archive_volumes(bytes: &[u8], id: &str) -> Result<Vec<String>, String> {
+    let Some((_, _, config)) = read_configs(bytes)?
+        .into_iter()
+        .find(|(found, _, _)| found == id)
+    else {
+        return Ok(Vec::new());
+    };
+    let config: serde_json::Value =
+        serde_json::from_slice(&config).map_err(|error| format!("image config: {error}"))?;
+    let mut volumes: Vec<String> = config
+        .pointer("/config/Volumes")
+        .and_then(serde_json::Value::as_object)
+        .map(|volumes| volumes.keys().cloned().collect())
+        .unwrap_or_default();
+    volumes.sort();
+    Ok(volumes)
+}
+
+/// One image of a docker-archive: its id, tags and config bytes.
+type ArchivedImage = (String, Vec<String>, Vec<u8>);
+
+/// Each image of a docker-archive.
+fn read_configs(bytes: &[u8]) -> Result<Vec<ArchivedImage>, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Entry {
@@ -114,7 +144,11 @@ fn read_archive(bytes: &[u8]) -> Result<Vec<(String, Vec<String>)>, String> {
             let config = members
                 .get(&entry.config)
                 .ok_or_else(|| format!("no member {}", entry.config))?;
-            Ok((ImageDigest::of(config).to_string(), entry.repo_tags))
+            Ok((
+                ImageDigest::of(config).to_string(),
+                entry.repo_tags,
+                config.clone(),
+            ))
         })
         .collect()
 }
@@ -182,6 +216,24 @@ impl Engine for FakeEngine {
         Ok(tagged.cloned())
     }
 
+    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
+        let archive = self
+            .images
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+            .unwrap_or_default();
+        if archive.is_empty() {
+            // An image only named (`with_image`) has no config, so no volumes.
+            return Ok(Vec::new());
+        }
+        archive_volumes(&archive, id).map_err(|detail| EngineError::Refused {
+            action: "inspecting an image".to_string(),
+            detail,
+        })
+    }
+
     async fn load(&self, mut archive: ArchiveStream) -> Result<(), EngineError> {
         let refused = |detail: String| EngineError::Refused {
             action: "loading an image".to_string(),
@@ -236,5 +288,75 @@ impl Engine for FakeEngine {
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         self.leftover_scans.fetch_add(1, Ordering::SeqCst);
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::PinnedImage;
+
+    /// A docker-archive of one image (no layers) whose config is `config`, tagged `tag`.
+    fn archive(config: &[u8], tag: &str) -> Vec<u8> {
+        let manifest =
+            serde_json::json!([{"Config": "config.json", "RepoTags": [tag], "Layers": []}]);
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in [
+            ("manifest.json", manifest.as_slice()),
+            ("config.json", config),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, name, bytes).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    async fn loaded(engine: &FakeEngine, config: &[u8]) -> PinnedImage {
+        let bytes = bytes::Bytes::from(archive(config, "test/image:1"));
+        let stream: ArchiveStream = Box::pin(futures_util::stream::iter([Ok(bytes)]));
+        engine.load(stream).await.unwrap();
+        format!("test/image@{}", ImageDigest::of(config))
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_image_that_declares_volumes_fails_the_image_check_naming_them() {
+        let engine = FakeEngine::new(|_| Ok(0));
+        let with = loaded(
+            &engine,
+            br#"{"config":{"Volumes":{"/var/lib/data":{},"/cache":{}}},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .await;
+        let error = super::super::require_image(&engine, &with)
+            .await
+            .unwrap_err();
+        let EngineError::ImageHasVolumes { volumes, .. } = &error else {
+            panic!("{error}");
+        };
+        assert_eq!(volumes, &["/cache", "/var/lib/data"]);
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!(
+                "base image `{with}` declares VOLUME /cache, /var/lib/data"
+            )) && text.contains("hint: rebuild the image without `VOLUME`"),
+            "{text}"
+        );
+        assert_eq!(
+            crate::error::Failure::exit_code(&error),
+            crate::error::ExitCode::BadInput
+        );
+        let without = loaded(
+            &engine,
+            br#"{"config":{"Env":["PATH=/bin"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        )
+        .await;
+        super::super::require_image(&engine, &without)
+            .await
+            .unwrap();
     }
 }

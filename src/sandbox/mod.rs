@@ -1,7 +1,8 @@
 //! The container engine, behind one boundary. [`Engine`] is everything sealroom asks of an
-//! engine: run a step, tell whether it holds an image (and its id), load, save and tag images,
-//! remove what killed builds left behind. `docker` implements it through bollard and is the only
-//! module that uses bollard; `fake` implements it in memory for unit tests.
+//! engine: run a step, tell whether it holds an image (and its id, and the `VOLUME`s it
+//! declares), load, save and tag images, remove what killed builds left behind. `docker`
+//! implements it through bollard and is the only module that uses bollard; `fake` implements
+//! it in memory for unit tests.
 //!
 //! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
 //! the host directories behind its input and output mounts) and nothing else. It does not decide
@@ -41,9 +42,23 @@ pub const DEFAULT_USER: &str = "1000:1000";
 pub const BUILD_LABEL: &str = "dev.sealroom.build";
 /// The label naming the step a container runs.
 pub const STEP_LABEL: &str = "dev.sealroom.step";
-/// The label naming the process that made a container (`<pid>:<start time>`), so that the next
-/// build can tell the leftovers of a killed one from the containers of a running one.
-pub const OWNER_LABEL: &str = "dev.sealroom.owner";
+/// The label older sealroom versions put on a container to name the process that made it
+/// (`<pid>:<start time>`). Read only: such containers are removed by the old rule (the pid is
+/// not running here), and only when the label parses.
+pub const LEGACY_OWNER_LABEL: &str = "dev.sealroom.owner";
+/// The label naming the process that made a container: the host's boot id, the inode of the
+/// process's PID namespace, its pid and its start time (`docker::Owner`). A container counts as
+/// left behind only when it was made on this boot, in this PID namespace, by a process that is
+/// no longer running; the containers of a build in another PID namespace (another CI job on
+/// the same engine) are left alone. A new key, so that older sealroom versions, which take an
+/// owner they cannot parse for a dead one, never see it.
+pub const OWNER_LABEL: &str = "dev.sealroom.owner-process";
+/// The label with the time (unix seconds) after which a container may be removed by anyone:
+/// its creation time plus the step's `limits.timeout` plus [`DEADLINE_GRACE`].
+pub const DEADLINE_LABEL: &str = "dev.sealroom.deadline";
+/// How long past its timeout a container is left to the build that runs it (whose own timer
+/// removes it) before any other sealroom command may.
+pub const DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Everything one step run may see.
 #[derive(Debug, Clone)]
@@ -177,6 +192,12 @@ pub trait Engine: Send + Sync {
         reference: &str,
     ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
 
+    /// The paths the image `id` declares as `VOLUME`s (its config's `Volumes`), sorted.
+    fn image_volumes(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+
     /// Loads the images of a docker-archive, under the tags its `manifest.json` names.
     fn load(&self, archive: ArchiveStream) -> impl Future<Output = Result<(), EngineError>> + Send;
 
@@ -192,19 +213,33 @@ pub trait Engine: Send + Sync {
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
     /// Removes the containers (and scratch volumes) that sealroom processes which are no longer
-    /// running left behind; returns how many containers it removed.
+    /// running left behind, and those past their deadline; returns how many containers it
+    /// removed.
     fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
 }
 
-/// The one check that a pinned image is there: the engine must hold an image whose id is the
-/// pinned digest (the name is not consulted; the digest alone pins the image).
+/// The one check that a pinned image is there and may run steps: the engine must hold an image
+/// whose id is the pinned digest (the name is not consulted; the digest alone pins the image),
+/// and that image must declare no `VOLUME`: the engine would give every container from it a
+/// writable anonymous volume at each such path, outside the read-only root and the limits.
 pub async fn require_image(engine: &impl Engine, image: &PinnedImage) -> Result<(), EngineError> {
     let id = image.digest.to_string();
     match engine.image_id(&id).await? {
-        Some(found) if found == id => Ok(()),
-        _ => Err(EngineError::ImageMissing {
+        Some(found) if found == id => {}
+        _ => {
+            return Err(EngineError::ImageMissing {
+                image: image.clone(),
+            });
+        }
+    }
+    let volumes = engine.image_volumes(&id).await?;
+    if volumes.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::ImageHasVolumes {
             image: image.clone(),
-        }),
+            volumes,
+        })
     }
 }
 
@@ -223,6 +258,14 @@ pub enum EngineError {
     )]
     ImageMissing { image: PinnedImage },
     #[error(
+        "base image `{image}` declares VOLUME {}: the engine would mount a writable volume there in every step, and a step may write only /out, /tmp and /build\n  hint: rebuild the image without `VOLUME` (`sealroom image import` and sealroom's own image builds never add one), then pin the new digest",
+        volumes.join(", ")
+    )]
+    ImageHasVolumes {
+        image: PinnedImage,
+        volumes: Vec<String>,
+    },
+    #[error(
         "cannot set up sealroom's fetch network (`{name}`, bridge `{bridge}`), so no fetch container was started: {detail}",
         name = fetch_network::NAME,
         bridge = fetch_network::BRIDGE
@@ -237,7 +280,9 @@ impl Failure for EngineError {
             // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
             // works differently, not the user's input.
             EngineError::Refused { .. } => ExitCode::Internal,
-            EngineError::ImageMissing { .. } => ExitCode::BadInput,
+            EngineError::ImageMissing { .. } | EngineError::ImageHasVolumes { .. } => {
+                ExitCode::BadInput
+            }
             // The host cannot give fetches an isolated network: not the spec's fault, and not
             // sealroom's bug.
             EngineError::FetchNetwork { .. } => ExitCode::EngineUnreachable,

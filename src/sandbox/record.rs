@@ -60,7 +60,12 @@ pub struct RecordLimits {
     pub nano_cpus: Option<u64>,
     pub output_bytes: u64,
     pub scratch_bytes: u64,
+    /// The size of the step's `/dev/shm`: [`DEV_SHM_BYTES`], or `scratch_bytes` if smaller.
+    pub shm_bytes: u64,
 }
+
+/// The most a step's `/dev/shm` holds (a tmpfs of the container's own IPC namespace).
+pub const DEV_SHM_BYTES: u64 = 64 * 1024 * 1024;
 
 impl From<&Limits> for RecordLimits {
     fn from(limits: &Limits) -> Self {
@@ -71,6 +76,7 @@ impl From<&Limits> for RecordLimits {
             nano_cpus: limits.cpus.map(|cpus| (cpus * 1e9).round() as u64),
             output_bytes: limits.output.0,
             scratch_bytes: limits.scratch.0,
+            shm_bytes: DEV_SHM_BYTES.min(limits.scratch.0),
         }
     }
 }
@@ -348,6 +354,7 @@ mod tests {
             ),
             ("limits.output", Box::new(|r| r.limits.output_bytes += 1)),
             ("limits.scratch", Box::new(|r| r.limits.scratch_bytes += 1)),
+            ("/dev/shm size", Box::new(|r| r.limits.shm_bytes += 1)),
             (
                 "an input's tree",
                 Box::new(|r| {
@@ -461,7 +468,7 @@ mod tests {
                 concat!(
                     r#"{{"format":"sealroom-step-record-v1","image":"sha256:{ab}","argv":["sh","-c","make"],"#,
                     r#""env":{{"CFLAGS":"-O2","SOURCE_DATE_EPOCH":"0"}},"workdir":"/build","user":"1000:1000","network":"none","#,
-                    r#""limits":{{"timeout_ms":7200000,"memory_bytes":8589934592,"pids":4096,"nano_cpus":null,"output_bytes":17179869184,"scratch_bytes":8589934592}},"#,
+                    r#""limits":{{"timeout_ms":7200000,"memory_bytes":8589934592,"pids":4096,"nano_cpus":null,"output_bytes":17179869184,"scratch_bytes":8589934592,"shm_bytes":67108864}},"#,
                     r#""mounts":[{{"kind":"scratch","target":"/build","size_bytes":8589934592,"options":"nosuid,nodev,mode=1777"}},"#,
                     r#"{{"kind":"input","target":"/inputs/dep","tree":"sha256:{t2}"}},{{"kind":"input","target":"/inputs/src","tree":"sha256:{t1}"}},"#,
                     r#"{{"kind":"output","target":"/out"}},{{"kind":"scratch","target":"/tmp","size_bytes":8589934592,"options":"nosuid,nodev,mode=1777"}}],"#,
@@ -476,7 +483,7 @@ mod tests {
         // A change of the encoding is a deliberate break: update docs/store.md with this key.
         assert_eq!(
             record.action_key().to_string(),
-            "sha256:0de7f3b03cecf6a34a0cd453f70345028d1f8d59055e6972d799228f2d36b968"
+            "sha256:98013b78930c50609e0aa61a391f1d4bf013a43553791bb6b6c300303f7af7cc"
         );
     }
 }

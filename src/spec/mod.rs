@@ -77,6 +77,10 @@ pub struct UrlFetch {
     /// The name of the downloaded file in its input tree when not unpacked: `file_name`, else the
     /// last segment of the URL's path.
     pub file_name: String,
+    /// What this fetch may put in the store (`limits.output` of the fetch, else the sandbox's):
+    /// the downloaded bytes, and with `unpack` the unpacked bytes too, each counted as they are
+    /// written.
+    pub output_limit: ByteSize,
 }
 
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use super::diagnostics::{SourceText, closest, quoted_list};
 use super::graph::{Cycle, topological_order};
 use super::raw::{self, RawSource, RawSpec, RawStep};
 use super::{
-    Exclude, Fetch, FetchKind, FetchNetwork, Input, InputKind, Limits, Name, PinnedImage,
+    ByteSize, Exclude, Fetch, FetchKind, FetchNetwork, Input, InputKind, Limits, Name, PinnedImage,
     RelativePath, RelativePathError, RunFetch, SPEC_VERSION, SandboxSettings, Source, Spec,
     SpecError, Step, UrlFetch,
 };
@@ -380,7 +380,8 @@ impl Validator<'_> {
             table.image.is_some(),
             !table.env.is_empty(),
             table.network.is_some(),
-            table.limits.is_some(),
+            // A url fetch takes `limits.output` too (its byte limit): checked in `url_fetch`.
+            table.limits.is_some() && table.url.is_none(),
             table.run.is_some(),
         ]
         .iter()
@@ -393,10 +394,10 @@ impl Validator<'_> {
                     return Err(self.invalid(
                         raw.span(),
                         format!("fetch `{name}` downloads a `url`, so `{key}` does not belong to it"),
-                        Some("`output`, `image`, `env`, `network` and `limits` are for fetches that `run` a command".to_string()),
+                        Some("`output`, `image`, `env` and `network` are for fetches that `run` a command".to_string()),
                     ));
                 }
-                FetchKind::Url(self.url_fetch(&name, url, table)?)
+                FetchKind::Url(self.url_fetch(&name, url, table, sandbox)?)
             }
             (None, Some(run)) => {
                 if let Some(key) = set_url_keys.first() {
@@ -431,6 +432,7 @@ impl Validator<'_> {
         name: &Name,
         url: &Spanned<String>,
         table: &raw::RawFetch,
+        sandbox: &SandboxSettings,
     ) -> Result<UrlFetch, SpecError> {
         let text = url.get_ref();
         let scheme = text.split_once("://").map(|(scheme, _)| scheme);
@@ -507,13 +509,47 @@ impl Validator<'_> {
                 )
             })?,
         };
+        let output_limit = self.url_fetch_limit(name, table, sandbox)?;
         Ok(UrlFetch {
             url: text.clone(),
             sha256,
             unpack,
             strip_components,
             file_name,
+            output_limit,
         })
+    }
+
+    /// The byte limit of a download: its own `limits.output`, else the sandbox's. The other
+    /// limits are about a container, which a download does not run, so they are refused.
+    fn url_fetch_limit(
+        &self,
+        name: &Name,
+        table: &raw::RawFetch,
+        sandbox: &SandboxSettings,
+    ) -> Result<ByteSize, SpecError> {
+        let Some(raw) = &table.limits else {
+            return Ok(sandbox.limits.output);
+        };
+        let limits = raw.get_ref();
+        let container_only = [
+            ("timeout", limits.timeout.as_ref()),
+            ("memory", limits.memory.as_ref()),
+            ("pids", limits.pids.as_ref()),
+            ("cpus", limits.cpus.as_ref()),
+            ("scratch", limits.scratch.as_ref()),
+        ];
+        if let Some((key, value)) = container_only
+            .into_iter()
+            .find_map(|(key, value)| value.map(|value| (key, value)))
+        {
+            return Err(self.invalid(
+                value.span(),
+                format!("fetch `{name}` downloads a `url`, so `limits.{key}` does not belong to it: a download takes only `limits.output`, its byte limit"),
+                Some("remove it, or move it to a fetch that `run`s a command".to_string()),
+            ));
+        }
+        Ok(self.limits(Some(raw), sandbox.limits)?.output)
     }
 
     fn run_fetch(
