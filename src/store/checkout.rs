@@ -96,7 +96,9 @@ pub(super) fn materialize(store: &Store, tree: &TreeDigest) -> Result<PathBuf, S
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(StoreError::io("moving aside", &dest, e)),
                 }
-                remove_tree_force(aside.path())?;
+                // Left in `tmp/` (for `store gc`/`verify`, after an hour): a step of another
+                // build may still have it mounted.
+                let _ = aside.keep();
             }
         }
     }
