@@ -60,9 +60,14 @@ fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
 }
 
 /// Options for the fetch stage run on its own (`fetch`, `pin`).
-fn fetch_options(offline: bool, jobs: Option<u16>) -> ops::fetch::FetchOptions {
+fn fetch_options(
+    offline: bool,
+    jobs: Option<u16>,
+    allow_host_network: bool,
+) -> ops::fetch::FetchOptions {
     ops::fetch::FetchOptions {
         offline,
+        allow_host_network,
         jobs: jobs
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cpus| cpus.get())),
@@ -96,6 +101,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 reverse_order: false,
                 bundle: args.bundle,
                 offline: args.offline,
+                allow_host_network: args.network.allow_host_network,
                 load: args.load.then_some(args.tag),
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
@@ -138,7 +144,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Fetch(args) => {
             let store = cli.store.unwrap_or_else(sealroom::store::default_root);
-            let options = fetch_options(args.offline, args.jobs);
+            let options = fetch_options(args.offline, args.jobs, args.network.allow_host_network);
             let fetched = ops::fetch::fetch(&args.spec, &store, &options).await?;
             match cli.format {
                 Format::Json => print_json(&fetched),
@@ -158,7 +164,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Pin(args) => {
             let store = cli.store.unwrap_or_else(sealroom::store::default_root);
-            let changes = ops::fetch::pin(&args.spec, &store, &fetch_options(false, None)).await?;
+            let changes = ops::fetch::pin(
+                &args.spec,
+                &store,
+                &fetch_options(false, None, args.network.allow_host_network),
+            )
+            .await?;
             match cli.format {
                 Format::Json => print_json(&changes),
                 Format::Text if changes.is_empty() => eprintln!("every pin is up to date"),
@@ -175,6 +186,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 &args.provenance,
                 &args.source,
                 args.key.as_deref(),
+                args.network.allow_host_network,
                 interrupt_on_signals(),
             )
             .await?;
@@ -231,8 +243,13 @@ async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Check(args) => {
-            let report =
-                ops::check::check(&args.spec, &args.report_dir, interrupt_on_signals()).await?;
+            let report = ops::check::check(
+                &args.spec,
+                &args.report_dir,
+                args.network.allow_host_network,
+                interrupt_on_signals(),
+            )
+            .await?;
             for difference in &report.differences {
                 eprintln!(
                     "differs: step `{}` /out/{}: {} vs {}",

@@ -149,6 +149,8 @@ pub struct BuildArgs {
     /// Load each `[[image]]` into the engine after the build.
     #[arg(long)]
     pub load: bool,
+    #[command(flatten)]
+    pub network: NetworkArgs,
     /// The tag `--load` gives: `NAME:TAG`, or `IMAGE=NAME:TAG` when the spec has several images
     /// (default `<image>:latest`). Repeatable.
     #[arg(long, value_name = "NAME:TAG", requires = "load")]
@@ -192,6 +194,18 @@ pub struct FetchArgs {
     /// How many downloads at once (default: the number of CPUs).
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+/// The one network choice that is the caller's, never the spec's.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct NetworkArgs {
+    /// Let fixed-output fetches with `network = "host"` share the host's network namespace
+    /// (its loopback services and abstract sockets included). Without it such a fetch is refused:
+    /// a spec alone cannot ask for the host's network.
+    #[arg(long)]
+    pub allow_host_network: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,6 +213,8 @@ pub struct PinArgs {
     /// The spec to edit (default: ./sealroom.toml).
     #[arg(value_name = "SPEC", default_value = "sealroom.toml")]
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,6 +227,8 @@ pub struct ReproduceArgs {
     /// A PEM public key the provenance must be signed with.
     #[arg(long, value_name = "PUB")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -221,6 +239,8 @@ pub struct CheckArgs {
     /// Where diffoscope reports of differing files go (when diffoscope is installed).
     #[arg(long, value_name = "DIR", default_value = "sealroom-check")]
     pub report_dir: PathBuf,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 #[derive(Debug, clap::Args)]

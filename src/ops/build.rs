@@ -47,6 +47,8 @@ pub struct BuildOptions {
     pub bundle: bool,
     /// Open no socket and start no fetch container: every fetch must be in the store.
     pub offline: bool,
+    /// `--allow-host-network`: fetches with `network = "host"` may run (else they are refused).
+    pub allow_host_network: bool,
     /// `--load`: after the build, load each image into the engine, under these `--tag`s.
     pub load: Option<Vec<String>>,
 }
@@ -64,6 +66,7 @@ impl Default for BuildOptions {
             reverse_order: false,
             bundle: false,
             offline: false,
+            allow_host_network: false,
             load: None,
         }
     }
@@ -157,6 +160,7 @@ pub async fn run<S: Engine>(
 
     let fetch_options = FetchOptions {
         offline: options.offline,
+        allow_host_network: options.allow_host_network,
         jobs: options.jobs,
         build_id: build_id.clone(),
         interrupt: options.interrupt.clone(),
@@ -453,8 +457,11 @@ enum Prepared {
     Run(Vec<InputMount>),
 }
 
-/// The blocking half of starting a step: every input materialized (which also records its use
-/// for `store gc`), then the action cache asked.
+/// The blocking half of starting a step: the action cache asked first; a hit is used only when
+/// its whole output tree (every tree object and blob) is in the store, else the step runs again.
+/// A step that runs gets every input materialized (verified once per process, see
+/// `store::checkout`); a hit mounts nothing, so its inputs' checkouts are only marked used for
+/// `store gc`.
 fn prepare(
     store: &Store,
     step: &Step,
@@ -464,17 +471,29 @@ fn prepare(
     input_trees: &[(Name, TreeDigest)],
     no_cache: bool,
 ) -> Result<Prepared, Error> {
+    if !no_cache && let Some(hit) = store.action_get(action) {
+        match store.missing_below(&hit.output)? {
+            None => {
+                check_artifacts(store, step, &hit.output)?;
+                store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
+                for (_, tree) in input_trees {
+                    store.touch_checkout(tree);
+                }
+                return Ok(Prepared::Hit(hit));
+            }
+            Some(missing) => tracing::warn!(
+                "step {}: the cached output {} is incomplete ({missing}); running the step again",
+                step.name,
+                hit.output
+            ),
+        }
+    }
     let mut inputs = Vec::new();
     for (name, tree) in input_trees {
         inputs.push(InputMount {
             name: name.to_string(),
             host_path: store.materialize(tree)?,
         });
-    }
-    if !no_cache && let Some(hit) = store.action_get(action) {
-        check_artifacts(store, step, &hit.output)?;
-        store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
-        return Ok(Prepared::Hit(hit));
     }
     Ok(Prepared::Run(inputs))
 }
@@ -1085,5 +1104,39 @@ run = ["unrelated"]
             .await
             .unwrap();
         assert_eq!(started(&second), ["uses-src", "after-src"]);
+    }
+
+    #[tokio::test]
+    async fn a_cache_hit_whose_output_lost_a_blob_runs_again_and_restores_it() {
+        let (dir, spec, store) = fixture(DIAMOND);
+        let first = FakeEngine::new(writes_its_name);
+        let report = run(&first, &store, &spec, &options(dir.path(), 1, false), None)
+            .await
+            .unwrap();
+        assert_eq!(first.requests().len(), 4);
+        // The blob of `top`'s only file, as a damaged disk or a careless `rm` would lose it.
+        let blob = store.blob_path(&crate::digest::BlobDigest::of(b"top"));
+        let mut permissions = std::fs::metadata(&blob).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o644);
+        std::fs::set_permissions(&blob, permissions).unwrap();
+        std::fs::remove_file(&blob).unwrap();
+
+        let second = FakeEngine::new(writes_its_name);
+        let again = run(&second, &store, &spec, &options(dir.path(), 1, false), None)
+            .await
+            .unwrap();
+        // Only the step whose output was incomplete ran; its output is the same tree, whole.
+        assert_eq!(started(&second), ["top"]);
+        assert!(store.has_blob(&crate::digest::BlobDigest::of(b"top")));
+        let output = |report: &BuildReport, name: &str| {
+            report
+                .steps
+                .iter()
+                .find(|step| step.name == name)
+                .unwrap()
+                .output
+        };
+        assert_eq!(output(&again, "top"), output(&report, "top"));
+        assert_eq!(store.missing_below(&output(&again, "top")).unwrap(), None);
     }
 }

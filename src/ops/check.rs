@@ -88,6 +88,7 @@ struct Run {
 pub async fn check(
     spec_path: &Path,
     report_dir: &Path,
+    allow_host_network: bool,
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<CheckReport, Error> {
     let spec = spec::load(spec_path)?;
@@ -106,9 +107,23 @@ pub async fn check(
         "check: first build (--jobs {}, steps in spec order)",
         first_variation.jobs
     );
-    let first = build_once(&sandbox, &spec, &first_variation, &interrupt).await?;
+    let first = build_once(
+        &sandbox,
+        &spec,
+        &first_variation,
+        &interrupt,
+        allow_host_network,
+    )
+    .await?;
     tracing::info!("check: second build (--jobs 1, independent steps in reverse order)");
-    let second = build_once(&sandbox, &spec, &second_variation, &interrupt).await?;
+    let second = build_once(
+        &sandbox,
+        &spec,
+        &second_variation,
+        &interrupt,
+        allow_host_network,
+    )
+    .await?;
     let differences = compare(&spec, &first, &second)?;
 
     let mut runs = vec![first_variation.clone(), second_variation];
@@ -116,7 +131,14 @@ pub async fn check(
     let mut diffoscope_reports = Vec::new();
     if !differences.is_empty() {
         tracing::info!("check: outputs differ; a third build like the first tells the cause apart");
-        let third = build_once(&sandbox, &spec, &first_variation, &interrupt).await?;
+        let third = build_once(
+            &sandbox,
+            &spec,
+            &first_variation,
+            &interrupt,
+            allow_host_network,
+        )
+        .await?;
         runs.push(first_variation);
         let again = compare(&spec, &first, &third)?;
         let varies_alone = differences.iter().any(|difference| {
@@ -146,6 +168,7 @@ async fn build_once(
     spec: &Spec,
     variation: &Variation,
     interrupt: &tokio_util::sync::CancellationToken,
+    allow_host_network: bool,
 ) -> Result<Run, Error> {
     let (scratch, store) = crate::ops::build::scratch_store("sealroom-check-")?;
     let options = BuildOptions {
@@ -154,6 +177,7 @@ async fn build_once(
         no_cache: true,
         interrupt: interrupt.clone(),
         reverse_order: variation.reverse_order,
+        allow_host_network,
         ..BuildOptions::default()
     };
     let report = build::run(sandbox, &store, spec, &options, None).await?;

@@ -39,6 +39,9 @@ const FETCH_KEY_VERSION: &str = "sealroom-fetch-v1";
 pub struct FetchOptions {
     /// Open no socket and start no container.
     pub offline: bool,
+    /// `--allow-host-network`: a fixed-output fetch with `network = "host"` may run. The spec
+    /// alone never puts a container in the host's network namespace.
+    pub allow_host_network: bool,
     /// At most this many downloads at once.
     pub jobs: usize,
     pub build_id: String,
@@ -84,6 +87,20 @@ pub async fn fetch_all<S: Engine>(
     spec: &Spec,
     options: &FetchOptions,
 ) -> Result<Vec<Fetched>, Error> {
+    // Refused before anything is fetched: a spec from a pull request must not get the host's
+    // network, and a half-done fetch stage helps nobody. A fetch already in the store runs
+    // nothing, so it needs no permission.
+    for fetch in &spec.fetches {
+        if let FetchKind::Run(run) = &fetch.kind
+            && !options.offline
+            && !match run.output {
+                Some(pin) => stored_whole(store, &pin)?.is_ok(),
+                None => false,
+            }
+        {
+            check_network_allowed(&fetch.name, run, options)?;
+        }
+    }
     let mut missing = Vec::new();
     let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
     let mut to_download = Vec::new();
@@ -99,7 +116,19 @@ pub async fn fetch_all<S: Engine>(
                     name: fetch.name.to_string(),
                     key: "output",
                 })?;
-                if store.has_tree(&pin) {
+                let stored = stored_whole(store, &pin)?;
+                if let Err(Some(missing)) = &stored {
+                    tracing::warn!(
+                        "fetch {}: the stored tree {pin} is incomplete ({missing}); {}",
+                        fetch.name,
+                        if options.offline {
+                            "it is missing"
+                        } else {
+                            "running the fetch again"
+                        }
+                    );
+                }
+                if stored.is_ok() {
                     fetched[index] = Some(run_fetched(fetch, run, pin, true));
                 } else if options.offline {
                     missing.push(format!(
@@ -157,6 +186,19 @@ pub fn stored_tree(store: &Store, fetch: &Fetch) -> Result<Option<TreeDigest>, E
     Ok(match &fetch.kind {
         FetchKind::Url(url) => cached_download(store, fetch, url)?.map(|done| done.tree),
         FetchKind::Run(run) => run.output.filter(|pin| store.has_tree(pin)),
+    })
+}
+
+/// `Ok` when the store holds all of the pinned tree `pin` (every tree object and blob below
+/// it), so the fetch need not run; else why not: `Err(None)` when its root is not there at all,
+/// `Err(Some(what is missing))` when only part of it is.
+fn stored_whole(store: &Store, pin: &TreeDigest) -> Result<Result<(), Option<String>>, Error> {
+    if !store.has_tree(pin) {
+        return Ok(Err(None));
+    }
+    Ok(match store.missing_below(pin)? {
+        None => Ok(()),
+        Some(missing) => Err(Some(missing)),
     })
 }
 
@@ -327,6 +369,7 @@ pub async fn run_fixed_output<S: Engine>(
     source_date_epoch: u64,
     options: &FetchOptions,
 ) -> Result<TreeDigest, Error> {
+    check_network_allowed(name, run, options)?;
     let scratch = store.temp_dir()?;
     let out_dir = scratch.path().join("out");
     crate::sandbox::create_out_dir(&out_dir)?;
@@ -338,7 +381,7 @@ pub async fn run_fixed_output<S: Engine>(
         workdir: WORK_DIR,
         user: DEFAULT_USER,
         network: match run.network {
-            FetchNetwork::Bridge => Network::Bridge,
+            FetchNetwork::Bridge => Network::Fetch,
             FetchNetwork::Host => Network::Host,
         },
         limits: &run.limits,
@@ -376,6 +419,21 @@ pub async fn run_fixed_output<S: Engine>(
     };
     crate::store::remove_tree_force(scratch.path())?;
     result
+}
+
+/// A fetch may have the host's network only when the person running sealroom said so
+/// (`--allow-host-network`); the spec's `network = "host"` alone is refused.
+fn check_network_allowed(
+    name: &Name,
+    run: &RunFetch,
+    options: &FetchOptions,
+) -> Result<(), FetchStageError> {
+    if run.network == FetchNetwork::Host && !options.allow_host_network {
+        return Err(FetchStageError::HostNetworkNotAllowed {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Stores `out_dir` when it matches the pin (or there is none), and returns its digest.
@@ -440,6 +498,10 @@ pub enum FetchStageError {
         "fixed-output fetch `{name}` wrote more than its output limit of {limit} to /out (limits.output); nothing was stored\n  hint: raise `limits.output` for this fetch if the output is meant to be that large"
     )]
     OutputTooLarge { name: String, limit: ByteSize },
+    #[error(
+        "fetch `{name}` asks for host networking (`network = \"host\"`): its container would share the host's network namespace, with every service on the host's loopback and its abstract Unix sockets; a spec alone cannot ask for that\n  hint: review the fetch and pass --allow-host-network to run it on the host's network, or remove `network = \"host\"` to run it on sealroom's fetch network"
+    )]
+    HostNetworkNotAllowed { name: String },
     #[error(
         "fetch `{name}`: {action} exceeds limits.output = {limit} ({} bytes): {detail}\n  hint: if the fetch is meant to be this large, raise `limits = {{ output = \"…\" }}` of the fetch (or `output` of `[sandbox.limits]`)",
         limit.0
@@ -607,4 +669,90 @@ pub async fn pin(
         .map_err(|error| Error::io(error.action, error.path, error.source))?;
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::fake::FakeEngine;
+
+    /// A spec with a fixed-output fetch `peek` (pinned to the tree it writes) on `network`, and
+    /// a store, in a temp dir.
+    fn fixture(network: &str) -> (tempfile::TempDir, Spec, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let tree_dir = dir.path().join("expected");
+        std::fs::create_dir(&tree_dir).unwrap();
+        std::fs::write(tree_dir.join("f"), "peek").unwrap();
+        let pin = Store::open(&dir.path().join("throwaway"))
+            .unwrap()
+            .add_tree(&tree_dir, &|_| false)
+            .unwrap();
+        let spec_path = dir.path().join("sealroom.toml");
+        std::fs::write(
+            &spec_path,
+            format!(
+                "version = 1\nname = \"t\"\n[sandbox]\nimage = \"test/image@sha256:{}\"\n[[fetch]]\nname = \"peek\"\nrun = [\"peek\"]\noutput = \"{pin}\"\nnetwork = \"{network}\"\n",
+                "0".repeat(64)
+            ),
+        )
+        .unwrap();
+        (dir, crate::spec::load(&spec_path).unwrap(), store)
+    }
+
+    fn options(allow_host_network: bool) -> FetchOptions {
+        FetchOptions {
+            offline: false,
+            allow_host_network,
+            jobs: 1,
+            build_id: "test".to_string(),
+            interrupt: CancellationToken::new(),
+        }
+    }
+
+    fn writes_peek(request: &StepRequest) -> std::io::Result<i64> {
+        std::fs::write(request.out_dir.join("f"), "peek")?;
+        Ok(0)
+    }
+
+    #[tokio::test]
+    async fn host_networking_needs_the_command_line_and_starts_nothing_without_it() {
+        let (_dir, spec, store) = fixture("host");
+        let sandbox = FakeEngine::new(writes_peek);
+        let error = fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap_err();
+        assert_eq!(error.exit_code(), ExitCode::BadInput);
+        let text = error.to_string();
+        assert!(
+            text.starts_with("fetch `peek` asks for host networking (`network = \"host\"`)")
+                && text.contains("pass --allow-host-network"),
+            "{text}"
+        );
+        assert!(sandbox.requests().is_empty(), "no container was started");
+
+        let fetched = fetch_all(&sandbox, &store, &spec, &options(true))
+            .await
+            .unwrap();
+        assert_eq!(sandbox.requests()[0].record.network, Network::Host);
+        assert!(!fetched[0].cached);
+        // Stored now: a fetch that runs nothing needs no permission.
+        fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap();
+        assert_eq!(sandbox.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_default_network_is_sealroom_s_fetch_network() {
+        let (_dir, spec, store) = fixture("bridge");
+        let sandbox = FakeEngine::new(writes_peek);
+        fetch_all(&sandbox, &store, &spec, &options(false))
+            .await
+            .unwrap();
+        let record = &sandbox.requests()[0].record;
+        assert_eq!(record.network, Network::Fetch);
+        assert_eq!(record.network.mode(), "sealroom-fetch");
+        assert_eq!(record.policy.hostname, None, "a fresh one per container");
+    }
 }

@@ -46,6 +46,7 @@ pub async fn reproduce(
     provenance: &Path,
     source_dir: &Path,
     key: Option<&Path>,
+    allow_host_network: bool,
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<ReproduceReport, Error> {
     let key = key.map(VerifyingKey::from_pem_file).transpose()?;
@@ -131,6 +132,7 @@ pub async fn reproduce(
         builder_id: statement.predicate.run_details.builder.id.clone(),
         no_cache: true,
         interrupt,
+        allow_host_network,
         ..BuildOptions::default()
     };
     tracing::info!(

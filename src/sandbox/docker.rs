@@ -27,6 +27,7 @@ use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::fetch_network;
 use super::record::MountRecord;
 use super::{
     ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, Network, OWNER_LABEL,
@@ -217,7 +218,10 @@ impl DockerEngine {
             ),
             working_dir: Some(record.workdir.clone()),
             user: Some(record.user.clone()),
-            hostname: policy.hostname.map(str::to_string),
+            hostname: policy
+                .hostname
+                .map(str::to_string)
+                .or_else(|| (record.network == Network::Fetch).then(fetch_network::fresh_hostname)),
             labels: Some(labels),
             network_disabled: Some(record.network == Network::None),
             attach_stdout: Some(true),
@@ -420,6 +424,77 @@ impl DockerEngine {
     }
 }
 
+/// Makes sure sealroom's fetch network exists as `fetch_network` describes it and its firewall
+/// rules are in place; once per process (an error is tried again next time).
+async fn ensure_fetch_network(docker: &Docker) -> Result<(), EngineError> {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_try_init(|| async {
+            let network = existing_or_created_fetch_network(docker).await?;
+            fetch_network::check_settings(&network)?;
+            tokio::task::spawn_blocking(fetch_network::firewall)
+                .await
+                .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The fetch network's settings, creating it first when the engine has none of that name.
+async fn existing_or_created_fetch_network(
+    docker: &Docker,
+) -> Result<fetch_network::NetworkSettings, EngineError> {
+    if let Some(network) = inspect_fetch_network(docker).await? {
+        return Ok(network);
+    }
+    let wanted = fetch_network::NetworkSettings::wanted();
+    let request = bollard::models::NetworkCreateRequest {
+        name: fetch_network::NAME.to_string(),
+        driver: wanted.driver,
+        internal: Some(wanted.internal),
+        attachable: Some(false),
+        enable_ipv6: Some(wanted.enable_ipv6),
+        options: Some(wanted.options),
+        labels: Some(wanted.labels),
+        ..Default::default()
+    };
+    let created = docker.create_network(request).await;
+    // Another sealroom process may have made it first (the engine refuses a second network on
+    // the same bridge name): use theirs.
+    match inspect_fetch_network(docker).await? {
+        Some(network) => Ok(network),
+        None => Err(fetch_network::refused(match created {
+            Err(error) => format!(
+                "creating the engine network `{}`: {error}",
+                fetch_network::NAME
+            ),
+            Ok(_) => format!(
+                "the engine network `{}` was created, but is not there",
+                fetch_network::NAME
+            ),
+        })),
+    }
+}
+
+async fn inspect_fetch_network(
+    docker: &Docker,
+) -> Result<Option<fetch_network::NetworkSettings>, EngineError> {
+    match docker.inspect_network(fetch_network::NAME, None).await {
+        Ok(network) => Ok(Some(fetch_network::NetworkSettings {
+            driver: network.driver,
+            options: network.options.unwrap_or_default(),
+            labels: network.labels.unwrap_or_default(),
+            enable_ipv6: network.enable_ipv6.unwrap_or(false),
+            internal: network.internal.unwrap_or(false),
+        })),
+        Err(error) if is_not_found(&error) => Ok(None),
+        Err(error) => Err(fetch_network::refused(format!(
+            "inspecting the engine network `{}`: {error}",
+            fetch_network::NAME
+        ))),
+    }
+}
+
 /// A scratch directory: an anonymous volume of the engine's `local` driver that is a tmpfs,
 /// removed with the container. Not the engine's own tmpfs mounts: those are `noexec` unless told
 /// otherwise and take the mode of the directory the image has at that path (a `/tmp` of 0755
@@ -457,6 +532,9 @@ impl Engine for DockerEngine {
         request: &StepRequest,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
+        if request.record.network == Network::Fetch {
+            ensure_fetch_network(&self.docker).await?;
+        }
         let options = CreateContainerOptionsBuilder::new().build();
         let created = self
             .docker

@@ -11,6 +11,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod fetch_network;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -95,9 +96,10 @@ impl StepRequest {
 pub enum Network {
     /// No interface but `lo`.
     None,
-    /// The engine's default bridge.
-    Bridge,
-    /// The host's network stack, loopback included.
+    /// sealroom's own fetch network ([`fetch_network`]): the outside world, but not the host,
+    /// other containers or link-local addresses.
+    Fetch,
+    /// The host's network stack, loopback included (`--allow-host-network` only).
     Host,
 }
 
@@ -106,7 +108,7 @@ impl Network {
     pub fn mode(self) -> &'static str {
         match self {
             Network::None => "none",
-            Network::Bridge => "bridge",
+            Network::Fetch => fetch_network::NAME,
             Network::Host => "host",
         }
     }
@@ -263,6 +265,12 @@ pub enum EngineError {
         image: PinnedImage,
         volumes: Vec<String>,
     },
+    #[error(
+        "cannot set up sealroom's fetch network (`{name}`, bridge `{bridge}`), so no fetch container was started: {detail}",
+        name = fetch_network::NAME,
+        bridge = fetch_network::BRIDGE
+    )]
+    FetchNetwork { detail: String },
 }
 
 impl Failure for EngineError {
@@ -275,6 +283,9 @@ impl Failure for EngineError {
             EngineError::ImageMissing { .. } | EngineError::ImageHasVolumes { .. } => {
                 ExitCode::BadInput
             }
+            // The host cannot give fetches an isolated network: not the spec's fault, and not
+            // sealroom's bug.
+            EngineError::FetchNetwork { .. } => ExitCode::EngineUnreachable,
         }
     }
 }

@@ -117,7 +117,9 @@ pub struct SandboxPolicy {
     pub no_new_privileges: bool,
     /// `engine-default`: no profile is passed, so the engine applies its default one.
     pub seccomp: &'static str,
-    /// The hostname the step sees; `None` on the host's network, which comes with its name.
+    /// The hostname the step sees; `None` on the host's network, which comes with its name, and
+    /// on the fetch network, where each container gets a fresh random one
+    /// (`fetch_network::fresh_hostname`).
     pub hostname: Option<&'static str>,
     /// How input checkouts are written (`store::checkout`).
     pub input_file_modes: &'static str,
@@ -136,7 +138,7 @@ impl SandboxPolicy {
             cap_add: Vec::new(),
             no_new_privileges: true,
             seccomp: "engine-default",
-            hostname: (network != Network::Host).then_some(HOSTNAME),
+            hostname: (network == Network::None).then_some(HOSTNAME),
             input_file_modes: "files 0644 or 0755, directories 0755",
             input_mtime: MATERIALIZED_MTIME,
         }
@@ -342,7 +344,7 @@ mod tests {
             ),
             ("workdir", Box::new(|r| r.workdir = "/tmp".to_string())),
             ("user", Box::new(|r| r.user = "0:0".to_string())),
-            ("network", Box::new(|r| r.network = Network::Bridge)),
+            ("network", Box::new(|r| r.network = Network::Fetch)),
             ("limits.timeout", Box::new(|r| r.limits.timeout_ms += 1000)),
             ("limits.memory", Box::new(|r| r.limits.memory_bytes += 1)),
             ("limits.pids", Box::new(|r| r.limits.pids += 1)),

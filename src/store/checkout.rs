@@ -12,16 +12,52 @@
 //!
 //! Every tree is built in a temp directory on the destination's filesystem and renamed into place,
 //! so a checkout is either absent or complete. Blobs are re-hashed as they are copied.
+//!
+//! A shared checkout that is already there is not trusted as it is (root, or anything with the
+//! store's owner's rights, can change its files between builds): the first time a process uses
+//! it, it is compared with its tree, every file re-hashed ([`verify_checkout`]); one that differs
+//! is moved aside and made again. Later uses in the same process trust that check.
+use std::collections::HashSet;
 use std::fs::{self, FileTimes, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::digest::TreeDigest;
+use crate::digest::{Blob, HashingReader, TreeDigest};
 
 use super::{EntryKind, Store, StoreError};
+
+/// The checkouts this process has made or verified: (store root, tree).
+static TRUSTED: Mutex<Option<HashSet<(PathBuf, TreeDigest)>>> = Mutex::new(None);
+
+fn is_trusted(store: &Store, tree: &TreeDigest) -> bool {
+    let trusted = TRUSTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    trusted
+        .as_ref()
+        .is_some_and(|set| set.contains(&(store.root().to_path_buf(), *tree)))
+}
+
+/// As if this were a new process: every checkout is verified again on its next use.
+#[cfg(test)]
+fn forget_trusted() {
+    *TRUSTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+}
+
+fn trust(store: &Store, tree: &TreeDigest) {
+    let mut trusted = TRUSTED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    trusted
+        .get_or_insert_with(HashSet::new)
+        .insert((store.root().to_path_buf(), *tree));
+}
 
 /// The modification time of everything sealroom writes out of the store, in seconds since the
 /// epoch: 1980-01-01T00:00:00Z, the earliest time a zip archive can hold, so that tools which
@@ -39,14 +75,33 @@ fn materialized_time() -> SystemTime {
 
 pub(super) fn materialize(store: &Store, tree: &TreeDigest) -> Result<PathBuf, StoreError> {
     let dest = store.checkout_path(tree);
-    if dest.is_dir() {
-        // The checkout's access time records its last use, for `store gc` (its modification
-        // time is fixed: steps see it). Best effort: a store shared read-only with another user
-        // still works.
-        if let Ok(directory) = fs::File::open(&dest) {
-            let _ = directory.set_times(FileTimes::new().set_accessed(SystemTime::now()));
+    if touch_checkout(store, tree) {
+        if is_trusted(store, tree) {
+            return Ok(dest);
         }
-        return Ok(dest);
+        match verify_checkout(store, tree, &dest)? {
+            None => {
+                trust(store, tree);
+                return Ok(dest);
+            }
+            Some(difference) => {
+                tracing::warn!(
+                    "checkout {} differs from its tree {tree}: {difference}; making it again",
+                    dest.display()
+                );
+                let aside = store.temp_dir()?;
+                let stale = aside.path().join("stale");
+                match fs::rename(&dest, &stale) {
+                    Ok(()) => {}
+                    // Another process moved it first.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io("moving aside", &dest, e)),
+                }
+                // Left in `tmp/` (for `store gc`/`verify`, after an hour): a step of another
+                // build may still have it mounted.
+                let _ = aside.keep();
+            }
+        }
     }
     let staging = store.temp_dir()?;
     let work = staging.path().join("tree");
@@ -54,16 +109,205 @@ pub(super) fn materialize(store: &Store, tree: &TreeDigest) -> Result<PathBuf, S
         // Before the move: once in place, the checkout may already be mounted by a step.
         finish_directory(&work)?;
         match fs::rename(&work, &dest) {
-            Ok(()) => Ok(()),
-            // Another process materialized the same tree first; theirs is as good as ours.
-            Err(_) if dest.is_dir() => Ok(()),
+            Ok(()) => Ok(true),
+            // Another process materialized the same tree first; theirs is checked below.
+            Err(_) if dest.is_dir() => Ok(false),
             Err(e) => Err(StoreError::io("renaming into place", &dest, e)),
         }
     });
     let cleanup = remove_tree_force(staging.path());
-    result?;
+    let ours = result?;
     cleanup?;
+    if !ours && let Some(difference) = verify_checkout(store, tree, &dest)? {
+        return Err(StoreError::CheckoutDiffers {
+            path: dest,
+            tree: *tree,
+            difference,
+        });
+    }
+    // Ours was written from blobs re-hashed as they were copied.
+    trust(store, tree);
     Ok(dest)
+}
+
+/// Whether the shared checkout of `tree` exists; if so, records its use for `store gc` in its
+/// access time (its modification time is fixed: steps see it). Nothing is verified. Best
+/// effort: a store shared read-only with another user still works.
+pub(super) fn touch_checkout(store: &Store, tree: &TreeDigest) -> bool {
+    let dest = store.checkout_path(tree);
+    if !dest.is_dir() {
+        return false;
+    }
+    if let Ok(directory) = fs::File::open(&dest) {
+        let _ = directory.set_times(FileTimes::new().set_accessed(SystemTime::now()));
+    }
+    true
+}
+
+/// The first difference between the directory `dir` and `tree` as `materialize` writes it
+/// (the same names, types, modes, modification times, symlink targets, and every file's
+/// content re-hashed), described for a person; `None` when there is none. Nothing is followed:
+/// a symlink where a directory or file belongs is a difference.
+pub fn verify_checkout(
+    store: &Store,
+    tree: &TreeDigest,
+    dir: &Path,
+) -> Result<Option<String>, StoreError> {
+    verify_directory(store, tree, dir, "")
+}
+
+fn verify_directory(
+    store: &Store,
+    tree: &TreeDigest,
+    dir: &Path,
+    relative: &str,
+) -> Result<Option<String>, StoreError> {
+    let shown = |name: &str| {
+        if relative.is_empty() {
+            name.to_string()
+        } else {
+            format!("{relative}/{name}")
+        }
+    };
+    let here = if relative.is_empty() { "." } else { relative };
+    let object = store.read_tree(tree)?;
+    let mut seen = 0usize;
+    for item in fs::read_dir(dir).map_err(|e| StoreError::io("listing", dir, e))? {
+        let item = item.map_err(|e| StoreError::io("listing", dir, e))?;
+        let name = item.file_name();
+        if name.to_str().and_then(|name| object.get(name)).is_none() {
+            return Ok(Some(format!(
+                "`{}` is there, but its tree has no such entry",
+                shown(&name.to_string_lossy())
+            )));
+        }
+        seen += 1;
+    }
+    if seen != object.entries.len() {
+        let missing = object
+            .entries
+            .iter()
+            .find(|entry| fs::symlink_metadata(dir.join(&entry.name)).is_err())
+            .map_or_else(
+                || "an entry".to_string(),
+                |entry| format!("`{}`", shown(&entry.name)),
+            );
+        return Ok(Some(format!("{missing} is missing")));
+    }
+    for entry in &object.entries {
+        let path = dir.join(&entry.name);
+        let name = shown(&entry.name);
+        let metadata = fs::symlink_metadata(&path)
+            .map_err(|e| StoreError::io("reading metadata of", &path, e))?;
+        match &entry.kind {
+            EntryKind::File {
+                digest,
+                size,
+                executable,
+            } => {
+                if !metadata.file_type().is_file() {
+                    return Ok(Some(format!(
+                        "`{name}` is {}, not a file",
+                        describe(&metadata)
+                    )));
+                }
+                let mode = if *executable {
+                    EXECUTABLE_MODE
+                } else {
+                    FILE_MODE
+                };
+                if let Some(difference) = check_common(&metadata, mode) {
+                    return Ok(Some(format!("`{name}` {difference}")));
+                }
+                if metadata.len() != *size {
+                    return Ok(Some(format!(
+                        "`{name}` has {} bytes, its tree says {size}",
+                        metadata.len()
+                    )));
+                }
+                let file =
+                    fs::File::open(&path).map_err(|e| StoreError::io("opening", &path, e))?;
+                // The file opened is the one looked at, not what a swapped-in symlink names.
+                let opened = file
+                    .metadata()
+                    .map_err(|e| StoreError::io("reading metadata of", &path, e))?;
+                if (opened.dev(), opened.ino()) != (metadata.dev(), metadata.ino()) {
+                    return Ok(Some(format!("`{name}` changed while it was checked")));
+                }
+                let mut reader = HashingReader::new(file);
+                io::copy(&mut reader, &mut io::sink())
+                    .map_err(|e| StoreError::io("reading", &path, e))?;
+                let (_, found, _) = reader.finish::<Blob>();
+                if found != *digest {
+                    return Ok(Some(format!(
+                        "`{name}` has content {found}, its tree says {digest}"
+                    )));
+                }
+            }
+            EntryKind::Symlink { target } => {
+                if !metadata.file_type().is_symlink() {
+                    return Ok(Some(format!(
+                        "`{name}` is {}, not a symlink",
+                        describe(&metadata)
+                    )));
+                }
+                let found = fs::read_link(&path)
+                    .map_err(|e| StoreError::io("reading the symlink", &path, e))?;
+                if found.as_os_str() != target.as_str() {
+                    return Ok(Some(format!(
+                        "`{name}` points at `{}`, its tree says `{target}`",
+                        found.display()
+                    )));
+                }
+                if metadata.mtime() != MATERIALIZED_MTIME as i64 {
+                    return Ok(Some(format!("`{name}` has another modification time")));
+                }
+            }
+            EntryKind::Directory { digest } => {
+                if !metadata.file_type().is_dir() {
+                    return Ok(Some(format!(
+                        "`{name}` is {}, not a directory",
+                        describe(&metadata)
+                    )));
+                }
+                if let Some(difference) = verify_directory(store, digest, &path, &name)? {
+                    return Ok(Some(difference));
+                }
+            }
+        }
+    }
+    // Last: adding or removing an entry also changes it.
+    let metadata =
+        fs::symlink_metadata(dir).map_err(|e| StoreError::io("reading metadata of", dir, e))?;
+    if let Some(difference) = check_common(&metadata, DIRECTORY_MODE) {
+        return Ok(Some(format!("`{here}` {difference}")));
+    }
+    Ok(None)
+}
+
+/// Mode and modification time as `materialize` sets them.
+fn check_common(metadata: &fs::Metadata, mode: u32) -> Option<String> {
+    let found = metadata.permissions().mode() & 0o7777;
+    if found != mode {
+        return Some(format!("has mode {found:o}, want {mode:o}"));
+    }
+    if metadata.mtime() != MATERIALIZED_MTIME as i64 || metadata.mtime_nsec() != 0 {
+        return Some("has another modification time".to_string());
+    }
+    None
+}
+
+fn describe(metadata: &fs::Metadata) -> &'static str {
+    let kind = metadata.file_type();
+    if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a file"
+    } else {
+        "a special file"
+    }
 }
 
 pub(super) fn checkout(store: &Store, tree: &TreeDigest, dest: &Path) -> Result<(), StoreError> {
@@ -280,7 +524,7 @@ fn empty_directory(dir: &rustix::fd::OwnedFd, path: &Path) -> Result<(), StoreEr
 }
 
 #[cfg(test)]
-mod tests {
+mod removal_tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -368,5 +612,217 @@ mod tests {
         }
         set_mode(&victim.join("sub"), 0o755).unwrap();
         set_mode(&victim, 0o755).unwrap();
+    }
+}
+
+impl Store {
+    /// The first object the tree `root` names, at any depth, that the store lacks (a tree
+    /// object missing or not matching its name, or a blob missing), described for a person;
+    /// `None` when the whole tree is there. What a cache hit checks before it is used: blobs
+    /// are looked for, not re-hashed (`store verify` does that).
+    pub fn missing_below(&self, root: &TreeDigest) -> Result<Option<String>, StoreError> {
+        let mut seen = HashSet::new();
+        let mut pending = vec![(*root, String::new())];
+        while let Some((tree, at)) = pending.pop() {
+            if !seen.insert(tree) {
+                continue;
+            }
+            let here = if at.is_empty() {
+                ".".to_string()
+            } else {
+                at.clone()
+            };
+            let object = match self.read_tree(&tree) {
+                Ok(object) => object,
+                Err(
+                    error @ (StoreError::MissingTree { .. }
+                    | StoreError::CorruptTree { .. }
+                    | StoreError::InvalidTreeObject { .. }),
+                ) => return Ok(Some(format!("the tree of `{here}`: {error}"))),
+                Err(error) => return Err(error),
+            };
+            for entry in object.entries {
+                let path = if at.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{at}/{}", entry.name)
+                };
+                match entry.kind {
+                    EntryKind::File { digest, .. } if !self.has_blob(&digest) => {
+                        return Ok(Some(format!("the blob {digest} of `{path}` is missing")));
+                    }
+                    EntryKind::Directory { digest } => pending.push((digest, path)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records a use of the shared checkout of `tree` for `store gc`, if there is one (nothing
+    /// is made or verified): for a step answered by the cache, which mounts nothing.
+    pub fn touch_checkout(&self, tree: &TreeDigest) -> bool {
+        touch_checkout(self, tree)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn store_with_tree() -> (tempfile::TempDir, Store, TreeDigest) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("data")).unwrap();
+        fs::write(src.join("data/answer.txt"), "forty-two\n").unwrap();
+        fs::write(src.join("README"), "a library\n").unwrap();
+        symlink("data/answer.txt", src.join("link")).unwrap();
+        let tree = store.add_tree(&src, &|_| false).unwrap();
+        (dir, store, tree)
+    }
+
+    /// What root can do to a 0644 checkout file without changing its size, mode or mtime.
+    fn overwrite_keeping_metadata(path: &Path, content: &str) {
+        let mut permissions = fs::metadata(path).unwrap().permissions();
+        permissions.set_mode(0o644);
+        fs::write(path, content).unwrap();
+        fs::set_permissions(path, permissions).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(materialized_time())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_tampered_checkout_is_made_again_in_a_new_process() {
+        let (_dir, store, tree) = store_with_tree();
+        let checkout = store.materialize(&tree).unwrap();
+        let answer = checkout.join("data/answer.txt");
+        overwrite_keeping_metadata(&answer, "forty-six\n");
+        assert_eq!(
+            verify_checkout(&store, &tree, &checkout)
+                .unwrap()
+                .as_deref(),
+            Some(
+                format!(
+                    "`data/answer.txt` has content {}, its tree says {}",
+                    crate::digest::BlobDigest::of(b"forty-six\n"),
+                    crate::digest::BlobDigest::of(b"forty-two\n")
+                )
+                .as_str()
+            )
+        );
+        forget_trusted();
+        let again = store.materialize(&tree).unwrap();
+        assert_eq!(again, checkout);
+        assert_eq!(fs::read_to_string(&answer).unwrap(), "forty-two\n");
+        assert_eq!(verify_checkout(&store, &tree, &again).unwrap(), None);
+    }
+
+    #[test]
+    fn every_kind_of_change_to_a_checkout_is_found() {
+        let (_dir, store, tree) = store_with_tree();
+        let checkout = store.materialize(&tree).unwrap();
+        type Change = Box<dyn Fn(&Path)>;
+        let cases: Vec<(&str, Change, &str)> = vec![
+            (
+                "extra file",
+                Box::new(|c: &Path| fs::write(c.join("data/extra"), "x").unwrap()),
+                "`data/extra` is there, but its tree has no such entry",
+            ),
+            (
+                "removed file",
+                Box::new(|c: &Path| fs::remove_file(c.join("README")).unwrap()),
+                "`README` is missing",
+            ),
+            (
+                "mode",
+                Box::new(|c: &Path| {
+                    fs::set_permissions(c.join("README"), fs::Permissions::from_mode(0o755))
+                        .unwrap()
+                }),
+                "`README` has mode 755, want 644",
+            ),
+            (
+                "symlink target",
+                Box::new(|c: &Path| {
+                    fs::remove_file(c.join("link")).unwrap();
+                    symlink("/etc/passwd", c.join("link")).unwrap();
+                }),
+                "`link` points at `/etc/passwd`, its tree says `data/answer.txt`",
+            ),
+            (
+                "file swapped for a symlink",
+                Box::new(|c: &Path| {
+                    fs::remove_file(c.join("README")).unwrap();
+                    symlink("/etc/hostname", c.join("README")).unwrap();
+                }),
+                "`README` is a symlink, not a file",
+            ),
+            (
+                "mtime",
+                Box::new(|c: &Path| {
+                    fs::File::options()
+                        .write(true)
+                        .open(c.join("README"))
+                        .unwrap()
+                        .set_modified(SystemTime::now())
+                        .unwrap();
+                }),
+                "`README` has another modification time",
+            ),
+            (
+                "size",
+                Box::new(|c: &Path| fs::write(c.join("README"), "longer than before\n").unwrap()),
+                "`README` has",
+            ),
+        ];
+        for (what, change, expected) in cases {
+            forget_trusted();
+            let checkout = store.materialize(&tree).unwrap();
+            assert_eq!(
+                verify_checkout(&store, &tree, &checkout).unwrap(),
+                None,
+                "{what}: clean first"
+            );
+            change(&checkout);
+            let found = verify_checkout(&store, &tree, &checkout).unwrap();
+            assert!(
+                found
+                    .as_deref()
+                    .is_some_and(|found| found.starts_with(expected)),
+                "{what}: {found:?}"
+            );
+        }
+        let _ = checkout;
+    }
+
+    #[test]
+    fn a_cache_hit_with_a_blob_or_tree_gone_is_incomplete() {
+        let (_dir, store, tree) = store_with_tree();
+        assert_eq!(store.missing_below(&tree).unwrap(), None);
+        let answer = crate::digest::BlobDigest::of(b"forty-two\n");
+        let blob = store.blob_path(&answer);
+        let mut permissions = fs::metadata(&blob).unwrap().permissions();
+        permissions.set_mode(0o644);
+        fs::set_permissions(&blob, permissions).unwrap();
+        fs::remove_file(&blob).unwrap();
+        assert_eq!(
+            store.missing_below(&tree).unwrap(),
+            Some(format!("the blob {answer} of `data/answer.txt` is missing"))
+        );
+        let EntryKind::Directory { digest: data } =
+            store.lookup(&tree, "data").unwrap().unwrap().kind
+        else {
+            panic!("data is a directory");
+        };
+        fs::remove_file(store.tree_path(&data)).unwrap();
+        let missing = store.missing_below(&tree).unwrap().unwrap();
+        assert!(missing.starts_with("the tree of `data`: "), "{missing}");
     }
 }

@@ -54,7 +54,7 @@ use std::time::Duration;
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::{ExitCode, Failure};
 
-pub use checkout::{MATERIALIZED_MTIME, remove_tree_force};
+pub use checkout::{MATERIALIZED_MTIME, remove_tree_force, verify_checkout};
 pub use gc::GcReport;
 pub use lock::{LockMode, StoreLock};
 pub use tree::{Entry, EntryKind, TreeObject, TreeObjectError};
@@ -460,6 +460,14 @@ pub enum StoreError {
         found: TreeDigest,
     },
     #[error(
+        "the checkout `{path}` of tree {tree} differs from its tree right after it was made: {difference}; hint: something changes the store's checkouts while sealroom runs; run `sealroom store verify`"
+    )]
+    CheckoutDiffers {
+        path: PathBuf,
+        tree: TreeDigest,
+        difference: String,
+    },
+    #[error(
         "corrupt blob `{path}`: expected content with digest {expected}, found {found}; hint: run `sealroom store verify`"
     )]
     CorruptBlob {
@@ -544,6 +552,7 @@ impl Failure for StoreError {
             | StoreError::MissingTree { .. }
             | StoreError::MissingBlob { .. }
             | StoreError::CorruptTree { .. }
+            | StoreError::CheckoutDiffers { .. }
             | StoreError::CorruptBlob { .. }
             | StoreError::InvalidTreeObject { .. }
             | StoreError::Read { .. }

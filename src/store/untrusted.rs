@@ -229,8 +229,12 @@ impl Store {
     /// Moves `tree` and everything under it from `private` (a scratch store of sealroom's own
     /// on the same filesystem, which nothing else can reach) into this store: its files are
     /// renamed, not copied, so this store holds the very inodes that were hashed.
+    ///
+    /// Every blob and tree this store lacks is moved, even under a tree object it has: a tree
+    /// whose blob was lost (a damaged disk) is made whole again.
     pub fn adopt_tree(&self, private: &Store, tree: &TreeDigest) -> Result<(), StoreError> {
-        if self.has_tree(tree) {
+        // Moved already: the same directory twice in one tree.
+        if !private.has_tree(tree) && self.has_tree(tree) {
             return Ok(());
         }
         let object = private.read_tree(tree)?;
@@ -247,7 +251,11 @@ impl Store {
             }
         }
         // Last, so that a tree object is only ever there with everything under it.
-        move_file(&private.tree_path(tree), &self.tree_path(tree))
+        let dest = self.tree_path(tree);
+        if dest.is_file() {
+            return Ok(());
+        }
+        move_file(&private.tree_path(tree), &dest)
     }
 }
 
@@ -346,12 +354,17 @@ mod tests {
         fs::create_dir_all(tree.join("d")).unwrap();
         fs::write(tree.join("d/f"), "same").unwrap();
         fs::write(tree.join("g"), "same").unwrap();
+        // The same directory twice: one tree object, moved once.
+        fs::create_dir_all(tree.join("e")).unwrap();
+        fs::write(tree.join("e/f"), "same").unwrap();
         let digest = private.add_untrusted_tree(&tree, None).unwrap();
         store.adopt_tree(&private, &digest).unwrap();
         assert!(store.has_tree(&digest));
         let checkout = dir.path().join("checkout");
         store.checkout(&digest, &checkout).unwrap();
         assert_eq!(fs::read_to_string(checkout.join("d/f")).unwrap(), "same");
+        assert_eq!(fs::read_to_string(checkout.join("e/f")).unwrap(), "same");
+        assert_eq!(store.missing_below(&digest).unwrap(), None);
     }
 
     /// The attack of review item 1 at the store: while the tree is read, whoever holds a
