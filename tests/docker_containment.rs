@@ -44,15 +44,8 @@ fn docker_an_endless_line_is_cut_on_the_terminal_and_sealroom_memory_stays_bound
         "artifacts = [\"done\"]",
     );
     let stderr_path = project.path("flood.err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealroom"))
-        .arg("build")
-        .arg(&spec)
-        .arg("--store")
-        .arg(project.store())
-        .arg("--out")
-        .arg(project.out())
-        .env_remove("SEALROOM_STORE")
-        .stdout(Stdio::null())
+    let mut child = project
+        .build_process(&spec)
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
@@ -259,15 +252,8 @@ fn docker_a_sigkilled_build_whose_pid_is_still_a_zombie_is_removed_by_store_gc()
         r#"["sleep", "300"]"#,
         r#"limits = { timeout = "5m" }"#,
     );
-    let mut build = Command::new(env!("CARGO_BIN_EXE_sealroom"))
-        .arg("build")
-        .arg(&spec)
-        .arg("--store")
-        .arg(project.store())
-        .arg("--out")
-        .arg(project.out())
-        .env_remove("SEALROOM_STORE")
-        .stdout(Stdio::null())
+    let mut build = project
+        .build_process(&spec)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

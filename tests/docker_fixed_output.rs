@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::Project;
 use rustix::fs::{Mode, OFlags, RenameFlags};
@@ -230,16 +230,9 @@ fn docker_a_fixed_output_changed_through_a_passed_descriptor_is_stored_as_pinned
             ),
         );
         let stderr_path = project.path("build.err");
-        let mut build = Command::new(assert_cmd::cargo::cargo_bin!("sealroom"))
-            .arg("build")
-            .arg(&spec)
-            .arg("--store")
-            .arg(project.store())
-            .arg("--out")
-            .arg(project.out())
+        let mut build = project
+            .build_process(&spec)
             .args(host_network_flags())
-            .env_remove("SEALROOM_STORE")
-            .stdout(Stdio::null())
             .stderr(fs::File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();

@@ -188,14 +188,8 @@ fn start_slow_build(project: &Project, step: &str) -> Child {
         &busybox().to_string(),
         &format!("[[step]]\nname = \"{step}\"\nrun = [\"sh\", \"-c\", \"sleep 60; echo late > /out/late\"]\n"),
     );
-    let child = Command::new(assert_cmd::cargo::cargo_bin("sealroom"))
-        .arg("build")
-        .arg(&spec)
-        .arg("--store")
-        .arg(project.store())
-        .arg("--out")
-        .arg(project.out())
-        .stdout(Stdio::null())
+    let child = project
+        .build_process(&spec)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -76,6 +76,22 @@ impl Project {
         command
     }
 
+    /// The same as [`Project::build_command`], as a process to start in the background (a
+    /// test that signals, kills or measures the build while it runs); stdout goes nowhere.
+    pub fn build_process(&self, spec: &Path) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealroom"));
+        command
+            .arg("build")
+            .arg(spec)
+            .arg("--store")
+            .arg(self.store())
+            .arg("--out")
+            .arg(self.out())
+            .env_remove("SEALROOM_STORE")
+            .stdout(std::process::Stdio::null());
+        command
+    }
+
     /// `sealroom build` of the spec with this project's store and out dir.
     pub fn build(&self, spec: &Path) -> assert_cmd::assert::Assert {
         self.build_command(spec).assert()
