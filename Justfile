@@ -40,3 +40,9 @@ bench-corpus:
 # BENCHMARKS.md records the numbers.
 bench-record:
     bash benches/step_record.sh
+
+# Issue [M]: sealroom's peak memory and terminal output under a step that writes one 300 MB line
+# without a newline, against the docker CLI running the same container; about a minute.
+# BENCHMARKS.md records the numbers.
+bench-flood:
+    bash benches/log_flood.sh

@@ -526,7 +526,6 @@ fn empty_directory(dir: &rustix::fd::OwnedFd, path: &Path) -> Result<(), StoreEr
 #[cfg(test)]
 mod removal_tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn mode_of(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
@@ -567,29 +566,8 @@ mod removal_tests {
                 };
                 std::os::unix::fs::symlink(&target, tree.join(format!("l{pair}"))).unwrap();
             }
-            let stop = AtomicBool::new(false);
-            let started = std::sync::Barrier::new(2);
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    let root = fs::File::open(&tree).unwrap();
-                    started.wait();
-                    while !stop.load(Ordering::Relaxed) {
-                        for pair in 0..PAIRS {
-                            let _ = rustix::fs::renameat_with(
-                                &root,
-                                format!("d{pair}"),
-                                &root,
-                                format!("l{pair}"),
-                                rustix::fs::RenameFlags::EXCHANGE,
-                            );
-                        }
-                    }
-                });
-                started.wait();
-                // An error is fine (the tree changed under it); touching the host is not.
-                let _ = remove_tree_force(&tree);
-                stop.store(true, Ordering::Relaxed);
-            });
+            // An error is fine (the tree changed under it); touching the host is not.
+            let _ = crate::store::tests::while_swapping(&tree, PAIRS, || remove_tree_force(&tree));
             assert_eq!(mode_of(&victim), 0o555, "round {round}: the host directory");
             assert_eq!(
                 mode_of(&victim.join("sub")),

@@ -10,6 +10,36 @@ fn no_exclude(_: &str) -> bool {
     false
 }
 
+/// Runs `work` while another thread keeps exchanging each `d<i>` of `tree` with its `l<i>` (a
+/// directory and a symlink, `pairs` of them) by descriptor, as a step holding a descriptor of
+/// its `/out` could; returns what `work` returned once the swapping has stopped.
+pub(super) fn while_swapping<T>(tree: &Path, pairs: usize, work: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = AtomicBool::new(false);
+    let started = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let root = fs::File::open(tree).unwrap();
+            started.wait();
+            while !stop.load(Ordering::Relaxed) {
+                for pair in 0..pairs {
+                    let _ = rustix::fs::renameat_with(
+                        &root,
+                        format!("d{pair}"),
+                        &root,
+                        format!("l{pair}"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    );
+                }
+            }
+        });
+        started.wait();
+        let result = work();
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
 fn new_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();

@@ -372,7 +372,6 @@ mod tests {
     /// content may reach the store.
     #[test]
     fn directories_swapped_for_symlinks_to_the_host_mid_walk_never_bring_host_files_in() {
-        use std::sync::atomic::{AtomicBool, Ordering};
         let (dir, store) = store();
         let host = dir.path().join("host");
         fs::create_dir(&host).unwrap();
@@ -391,28 +390,8 @@ mod tests {
                 }
                 std::os::unix::fs::symlink(&host, tree.join(format!("l{pair}"))).unwrap();
             }
-            let stop = AtomicBool::new(false);
-            let started = std::sync::Barrier::new(2);
-            let stored = std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    let root = File::open(&tree).unwrap();
-                    started.wait();
-                    while !stop.load(Ordering::Relaxed) {
-                        for pair in 0..PAIRS {
-                            let _ = rustix::fs::renameat_with(
-                                &root,
-                                format!("d{pair}"),
-                                &root,
-                                format!("l{pair}"),
-                                rustix::fs::RenameFlags::EXCHANGE,
-                            );
-                        }
-                    }
-                });
-                started.wait();
-                let stored = store.add_untrusted_tree(&tree, None);
-                stop.store(true, Ordering::Relaxed);
-                stored
+            let stored = crate::store::tests::while_swapping(&tree, PAIRS, || {
+                store.add_untrusted_tree(&tree, None)
             });
             // Failing is fine (a directory turned into a symlink while it was opened); a tree
             // holding the host's file is not.

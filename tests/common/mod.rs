@@ -65,20 +65,18 @@ impl Project {
 
     /// `sealroom build SPEC` with this project's store and out dir, for a test to add to.
     pub fn build_command(&self, spec: &Path) -> assert_cmd::Command {
-        let mut command = sealroom();
-        command
-            .arg("build")
-            .arg(spec)
-            .arg("--store")
-            .arg(self.store())
-            .arg("--out")
-            .arg(self.out());
-        command
+        assert_cmd::Command::from_std(self.build_std(spec))
     }
 
     /// The same as [`Project::build_command`], as a process to start in the background (a
     /// test that signals, kills or measures the build while it runs); stdout goes nowhere.
     pub fn build_process(&self, spec: &Path) -> std::process::Command {
+        let mut command = self.build_std(spec);
+        command.stdout(std::process::Stdio::null());
+        command
+    }
+
+    fn build_std(&self, spec: &Path) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealroom"));
         command
             .arg("build")
@@ -87,8 +85,7 @@ impl Project {
             .arg(self.store())
             .arg("--out")
             .arg(self.out())
-            .env_remove("SEALROOM_STORE")
-            .stdout(std::process::Stdio::null());
+            .env_remove("SEALROOM_STORE");
         command
     }
 
