@@ -66,6 +66,7 @@ REF=$(SEALROOM_STORE=$WORK/import-store bash sandbox/busybox/build.sh | tail -n 
 IMAGE_ID=${BASH_REMATCH[1]}
 
 FLOOD="head -c $BYTES /dev/zero | tr '\\000' a"
+FLOOD_TOML=${FLOOD//\\/\\\\} # a TOML basic string: the backslash doubled
 cat >"$WORK/sealroom.toml" <<EOF
 version = 1
 name = "bench-flood"
@@ -75,7 +76,7 @@ image = "$REF"
 
 [[step]]
 name = "flood"
-run = ["sh", "-c", "$FLOOD"]
+run = ["sh", "-c", "$FLOOD_TOML"]
 EOF
 
 rss() { sed -n 's/.*Maximum resident set size (kbytes): *\([0-9]*\).*/\1/p' "$1"; }
