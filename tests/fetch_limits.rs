@@ -431,19 +431,24 @@ fn an_archive_with_too_many_entries_is_refused() {
     work.assert_nothing_left();
 }
 
-#[test]
-fn a_path_deeper_than_the_cap_is_refused() {
-    let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+/// A tar holding one empty regular file at `path` (a GNU long name carries a path past the 100
+/// bytes of the header).
+fn tar_of_one_empty_file(path: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(0o644);
     header.set_size(0);
-    // A GNU long name carries the path past the 100 bytes of the header.
     builder
-        .append_data(&mut header, &deep, std::io::empty())
+        .append_data(&mut header, path, std::io::empty())
         .unwrap();
-    let work = Unpacked::new("deep.tar", &builder.into_inner().unwrap());
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn a_path_deeper_than_the_cap_is_refused() {
+    let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+    let work = Unpacked::new("deep.tar", &tar_of_one_empty_file(&deep));
 
     let error = work
         .run(ArchiveFormat::Tar, &UnpackOptions::new(0))
@@ -463,15 +468,7 @@ fn a_path_deeper_than_the_cap_is_refused() {
 #[test]
 fn a_path_longer_than_path_max_is_refused() {
     let long = vec!["n".repeat(200); 25].join("/"); // 5024 bytes in 25 components
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o644);
-    header.set_size(0);
-    builder
-        .append_data(&mut header, &long, std::io::empty())
-        .unwrap();
-    let work = Unpacked::new("long.tar", &builder.into_inner().unwrap());
+    let work = Unpacked::new("long.tar", &tar_of_one_empty_file(&long));
 
     let error = work
         .run(ArchiveFormat::Tar, &UnpackOptions::new(0))

@@ -1576,16 +1576,23 @@ mod tests {
         assert_eq!(host.cap_add, Some(vec!["NET_RAW".to_string()]));
     }
 
-    #[test]
-    fn log_keeps_the_last_lines_and_writes_and_hashes_every_byte() {
+    /// A log of step `step` kept in a file of a temp dir and printed to a [`Terminal`]: the dir
+    /// (kept alive), the file, the terminal and the log.
+    fn logging_to_a_file() -> (tempfile::TempDir, std::path::PathBuf, Terminal, StepLog) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let terminal = Terminal::default();
-        let mut log = StepLog::printing_to(
+        let log = StepLog::printing_to(
             "step",
             Some(std::fs::File::create(&path).unwrap()),
             Box::new(terminal.clone()),
         );
+        (dir, path, terminal, log)
+    }
+
+    #[test]
+    fn log_keeps_the_last_lines_and_writes_and_hashes_every_byte() {
+        let (_dir, path, terminal, mut log) = logging_to_a_file();
         let text: String = (0..30).map(|i| format!("line {i}\n")).collect();
         let (first, second) = text.as_bytes().split_at(17);
         log.push(first);
@@ -1609,14 +1616,7 @@ mod tests {
 
     #[test]
     fn a_log_past_the_limit_is_cut_and_a_line_without_newline_is_printed_in_pieces() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let terminal = Terminal::default();
-        let mut log = StepLog::printing_to(
-            "step",
-            Some(std::fs::File::create(&path).unwrap()),
-            Box::new(terminal.clone()),
-        );
+        let (_dir, path, terminal, mut log) = logging_to_a_file();
         let chunk = vec![b'x'; 1024 * 1024];
         for _ in 0..(LOG_KEPT_BYTES / (1024 * 1024) + 2) {
             log.push(&chunk);
@@ -1700,14 +1700,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped_on_the_terminal_and_kept_exactly_in_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let terminal = Terminal::default();
-        let mut log = StepLog::printing_to(
-            "step",
-            Some(std::fs::File::create(&path).unwrap()),
-            Box::new(terminal.clone()),
-        );
+        let (_dir, path, terminal, mut log) = logging_to_a_file();
         let raw = "title \x1b]2;owned\x07 \x1b[1;31mred\x1b[0m\rover\tTAB \u{9b}31m \u{202e}desrever\x7f bell\x00\n";
         log.push(raw.as_bytes());
         log.push(b"bad utf-8 \xff\n");
