@@ -419,9 +419,36 @@ impl DockerEngine {
         match self.docker.remove_container(id, Some(options)).await {
             // Already gone (e.g. removed by a cleanup racing us): nothing left behind.
             Err(error) if is_not_found(&error) => Ok(()),
+            // Another sealroom's cleanup is removing it: done when that removal is, so that
+            // whoever asked (`store gc`, a build about to start) finds it gone.
+            Err(error) if is_conflict(&error) => {
+                self.wait_removed(id).await;
+                Ok(())
+            }
             result => result,
         }
     }
+
+    /// Waits (at most 30 s) until the engine has removed container `id`; any answer, a 404
+    /// included, ends the wait.
+    async fn wait_removed(&self, id: &str) {
+        let options = bollard::query_parameters::WaitContainerOptionsBuilder::new()
+            .condition("removed")
+            .build();
+        let mut wait = self.docker.wait_container(id, Some(options));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), wait.next()).await;
+    }
+}
+
+/// The engine's answer when a removal of the same container is already under way (409).
+fn is_conflict(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
 }
 
 /// Makes sure sealroom's fetch network exists as `fetch_network` describes it and its firewall
