@@ -358,13 +358,16 @@ fn docker_dev_shm_holds_no_more_than_documented_nor_more_than_scratch() {
             r#"["sh", "-c", "i=0; while [ $i -lt {limit} ]; do head -c 1048576 /dev/zero > /dev/shm/fill.$i 2>/dev/null || break; i=$((i+1)); done; echo $i > /out/mib"]"#
         )
     };
+    let mib_written = |project: &Project| -> u64 {
+        std::fs::read_to_string(project.out().join("mib"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
     let (project, spec) = one_step("fill-shm", &fill(documented + 16), "artifacts = [\"mib\"]");
     project.build(&spec).success();
-    let wrote: u64 = std::fs::read_to_string(project.out().join("mib"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let wrote = mib_written(&project);
     assert!(
         wrote <= documented && wrote + 2 >= documented,
         "wrote {wrote} MiB into a /dev/shm documented as {documented} MiB"
@@ -376,11 +379,7 @@ fn docker_dev_shm_holds_no_more_than_documented_nor_more_than_scratch() {
         "artifacts = [\"mib\"]\nlimits = { scratch = \"16MiB\" }",
     );
     project.build(&spec).success();
-    let wrote: u64 = std::fs::read_to_string(project.out().join("mib"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let wrote = mib_written(&project);
     assert!(
         wrote <= 16,
         "wrote {wrote} MiB into the /dev/shm of a step with 16MiB of scratch"

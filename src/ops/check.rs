@@ -103,42 +103,22 @@ pub async fn check(
         jobs: 1,
         reverse_order: true,
     };
+    let build = |variation| build_once(&sandbox, &spec, variation, &interrupt, allow_host_network);
     tracing::info!(
         "check: first build (--jobs {}, steps in spec order)",
         first_variation.jobs
     );
-    let first = build_once(
-        &sandbox,
-        &spec,
-        &first_variation,
-        &interrupt,
-        allow_host_network,
-    )
-    .await?;
+    let first = build(&first_variation).await?;
     tracing::info!("check: second build (--jobs 1, independent steps in reverse order)");
-    let second = build_once(
-        &sandbox,
-        &spec,
-        &second_variation,
-        &interrupt,
-        allow_host_network,
-    )
-    .await?;
+    let second = build(&second_variation).await?;
     let differences = compare(&spec, &first, &second)?;
 
-    let mut runs = vec![first_variation.clone(), second_variation];
+    let mut runs = vec![first_variation.clone(), second_variation.clone()];
     let mut likely_cause = None;
     let mut diffoscope_reports = Vec::new();
     if !differences.is_empty() {
         tracing::info!("check: outputs differ; a third build like the first tells the cause apart");
-        let third = build_once(
-            &sandbox,
-            &spec,
-            &first_variation,
-            &interrupt,
-            allow_host_network,
-        )
-        .await?;
+        let third = build(&first_variation).await?;
         runs.push(first_variation);
         let again = compare(&spec, &first, &third)?;
         let varies_alone = differences.iter().any(|difference| {

@@ -79,6 +79,11 @@ impl FakeEngine {
     pub fn leftover_scans(&self) -> usize {
         self.leftover_scans.load(Ordering::SeqCst)
     }
+
+    /// The docker-archive the image `id` came from (empty for one only named by `with_image`).
+    fn archive_of(&self, id: &str) -> Option<Vec<u8>> {
+        self.images.lock().expect("not poisoned").get(id).cloned()
+    }
 }
 
 /// The images of a docker-archive: each config's id and the tags the manifest gives it.
@@ -217,13 +222,7 @@ impl Engine for FakeEngine {
     }
 
     async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        let archive = self
-            .images
-            .lock()
-            .expect("not poisoned")
-            .get(id)
-            .cloned()
-            .unwrap_or_default();
+        let archive = self.archive_of(id).unwrap_or_default();
         if archive.is_empty() {
             // An image only named (`with_image`) has no config, so no volumes.
             return Ok(Vec::new());
@@ -262,11 +261,7 @@ impl Engine for FakeEngine {
             detail,
         };
         let archive = self
-            .images
-            .lock()
-            .expect("not poisoned")
-            .get(id)
-            .cloned()
+            .archive_of(id)
             .ok_or_else(|| refused(format!("no such image: {id}")))?;
         std::fs::write(dest, archive).map_err(|error| refused(error.to_string()))
     }
