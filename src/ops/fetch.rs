@@ -87,16 +87,23 @@ pub async fn fetch_all<S: Engine>(
     spec: &Spec,
     options: &FetchOptions,
 ) -> Result<Vec<Fetched>, Error> {
+    // Whether the store holds each pinned fixed-output fetch whole (`None` for the others),
+    // looked at once: walking a stored tree reads all of its tree objects.
+    let stored = spec
+        .fetches
+        .iter()
+        .map(|fetch| match &fetch.kind {
+            FetchKind::Run(run) => run.output.map(|pin| stored_whole(store, &pin)).transpose(),
+            FetchKind::Url(_) => Ok(None),
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     // Refused before anything is fetched: a spec from a pull request must not get the host's
     // network, and a half-done fetch stage helps nobody. A fetch already in the store runs
     // nothing, so it needs no permission.
-    for fetch in &spec.fetches {
+    for (fetch, stored) in spec.fetches.iter().zip(&stored) {
         if let FetchKind::Run(run) = &fetch.kind
             && !options.offline
-            && !match run.output {
-                Some(pin) => stored_whole(store, &pin)?.is_ok(),
-                None => false,
-            }
+            && !matches!(stored, Some(Ok(())))
         {
             check_network_allowed(&fetch.name, run, options)?;
         }
@@ -116,8 +123,10 @@ pub async fn fetch_all<S: Engine>(
                     name: fetch.name.to_string(),
                     key: "output",
                 })?;
-                let stored = stored_whole(store, &pin)?;
-                if let Err(Some(missing)) = &stored {
+                let stored = stored[index]
+                    .as_ref()
+                    .expect("looked up above for every pinned fetch");
+                if let Err(Some(missing)) = stored {
                     tracing::warn!(
                         "fetch {}: the stored tree {pin} is incomplete ({missing}); {}",
                         fetch.name,
