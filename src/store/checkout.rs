@@ -162,13 +162,7 @@ fn verify_directory(
     dir: &Path,
     relative: &str,
 ) -> Result<Option<String>, StoreError> {
-    let shown = |name: &str| {
-        if relative.is_empty() {
-            name.to_string()
-        } else {
-            format!("{relative}/{name}")
-        }
-    };
+    let shown = |name: &str| super::join_relative(relative, name);
     let here = if relative.is_empty() { "." } else { relative };
     let object = store.read_tree(tree)?;
     let mut seen = 0usize;

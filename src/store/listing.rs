@@ -118,11 +118,7 @@ impl Work<'_> {
                     path: path.strip_prefix(self.root).unwrap_or(&path).to_path_buf(),
                 });
             };
-            let relative = if relative.is_empty() {
-                name.clone()
-            } else {
-                format!("{relative}/{name}")
-            };
+            let relative = super::join_relative(relative, &name);
             if (self.exclude)(&relative) {
                 continue;
             }

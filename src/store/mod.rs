@@ -385,6 +385,16 @@ fn create_private_root(root: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// The path of `name` inside the directory at `relative` (both `/`-separated, relative to a
+/// tree's root; `""` is the root itself).
+fn join_relative(relative: &str, name: &str) -> String {
+    if relative.is_empty() {
+        name.to_string()
+    } else {
+        format!("{relative}/{name}")
+    }
+}
+
 /// Everything that can go wrong in the store. Each variant says where, and what was expected
 /// and found.
 #[derive(Debug, thiserror::Error)]

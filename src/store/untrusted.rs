@@ -88,7 +88,7 @@ impl Walk<'_> {
             if name == c"." || name == c".." {
                 continue;
             }
-            let child = join(relative, &String::from_utf8_lossy(name.to_bytes()));
+            let child = super::join_relative(relative, &String::from_utf8_lossy(name.to_bytes()));
             let Ok(name) = name.to_str() else {
                 return Err(StoreError::NonUtf8Name {
                     tree_root: self.root.to_path_buf(),
@@ -100,7 +100,7 @@ impl Walk<'_> {
         drop(listing);
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
-            let child = join(relative, &name);
+            let child = super::join_relative(relative, &name);
             let kind = self.entry(dir, &name, &child)?;
             entries.push(Entry { name, kind });
         }
@@ -182,14 +182,6 @@ impl Walk<'_> {
                 _ => "file of unknown type",
             },
         }
-    }
-}
-
-fn join(relative: &str, name: &str) -> String {
-    if relative.is_empty() {
-        name.to_string()
-    } else {
-        format!("{relative}/{name}")
     }
 }
 

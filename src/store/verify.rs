@@ -576,13 +576,7 @@ impl Verifier<'_> {
         relative: &str,
     ) -> Result<Option<Mismatch>, StoreError> {
         let object = self.store.read_tree(tree)?;
-        let join = |name: &str| {
-            if relative.is_empty() {
-                name.to_string()
-            } else {
-                format!("{relative}/{name}")
-            }
-        };
+        let join = |name: &str| super::join_relative(relative, name);
         let actual = list(dir)?;
         for item in &actual {
             if object.get(&item.name).is_none() {
