@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use super::fetch_network;
 use super::record::MountRecord;
 use super::{
-    ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, Network, OWNER_LABEL,
-    STEP_LABEL, SandboxError, StepOutcome, StepRequest,
+    ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, EngineImage, Network,
+    OWNER_LABEL, STEP_LABEL, SandboxError, StepOutcome, StepRequest,
 };
 use crate::digest::BlobDigest;
 use crate::spec::{ByteSize, PinnedImage};
@@ -605,20 +605,12 @@ impl Engine for DockerEngine {
         Ok(outcome)
     }
 
-    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        match self.docker.inspect_image(reference).await {
-            Ok(inspected) => Ok(inspected.id),
-            Err(error) if is_not_found(&error) => Ok(None),
-            Err(error) => Err(engine_error("inspecting an image")(error)),
-        }
-    }
-
-    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        let inspected = self
-            .docker
-            .inspect_image(id)
-            .await
-            .map_err(engine_error("inspecting an image"))?;
+    async fn image(&self, reference: &str) -> Result<Option<EngineImage>, EngineError> {
+        let inspected = match self.docker.inspect_image(reference).await {
+            Ok(inspected) => inspected,
+            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(engine_error("inspecting an image")(error)),
+        };
         let mut volumes: Vec<String> = inspected
             .config
             .and_then(|config| config.volumes)
@@ -626,7 +618,7 @@ impl Engine for DockerEngine {
             .into_iter()
             .collect();
         volumes.sort();
-        Ok(volumes)
+        Ok(inspected.id.map(|id| EngineImage { id, volumes }))
     }
 
     async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {
@@ -777,12 +769,8 @@ impl Engine for LazyDocker {
         self.engine().await?.run(request, cancel).await
     }
 
-    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        self.engine().await?.image_id(reference).await
-    }
-
-    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        self.engine().await?.image_volumes(id).await
+    async fn image(&self, reference: &str) -> Result<Option<EngineImage>, EngineError> {
+        self.engine().await?.image(reference).await
     }
 
     async fn load(&self, archive: ArchiveStream) -> Result<(), EngineError> {

@@ -14,7 +14,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{ArchiveStream, Engine, EngineError, SandboxError, StepOutcome, StepRequest};
+use super::{
+    ArchiveStream, Engine, EngineError, EngineImage, SandboxError, StepOutcome, StepRequest,
+};
 use crate::digest::{BlobDigest, ImageDigest};
 
 type Behaviour = dyn Fn(&StepRequest) -> std::io::Result<i64> + Send + Sync;
@@ -205,32 +207,35 @@ impl Engine for FakeEngine {
         })
     }
 
-    async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
-        if self
+    async fn image(&self, reference: &str) -> Result<Option<EngineImage>, EngineError> {
+        let id = if self
             .images
             .lock()
             .expect("not poisoned")
             .contains_key(reference)
         {
-            return Ok(Some(reference.to_string()));
-        }
-        let tags = self.tags.lock().expect("not poisoned");
-        let tagged = tags
-            .get(reference)
-            .or_else(|| tags.get(&format!("{reference}:latest")));
-        Ok(tagged.cloned())
-    }
-
-    async fn image_volumes(&self, id: &str) -> Result<Vec<String>, EngineError> {
-        let archive = self.archive_of(id).unwrap_or_default();
-        if archive.is_empty() {
-            // An image only named (`with_image`) has no config, so no volumes.
-            return Ok(Vec::new());
-        }
-        archive_volumes(&archive, id).map_err(|detail| EngineError::Refused {
-            action: "inspecting an image".to_string(),
-            detail,
-        })
+            reference.to_string()
+        } else {
+            let tags = self.tags.lock().expect("not poisoned");
+            let tagged = tags
+                .get(reference)
+                .or_else(|| tags.get(&format!("{reference}:latest")));
+            match tagged {
+                Some(id) => id.clone(),
+                None => return Ok(None),
+            }
+        };
+        let archive = self.archive_of(&id).unwrap_or_default();
+        // An image only named (`with_image`) has no config, so no volumes.
+        let volumes = if archive.is_empty() {
+            Vec::new()
+        } else {
+            archive_volumes(&archive, &id).map_err(|detail| EngineError::Refused {
+                action: "inspecting an image".to_string(),
+                detail,
+            })?
+        };
+        Ok(Some(EngineImage { id, volumes }))
     }
 
     async fn load(&self, mut archive: ArchiveStream) -> Result<(), EngineError> {

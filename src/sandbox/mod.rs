@@ -174,6 +174,15 @@ pub fn create_out_dir(path: &Path) -> Result<(), IoError> {
 pub type ArchiveStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>>;
 
+/// An image as the engine holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineImage {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// The paths its config declares as `VOLUME`s (`Volumes`), sorted.
+    pub volumes: Vec<String>,
+}
+
 /// Everything sealroom asks of a container engine. Implementations must leave nothing behind
 /// (no container, no temp file) on any path, success or error.
 pub trait Engine: Send + Sync {
@@ -185,18 +194,21 @@ pub trait Engine: Send + Sync {
         cancel: &CancellationToken,
     ) -> impl Future<Output = Result<StepOutcome, SandboxError>> + Send;
 
-    /// The id (`sha256:<hex>`) of the image `reference` names (an id, or `name[:tag]`), or
-    /// `None` when the engine has no such image.
+    /// The image `reference` names (an id, or `name[:tag]`), as one inspection tells it: its
+    /// id and its `VOLUME`s; `None` when the engine has no such image.
+    fn image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<EngineImage>, EngineError>> + Send;
+
+    /// The id (`sha256:<hex>`) of the image `reference` names, or `None` when the engine has no
+    /// such image.
     fn image_id(
         &self,
         reference: &str,
-    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send;
-
-    /// The paths the image `id` declares as `VOLUME`s (its config's `Volumes`), sorted.
-    fn image_volumes(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, EngineError>> + Send {
+        async move { Ok(self.image(reference).await?.map(|image| image.id)) }
+    }
 
     /// Loads the images of a docker-archive, under the tags its `manifest.json` names.
     fn load(&self, archive: ArchiveStream) -> impl Future<Output = Result<(), EngineError>> + Send;
@@ -224,15 +236,14 @@ pub trait Engine: Send + Sync {
 /// writable anonymous volume at each such path, outside the read-only root and the limits.
 pub async fn require_image(engine: &impl Engine, image: &PinnedImage) -> Result<(), EngineError> {
     let id = image.digest.to_string();
-    match engine.image_id(&id).await? {
-        Some(found) if found == id => {}
+    let volumes = match engine.image(&id).await? {
+        Some(found) if found.id == id => found.volumes,
         _ => {
             return Err(EngineError::ImageMissing {
                 image: image.clone(),
             });
         }
-    }
-    let volumes = engine.image_volumes(&id).await?;
+    };
     if volumes.is_empty() {
         Ok(())
     } else {
