@@ -45,6 +45,7 @@ pub mod digest;
 pub mod error;
 pub mod fetch;
 pub mod image;
+pub mod lockfile;
 pub mod ops;
 pub mod provenance;
 pub mod registry;
