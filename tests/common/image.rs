@@ -109,3 +109,45 @@ pub async fn busybox_image() -> PinnedImage {
         .await
         .clone()
 }
+
+/// Runs an image recipe of `sandbox/` with `args` (the `sealroom` under test does the import)
+/// and returns the pinned reference it prints last. One recipe at a time in a test process: two
+/// would install debootstrap (apt's lock) or debootstrap at once.
+pub fn run_recipe(recipe: &str, args: &[&str]) -> String {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new("bash")
+        .arg(format!("{root}/sandbox/{recipe}"))
+        .args(args)
+        .env("SEALROOM", assert_cmd::cargo::cargo_bin("sealroom"))
+        .output()
+        .expect("bash runs the recipe");
+    assert!(
+        output.status.success(),
+        "sandbox/{recipe} {} failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reference = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(
+        reference.contains("@sha256:"),
+        "sandbox/{recipe} printed `{reference}`, not a pinned reference"
+    );
+    reference
+}
+
+/// `sealroom/debian-langs` (python3 and pip, cargo, npm, go from Debian), made by
+/// `sandbox/debian-langs/build.sh` once per test process (the tree is cached across processes);
+/// the pinned reference. Needs root and the Debian mirror the first time on a machine.
+pub fn debian_langs() -> &'static str {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| run_recipe("debian-langs/build.sh", &[]))
+}

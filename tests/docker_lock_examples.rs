@@ -1,0 +1,589 @@
+//! The lock-file examples, and what a spec author relies on for each lock format.
+//!
+//! - `examples/{python,rust,node,go}-app/run.sh` run as their READMEs say: a signed build from
+//!   the loopback package server, `sealroom check`, `sealroom reproduce`; their output is the
+//!   program's and the project's own test report, each made in a network-off step.
+//! - Per format (pip, cargo, npm, go), with the example's own spec and lock served by this
+//!   test's loopback server ([`http::TestServer`]): a fixture with one byte changed fails the
+//!   build with exit 1 naming the package, the lock file and both digests, and leaves nothing in
+//!   the store; a build needs no `sealroom pin` (no `sha256`/`output` in the spec, the spec and
+//!   the lock unchanged afterwards), and a second build with `--offline` makes no request.
+//!
+//! The image is `sealroom/debian-langs` from `sandbox/debian-langs/build.sh`, made once per test
+//! process. Nothing here skips: a missing image, engine or tool fails the test.
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use common::{image, sealroom};
+use http::{Reply, TestServer};
+use sha2::{Digest, Sha256, Sha512};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One build at a time: the machine has two cores, and each example compiles.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn fixture(relative: &str) -> Vec<u8> {
+    let path = format!("{ROOT}/tests/fixtures/packages/{relative}");
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+// ---- the examples, as their READMEs run them ----
+
+/// `examples/<name>/run.sh` with the binary under test; its stdout.
+fn run_example(name: &str) -> String {
+    image::debian_langs();
+    let _turn = one_at_a_time();
+    let output = Command::new("bash")
+        .arg(format!("{ROOT}/examples/{name}/run.sh"))
+        .env("SEALROOM", assert_cmd::cargo::cargo_bin("sealroom"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "examples/{name}/run.sh failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn docker_the_python_app_example_installs_its_locked_wheels_offline_passes_its_tests_and_reproduces()
+ {
+    assert_eq!(
+        run_example("python-app"),
+        "Hello, offline world!\n\
+         tests.test_greeter.GreetTest.test_a_malformed_file_is_iniconfigs_error ok\n\
+         tests.test_greeter.GreetTest.test_a_missing_section_is_an_error ok\n\
+         tests.test_greeter.GreetTest.test_greets_the_name ok\n\
+         tests.test_greeter.GreetTest.test_takes_bytes_and_a_salutation ok\n\
+         ran 4 tests: OK\n"
+    );
+}
+
+#[test]
+fn docker_the_rust_app_example_builds_from_its_vendored_crates_offline_passes_its_tests_and_reproduces()
+ {
+    assert_eq!(
+        run_example("rust-app"),
+        "be 2 2\nnot 1 1\nor 1 1\nto 2 2\n\
+         test counts_words_from_stdin ... ok\n\
+         test tests::counts_repeated_words ... ok\n\
+         test tests::reports_counts_with_itoa ... ok\n\
+         test tests::sums_only_digits ... ok\n\
+         6 test targets passed\n"
+    );
+}
+
+#[test]
+fn docker_the_node_app_example_installs_with_npm_ci_offline_passes_its_tests_and_reproduces() {
+    assert_eq!(
+        run_example("node-app"),
+        "tiny:hello Ada\ntiny:hello Grace\n\
+         ok - greets each name on its own line\n\
+         ok - refuses no names\n\
+         2 of 2 tests passed\n"
+    );
+}
+
+#[test]
+fn docker_the_go_app_example_builds_from_its_module_proxy_directory_passes_its_tests_and_reproduces()
+ {
+    assert_eq!(
+        run_example("go-app"),
+        "hello, ADA!\nhello, GRACE HOPPER!\n\
+         --- PASS: TestGreetings\n\
+         --- PASS: TestNoNamesNoGreetings\n\
+         ok  \tsealroom.example/go-app\n"
+    );
+}
+
+// ---- each format against this test's loopback server ----
+
+/// One example's lock format: which example, the lock, and what a registry serves for it.
+#[derive(Clone, Copy)]
+enum Format {
+    Pip,
+    Cargo,
+    Npm,
+    Go,
+}
+
+impl Format {
+    fn example(self) -> &'static str {
+        match self {
+            Format::Pip => "python-app",
+            Format::Cargo => "rust-app",
+            Format::Npm => "node-app",
+            Format::Go => "go-app",
+        }
+    }
+
+    fn lock(self) -> &'static str {
+        match self {
+            Format::Pip => "requirements.txt",
+            Format::Cargo => "Cargo.lock",
+            Format::Npm => "package-lock.json",
+            Format::Go => "go.sum",
+        }
+    }
+
+    /// The artifacts a build of the example writes.
+    fn artifacts(self) -> &'static [&'static str] {
+        match self {
+            Format::Pip => &["greeting.txt", "test-report.txt"],
+            Format::Cargo => &["bin/rust-app", "counts.txt", "test-report.txt"],
+            Format::Npm => &["greetings.txt", "test-report.txt"],
+            Format::Go => &["bin/go-app", "greetings.txt", "test-report.txt"],
+        }
+    }
+
+    /// Every URL path the server answers and its body, as serve-packages.py serves them (the
+    /// same paths, so the same `--mirror` prefixes as the examples' run.sh).
+    fn routes(self) -> BTreeMap<String, Vec<u8>> {
+        let mut routes = BTreeMap::new();
+        match self {
+            Format::Pip => {
+                let files = [
+                    ("six", "six-1.16.0-py2.py3-none-any.whl"),
+                    ("six", "six-1.16.0.tar.gz"),
+                    ("iniconfig", "iniconfig-2.0.0-py3-none-any.whl"),
+                    ("iniconfig", "iniconfig-2.0.0.tar.gz"),
+                ];
+                let mut pages: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+                for (project, file) in files {
+                    let bytes = fixture(&format!("pypi/{file}"));
+                    pages.entry(project).or_default().push(serde_json::json!({
+                        "filename": file,
+                        "url": format!("https://python-index.internal.example/files/{file}"),
+                        "hashes": { "sha256": sha256_hex(&bytes) },
+                    }));
+                    routes.insert(format!("/pypi/files/{file}"), bytes);
+                }
+                for (project, files) in pages {
+                    let page = serde_json::json!({
+                        "meta": { "api-version": "1.0" }, "name": project, "files": files,
+                    });
+                    routes.insert(
+                        format!("/pypi/simple/{project}/"),
+                        serde_json::to_vec(&page).unwrap(),
+                    );
+                }
+            }
+            Format::Cargo => {
+                let config = r#"{"dl": "https://crates.internal.example/api/v1/crates"}"#;
+                routes.insert("/crates/index/config.json".into(), config.into());
+                for (name, version) in [("itoa", "1.0.11"), ("cfg-if", "1.0.0")] {
+                    routes.insert(
+                        format!("/crates/api/v1/crates/{name}/{version}/download"),
+                        fixture(&format!("crates/{name}-{version}.crate")),
+                    );
+                }
+            }
+            Format::Npm => {
+                for (name, file) in [
+                    ("@sealroom-fixtures/greeting", "greeting-1.0.0.tgz"),
+                    ("sealroom-fixtures-tiny", "sealroom-fixtures-tiny-1.0.0.tgz"),
+                ] {
+                    routes.insert(
+                        format!("/npm/{name}/-/{file}"),
+                        fixture(&format!("npm/{file}")),
+                    );
+                }
+            }
+            Format::Go => {
+                // The module proxy files: `<escaped module>/@v/<version>.{mod,zip}`.
+                let proxy = PathBuf::from(format!("{ROOT}/tests/fixtures/packages/go"));
+                for entry in walkdir::WalkDir::new(&proxy) {
+                    let entry = entry.unwrap();
+                    let in_at_v = entry.path().parent().is_some_and(|dir| dir.ends_with("@v"));
+                    if entry.file_type().is_file() && in_at_v {
+                        let relative = entry.path().strip_prefix(&proxy).unwrap();
+                        routes.insert(
+                            format!("/go/{}", relative.display()),
+                            std::fs::read(entry.path()).unwrap(),
+                        );
+                    }
+                }
+            }
+        }
+        routes
+    }
+
+    /// The `--mirror` flags that send the example's origins to `server`.
+    fn mirrors(self, server: &TestServer) -> Vec<String> {
+        let pairs: &[(&str, &str)] = match self {
+            Format::Pip => &[("https://python-index.internal.example/", "/pypi/")],
+            Format::Cargo => &[
+                (
+                    "https://github.com/rust-lang/crates.io-index/",
+                    "/crates/index/",
+                ),
+                ("https://crates.internal.example/", "/crates/"),
+            ],
+            Format::Npm => &[("https://npm-registry.internal.example/", "/npm/")],
+            Format::Go => &[("https://go-proxy.internal.example/", "/go/")],
+        };
+        pairs
+            .iter()
+            .flat_map(|(prefix, path)| {
+                ["--mirror".to_string(), format!("{prefix}={}", server.url(path))]
+            })
+            .collect()
+    }
+}
+
+/// A copy of an example in a temp dir, its spec pinned to this machine's image, with its own
+/// store and output directory, and a loopback server serving `routes`.
+struct Project {
+    format: Format,
+    dir: tempfile::TempDir,
+    server: TestServer,
+}
+
+impl Project {
+    fn new(format: Format, routes: &BTreeMap<String, Vec<u8>>) -> Self {
+        let image = image::debian_langs();
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        copy_tree(&Path::new(ROOT).join("examples").join(format.example()), &app);
+        let spec = app.join("sealroom.toml");
+        let text = std::fs::read_to_string(&spec).unwrap();
+        let pinned: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("image = ") {
+                    format!("image = \"{image}\"")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&spec, pinned.join("\n") + "\n").unwrap();
+        let server = TestServer::start();
+        for (path, body) in routes {
+            server.route(path, [Reply::ok(body.clone())]);
+        }
+        Self {
+            format,
+            dir,
+            server,
+        }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn spec(&self) -> PathBuf {
+        self.path("app/sealroom.toml")
+    }
+
+    fn lock(&self) -> PathBuf {
+        self.path("app").join(self.format.lock())
+    }
+
+    fn store(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// `sealroom build` of the example through this project's server; `extra` is added.
+    fn build(&self, out: &str, extra: &[&str]) -> std::process::Output {
+        let _turn = one_at_a_time();
+        sealroom()
+            .arg("build")
+            .arg(self.spec())
+            .arg("--store")
+            .arg(self.store())
+            .arg("--out")
+            .arg(self.path(out))
+            .args(self.format.mirrors(&self.server))
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// What a file with one byte changed looks like to each check: gzip files (.crate, .tgz) get the
+/// low byte of the header's MTIME changed, so they still unpack to the same files; others the
+/// middle byte.
+fn one_byte_changed(bytes: &[u8]) -> Vec<u8> {
+    let mut changed = bytes.to_vec();
+    let at = if bytes.starts_with(&[0x1f, 0x8b]) {
+        4
+    } else {
+        bytes.len() / 2
+    };
+    changed[at] ^= 0x01;
+    changed
+}
+
+/// A Go module zip with one byte of one file's content changed (a zip whose bytes alone were
+/// changed would fail to unpack before its `h1:` is checked): the same entries, in the same order.
+fn module_zip_with_one_byte_changed(zip_bytes: &[u8], file: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut changed = false;
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        if name.ends_with(&format!("/{file}")) {
+            content[0] ^= 0x01;
+            changed = true;
+        }
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        writer.start_file(name, options).unwrap();
+        writer.write_all(&content).unwrap();
+    }
+    assert!(changed, "the zip has no file {file}");
+    writer.finish().unwrap().into_inner()
+}
+
+/// Go's `h1:` of a module zip (golang.org/x/mod/sumdb/dirhash Hash1): the sha256 of the lines
+/// `<sha256 hex>  <name>\n` of every file, sorted by name.
+fn go_h1(zip_bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
+    let mut lines = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).unwrap();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        let name = entry.name().unwrap().to_string();
+        lines.push(format!("{}  {name}\n", sha256_hex(&content)));
+    }
+    lines.sort();
+    let summary = Sha256::digest(lines.concat().as_bytes());
+    format!(
+        "h1:{}",
+        base64::engine::general_purpose::STANDARD.encode(summary)
+    )
+}
+
+/// Every regular file under `store` whose sha256 is one of `digests`, and every file in its
+/// `v1/tmp`: what a refused download must not leave.
+fn left_in_store(store: &Path, digests: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    if !store.exists() {
+        return found;
+    }
+    for entry in walkdir::WalkDir::new(store) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        if path.starts_with(store.join("v1/tmp")) {
+            found.push(format!("{} (in v1/tmp)", path.display()));
+        } else if digests.contains(&sha256_hex(&std::fs::read(path).unwrap())) {
+            found.push(format!("{} (the tampered bytes)", path.display()));
+        }
+    }
+    found
+}
+
+/// One fixture served with one byte changed: the build fails with exit 1 naming the package, the
+/// lock file and both digests, and nothing of the changed file is stored.
+fn a_tampered_fixture_is_refused(
+    format: Format,
+    route: &str,
+    tampered: Vec<u8>,
+    package: &str,
+    expected: &[String],
+    found: &[String],
+) {
+    let mut routes = format.routes();
+    let original = routes.insert(route.to_string(), tampered.clone());
+    assert!(original.is_some(), "no route {route} to tamper with");
+    let project = Project::new(format, &routes);
+
+    let output = project.build("out", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        project.server.requests(route) > 0,
+        "the tampered file was never asked for: {stderr}"
+    );
+    assert!(stderr.contains(package), "names {package}: {stderr}");
+    assert!(stderr.contains(format.lock()), "names the lock: {stderr}");
+    for (what, digests) in [("the lock's digest", expected), ("the digest found", found)] {
+        assert!(
+            digests.iter().any(|digest| stderr.contains(digest.as_str())),
+            "names {what} ({}): {stderr}",
+            digests.join(" or ")
+        );
+    }
+    let left = left_in_store(&project.store(), &[sha256_hex(&tampered)]);
+    assert!(left.is_empty(), "left in the store: {left:?}");
+    for artifact in format.artifacts() {
+        assert!(!project.path("out").join(artifact).exists());
+    }
+}
+
+#[test]
+fn docker_pip_a_tampered_wheel_is_refused_and_nothing_is_stored() {
+    let file = "six-1.16.0-py2.py3-none-any.whl";
+    let real = fixture(&format!("pypi/{file}"));
+    let tampered = one_byte_changed(&real);
+    a_tampered_fixture_is_refused(
+        Format::Pip,
+        &format!("/pypi/files/{file}"),
+        tampered.clone(),
+        "six",
+        &[sha256_hex(&real)],
+        &[sha256_hex(&tampered)],
+    );
+}
+
+#[test]
+fn docker_cargo_a_tampered_crate_is_refused_and_nothing_is_stored() {
+    let real = fixture("crates/itoa-1.0.11.crate");
+    let tampered = one_byte_changed(&real);
+    a_tampered_fixture_is_refused(
+        Format::Cargo,
+        "/crates/api/v1/crates/itoa/1.0.11/download",
+        tampered.clone(),
+        "itoa",
+        &[sha256_hex(&real)],
+        &[sha256_hex(&tampered)],
+    );
+}
+
+#[test]
+fn docker_npm_a_tampered_tarball_is_refused_and_nothing_is_stored() {
+    let real = fixture("npm/sealroom-fixtures-tiny-1.0.0.tgz");
+    let tampered = one_byte_changed(&real);
+    let sri = |bytes: &[u8]| {
+        let digest = Sha512::digest(bytes);
+        [
+            format!(
+                "sha512-{}",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            ),
+            hex::encode(digest),
+        ]
+    };
+    a_tampered_fixture_is_refused(
+        Format::Npm,
+        "/npm/sealroom-fixtures-tiny/-/sealroom-fixtures-tiny-1.0.0.tgz",
+        tampered.clone(),
+        "sealroom-fixtures-tiny",
+        &sri(&real),
+        &sri(&tampered),
+    );
+}
+
+#[test]
+fn docker_go_a_module_zip_with_a_changed_file_is_refused_and_nothing_is_stored() {
+    let real = fixture("go/example.internal/!upper/@v/v1.0.0.zip");
+    let tampered = module_zip_with_one_byte_changed(&real, "upper.go");
+    let go_sum = std::fs::read_to_string(format!("{ROOT}/examples/go-app/go.sum")).unwrap();
+    assert!(go_sum.contains(&go_h1(&real)), "go_h1 agrees with go.sum");
+    a_tampered_fixture_is_refused(
+        Format::Go,
+        "/go/example.internal/!upper/@v/v1.0.0.zip",
+        tampered.clone(),
+        "example.internal/Upper",
+        &[go_h1(&real)],
+        &[go_h1(&tampered)],
+    );
+}
+
+/// The example builds as committed, with no pin: its spec has no `sha256` or `output` for the
+/// lock fetch (and no fixed-output fetch), and neither the spec nor the lock is changed by the
+/// build. A second build with `--offline` (same store, fresh --out) succeeds without a request.
+fn builds_without_a_pin_and_again_offline(format: Format) {
+    let project = Project::new(format, &format.routes());
+    let spec_before = std::fs::read(project.spec()).unwrap();
+    let lock_before = std::fs::read(project.lock()).unwrap();
+    let spec: toml::Table = toml::from_str(std::str::from_utf8(&spec_before).unwrap()).unwrap();
+    let fetches = spec["fetch"].as_array().unwrap();
+    assert_eq!(fetches.len(), 1, "one [[fetch]]");
+    let fetch = fetches[0].as_table().unwrap();
+    assert_eq!(fetch["lock"].as_str(), Some(format.lock()));
+    for key in ["sha256", "output", "run", "url"] {
+        assert!(!fetch.contains_key(key), "the fetch has no `{key}`");
+    }
+
+    let output = project.build("out", &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(std::fs::read(project.spec()).unwrap(), spec_before);
+    assert_eq!(std::fs::read(project.lock()).unwrap(), lock_before);
+    let asked = project.server.total_requests();
+    assert!(asked > 0, "the first build fetched from the server");
+
+    let offline = project.build("out-offline", &["--offline"]);
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    assert_eq!(
+        project.server.total_requests(),
+        asked,
+        "the --offline build asked the server for something"
+    );
+    for artifact in format.artifacts() {
+        assert_eq!(
+            std::fs::read(project.path("out-offline").join(artifact)).unwrap(),
+            std::fs::read(project.path("out").join(artifact)).unwrap(),
+            "{artifact}"
+        );
+    }
+}
+
+#[test]
+fn docker_pip_lock_builds_without_a_pin_and_again_offline_without_a_request() {
+    builds_without_a_pin_and_again_offline(Format::Pip);
+}
+
+#[test]
+fn docker_cargo_lock_builds_without_a_pin_and_again_offline_without_a_request() {
+    builds_without_a_pin_and_again_offline(Format::Cargo);
+}
+
+#[test]
+fn docker_npm_lock_builds_without_a_pin_and_again_offline_without_a_request() {
+    builds_without_a_pin_and_again_offline(Format::Npm);
+}
+
+#[test]
+fn docker_go_sum_builds_without_a_pin_and_again_offline_without_a_request() {
+    builds_without_a_pin_and_again_offline(Format::Go);
+}
