@@ -77,6 +77,7 @@ impl Case {
             .args(args)
             .env_remove("PIP_INDEX_URL")
             .env_remove("GOPROXY")
+            .env("CARGO_HOME", self.dir.path().join("cargo-home"))
             .env("NO_PROXY", "127.0.0.1")
             .output()
             .unwrap()
@@ -350,6 +351,31 @@ fn the_mirror_flag_sends_downloads_elsewhere_and_overrides_the_spec() {
         "{}",
         stderr(&output)
     );
+}
+
+#[test]
+fn cargo_s_own_source_replacement_names_the_registry_to_read() {
+    // How a cargo user points crates.io at a mirror: the same configuration serves sealroom.
+    let itoa = fixture(&format!("crates/{ITOA}"));
+    let server = crate_registry(&itoa);
+    let case = Case::new(
+        "[[fetch]]\nname = \"crates\"\nlock = \"Cargo.lock\"",
+        "",
+        &[("Cargo.lock", &cargo_lock(&sha256(&itoa)))],
+    );
+    let home = case.dir.path().join("cargo-home");
+    fs::create_dir(&home).unwrap();
+    fs::write(
+        home.join("config.toml"),
+        format!(
+            "[source.crates-io]\nreplace-with = \"company\"\n\n[source.company]\nregistry = \"sparse+{}\"\n",
+            server.url("/index/rust-lang/crates.io-index/")
+        ),
+    )
+    .unwrap();
+    let fetched = report(&case.fetch(&[]));
+    assert_eq!(fetched[0]["files"][0]["purl"], "pkg:cargo/itoa@1.0.11");
+    assert_eq!(server.requests("/dl/itoa/1.0.11/download"), 1);
 }
 
 #[test]

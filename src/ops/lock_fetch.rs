@@ -410,7 +410,8 @@ async fn resolve_cargo(
                     .unwrap_or(index);
                 format!("{}/", url.trim_end_matches('/'))
             }
-            None => lockfile::cargo::index_url(&krate.source),
+            None => cargo_replacement(&krate.source)
+                .unwrap_or_else(|| lockfile::cargo::index_url(&krate.source)),
         };
         if !configs.contains_key(&index) {
             let url = format!("{index}config.json");
@@ -439,6 +440,43 @@ async fn resolve_cargo(
         files.push(lockfile::cargo::locked_file(krate, url));
     }
     Ok(files)
+}
+
+/// The index cargo itself would use for `source`, by the source replacement of its own
+/// configuration (`$CARGO_HOME/config.toml`: `[source.crates-io] replace-with = "mirror"`,
+/// `[source.mirror] registry = "sparse+https://…"`), which is how a mirror is set up for cargo.
+/// Only crates.io's source is replaced this way (cargo names it `crates-io`); `None` when the
+/// configuration says nothing.
+fn cargo_replacement(source: &str) -> Option<String> {
+    const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+    if source != CRATES_IO {
+        return None;
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")))?;
+    let text = ["config.toml", "config"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(home.join(name)).ok())?;
+    let config: toml::Table = text.parse().ok()?;
+    let sources = config.get("source")?.as_table()?;
+    let mut name = "crates-io";
+    // A chain of replacements ends at a source with a `registry`; a loop ends nowhere.
+    for _ in 0..8 {
+        let table = sources.get(name)?.as_table()?;
+        match table.get("replace-with").and_then(toml::Value::as_str) {
+            Some(next) => name = next,
+            None => {
+                let registry = table.get("registry")?.as_str()?;
+                let url = registry
+                    .strip_prefix("sparse+")
+                    .or_else(|| registry.strip_prefix("registry+"))
+                    .unwrap_or(registry);
+                return Some(format!("{}/", url.trim_end_matches('/')));
+            }
+        }
+    }
+    None
 }
 
 /// A downloaded and verified file: in the scratch directory (to be stored), or already in the
