@@ -63,16 +63,32 @@ fn interrupt_on_signals() -> tokio_util::sync::CancellationToken {
 fn fetch_options(
     offline: bool,
     jobs: Option<u16>,
-    allow_host_network: bool,
+    network: &sealroom::cli::NetworkArgs,
 ) -> ops::fetch::FetchOptions {
+    let network = network_choices(network);
     ops::fetch::FetchOptions {
         offline,
-        allow_host_network,
+        allow_host_network: network.allow_host_network,
+        mirrors: network.mirrors,
         jobs: jobs
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |cpus| cpus.get())),
         build_id: format!("fetch-{}", std::process::id()),
         interrupt: interrupt_on_signals(),
+    }
+}
+
+/// The command line's network choices (`--allow-host-network`, `--mirror`).
+fn network_choices(args: &sealroom::cli::NetworkArgs) -> ops::fetch::NetworkChoices {
+    let mut mirrors = sealroom::fetch::Mirrors::default();
+    for (prefix, url) in &args.mirrors {
+        mirrors
+            .insert(prefix, url)
+            .expect("clap checked each --mirror");
+    }
+    ops::fetch::NetworkChoices {
+        allow_host_network: args.allow_host_network,
+        mirrors,
     }
 }
 
@@ -102,6 +118,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 bundle: args.bundle,
                 offline: args.offline,
                 allow_host_network: args.network.allow_host_network,
+                mirrors: network_choices(&args.network).mirrors,
                 load: args.load.then_some(args.tag),
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
@@ -144,7 +161,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Fetch(args) => {
             let store = cli.store.unwrap_or_else(sealroom::store::default_root);
-            let options = fetch_options(args.offline, args.jobs, args.network.allow_host_network);
+            let options = fetch_options(args.offline, args.jobs, &args.network);
             let fetched = ops::fetch::fetch(&args.spec, &store, &options).await?;
             match cli.format {
                 Format::Json => print_json(&fetched),
@@ -167,7 +184,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let changes = ops::fetch::pin(
                 &args.spec,
                 &store,
-                &fetch_options(false, None, args.network.allow_host_network),
+                &fetch_options(false, None, &args.network),
             )
             .await?;
             match cli.format {
@@ -186,7 +203,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 &args.provenance,
                 &args.source,
                 args.key.as_deref(),
-                args.network.allow_host_network,
+                &network_choices(&args.network),
                 interrupt_on_signals(),
             )
             .await?;
@@ -246,7 +263,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let report = ops::check::check(
                 &args.spec,
                 &args.report_dir,
-                args.network.allow_host_network,
+                &network_choices(&args.network),
                 interrupt_on_signals(),
             )
             .await?;

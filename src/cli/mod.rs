@@ -198,14 +198,24 @@ pub struct FetchArgs {
     pub network: NetworkArgs,
 }
 
-/// The one network choice that is the caller's, never the spec's.
-#[derive(Debug, Clone, Copy, clap::Args)]
+/// The network choices that are the caller's, never the spec's alone.
+#[derive(Debug, Clone, clap::Args)]
 pub struct NetworkArgs {
     /// Let fixed-output fetches with `network = "host"` share the host's network namespace
     /// (its loopback services and abstract sockets included). Without it such a fetch is refused:
     /// a spec alone cannot ask for the host's network.
     #[arg(long)]
     pub allow_host_network: bool,
+    /// Download every URL that starts with PREFIX from URL instead (the rest of the URL kept):
+    /// `--mirror https://origin.example/=http://127.0.0.1:8080/`. Repeatable; the longest
+    /// prefix wins, and it replaces a `[mirrors]` entry of the spec with the same prefix.
+    /// Digests are checked as ever; provenance records both URLs.
+    #[arg(long = "mirror", value_name = "PREFIX=URL", value_parser = parse_mirror)]
+    pub mirrors: Vec<(String, String)>,
+}
+
+fn parse_mirror(value: &str) -> Result<(String, String), String> {
+    crate::fetch::Mirrors::parse_flag(value).map_err(|invalid| invalid.to_string())
 }
 
 #[derive(Debug, clap::Args)]

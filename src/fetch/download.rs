@@ -141,6 +141,8 @@ pub struct Downloaded {
     pub redirects: Vec<String>,
     /// Attempts it took (1 when nothing was retried).
     pub attempts: u32,
+    /// The response's `Content-Type`, if it had one (`None` for `file://`).
+    pub content_type: Option<String>,
 }
 
 /// One item of [`download_all`].
@@ -179,8 +181,21 @@ pub async fn download_at_most(
     max_bytes: Option<u64>,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
+    download_accepting(client, url, None, expected, max_bytes, dest).await
+}
+
+/// [`download_at_most`] asking for the media types in `accept` (an `Accept` header), as a
+/// package index's pages are negotiated (PEP 691).
+pub async fn download_accepting(
+    client: &Downloader,
+    url: &str,
+    accept: Option<&str>,
+    expected: Option<&BlobDigest>,
+    max_bytes: Option<u64>,
+    dest: &Path,
+) -> Result<Downloaded, FetchError> {
     let limit = max_bytes.unwrap_or(u64::MAX);
-    let result = download_unchecked(client, url, limit, dest)
+    let result = download_unchecked(client, url, accept, limit, dest)
         .await
         .and_then(|downloaded| match expected {
             Some(expected) if *expected != downloaded.digest => Err(FetchError::DigestMismatch {
@@ -221,6 +236,7 @@ pub async fn download_all(
 async fn download_unchecked(
     client: &Downloader,
     url: &str,
+    accept: Option<&str>,
     limit: u64,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
@@ -234,7 +250,7 @@ async fn download_unchecked(
         reason: err.to_string(),
     })?;
     match parsed.scheme() {
-        "http" | "https" => download_http(client, parsed, limit, dest).await,
+        "http" | "https" => download_http(client, parsed, accept, limit, dest).await,
         "file" => download_file(client, parsed, limit, dest).await,
         scheme => Err(FetchError::UnsupportedScheme {
             url: url.to_string(),
@@ -257,13 +273,14 @@ enum Transient {
 async fn download_http(
     client: &Downloader,
     url: Url,
+    accept: Option<&str>,
     limit: u64,
     dest: &Path,
 ) -> Result<Downloaded, FetchError> {
     let attempts = client.options.retries.saturating_add(1);
     let mut attempt = 1;
     loop {
-        let outcome = http_attempt(client, &url, limit, dest, attempt).await;
+        let outcome = http_attempt(client, &url, accept, limit, dest, attempt).await;
         let transient = match outcome {
             Ok(downloaded) => return Ok(downloaded),
             Err(AttemptError::Final(err)) => return Err(err),
@@ -305,6 +322,7 @@ fn backoff(base: Duration, failed_attempt: u32) -> Duration {
 async fn http_attempt(
     client: &Downloader,
     original: &Url,
+    accept: Option<&str>,
     limit: u64,
     dest: &Path,
     attempt: u32,
@@ -312,9 +330,11 @@ async fn http_attempt(
     let mut current = original.clone();
     let mut redirects = Vec::new();
     let mut response = loop {
-        let response = client
-            .client
-            .get(current.clone())
+        let mut request = client.client.get(current.clone());
+        if let Some(accept) = accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
+        let response = request
             .send()
             .await
             .map_err(|err| classify(&err, &client.options))?;
@@ -347,6 +367,11 @@ async fn http_attempt(
         }));
     }
 
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
     let length = response.content_length();
     if let Some(length) = length
         && length > limit
@@ -417,6 +442,7 @@ async fn http_attempt(
         final_url: current.to_string(),
         redirects,
         attempts: attempt,
+        content_type,
     })
 }
 
@@ -598,6 +624,7 @@ async fn download_file(
         final_url: url.to_string(),
         redirects: Vec::new(),
         attempts: 1,
+        content_type: None,
     })
 }
 

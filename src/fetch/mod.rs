@@ -14,13 +14,15 @@
 //! See `docs/fetch.md` for the user-facing rules.
 
 mod download;
+mod mirrors;
 mod unpack;
 
 pub use download::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REDIRECTS, DEFAULT_READ_TIMEOUT, DEFAULT_RETRIES,
-    DownloadRequest, Downloaded, Downloader, DownloaderOptions, download, download_all,
-    download_at_most, redirect_allowed,
+    DownloadRequest, Downloaded, Downloader, DownloaderOptions, download, download_accepting,
+    download_all, download_at_most, redirect_allowed,
 };
+pub use mirrors::{InvalidMirror, Mirrors};
 pub use unpack::{
     ArchiveFormat, MAX_ENTRIES, MAX_PATH_BYTES, MAX_PATH_DEPTH, UnpackOptions, unpack, unpack_with,
 };

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use crate::error::{ExitCode, Failure};
 
 /// The ecosystems a `[[fetch]]` with `lock` reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockFormat {
     /// `requirements.txt` with `--hash=sha256:` on every requirement (pip-compile, `uv export`).
@@ -60,7 +60,9 @@ impl LockFormat {
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|format| format.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|format| format.as_str() == value)
     }
 
     /// The format a lock file's name says: `requirements*.txt`, `uv.lock`, `pylock*.toml`,
@@ -122,7 +124,9 @@ impl LockDigest {
         let b64 = || base64::engine::general_purpose::STANDARD.encode(self.bytes());
         match self {
             LockDigest::Sha256(bytes) => hex::encode(bytes),
-            LockDigest::Sha512(_) | LockDigest::Sha1(_) => format!("{}-{}", self.algorithm(), b64()),
+            LockDigest::Sha512(_) | LockDigest::Sha1(_) => {
+                format!("{}-{}", self.algorithm(), b64())
+            }
             LockDigest::GoH1(_) => format!("h1:{}", b64()),
         }
     }
@@ -256,9 +260,7 @@ pub enum LockError {
     },
 
     /// A lock version this build does not read.
-    #[error(
-        "{lock}: {format} lock version {found} is not supported (expected {expected}); {hint}"
-    )]
+    #[error("{lock}: {format} lock version {found} is not supported (expected {expected}); {hint}")]
     UnsupportedVersion {
         lock: String,
         format: LockFormat,

@@ -12,6 +12,7 @@ use crate::atomic;
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::Error;
 use crate::ops::fetch::{Fetched, Origin};
+use crate::ops::lock_fetch::LockedDownload;
 use crate::provenance::{
     BUILD_TYPE, BuildDefinition, BuildMetadata, Builder, PAYLOAD_TYPE, Provenance,
     ResourceDescriptor, RunDetails, Statement, rfc3339_utc,
@@ -135,7 +136,7 @@ impl BuildContext<'_> {
             );
         }
         for fetched in self.fetches {
-            resolved_dependencies.push(fetch_dependency(fetched));
+            resolved_dependencies.extend(fetch_dependencies(fetched));
         }
         // Logs only where the store keeps them, so that each digest can be checked.
         let byproducts = self
@@ -194,8 +195,10 @@ impl BuildContext<'_> {
 }
 
 /// How a fetch is recorded: a download by its final URL and the sha256 of its bytes (the URL
-/// written in the spec and each redirect as annotations); a fixed-output step by its tree.
-fn fetch_dependency(fetched: &Fetched) -> ResourceDescriptor {
+/// written in the spec and each redirect as annotations); a fixed-output step by its tree; a
+/// lock fetch by its tree (with the lock file's path and sha256), and then every file it
+/// fetched, named by its purl, at its original URL, with its sha256 and the lock's own digest.
+fn fetch_dependencies(fetched: &Fetched) -> Vec<ResourceDescriptor> {
     let name = format!("fetch:{}", fetched.name);
     match &fetched.origin {
         Origin::Download {
@@ -205,22 +208,71 @@ fn fetch_dependency(fetched: &Fetched) -> ResourceDescriptor {
             sha256,
             unpack,
             strip_components,
-        } => ResourceDescriptor::with_sha256(name, Some(final_url.clone()), sha256.hex())
-            .annotate("url", url.as_str())
-            .annotate("redirects", json!(redirects))
-            .annotate("unpack", *unpack)
-            .annotate("stripComponents", *strip_components as u64)
-            .annotate("treeDigest", fetched.tree.to_string()),
+        } => vec![
+            ResourceDescriptor::with_sha256(name, Some(final_url.clone()), sha256.hex())
+                .annotate("url", url.as_str())
+                .annotate("redirects", json!(redirects))
+                .annotate("unpack", *unpack)
+                .annotate("stripComponents", *strip_components as u64)
+                .annotate("treeDigest", fetched.tree.to_string()),
+        ],
         Origin::Run {
             run,
             image,
             network,
-        } => ResourceDescriptor::with_sha256(name, None, fetched.tree.hex())
-            .annotate("digestForm", TREE_DIGEST_FORM)
-            .annotate("run", json!(run))
-            .annotate("image", image.as_str())
-            .annotate("network", *network),
+        } => vec![
+            ResourceDescriptor::with_sha256(name, None, fetched.tree.hex())
+                .annotate("digestForm", TREE_DIGEST_FORM)
+                .annotate("run", json!(run))
+                .annotate("image", image.as_str())
+                .annotate("network", *network),
+        ],
+        Origin::Lock {
+            lock,
+            lock_sha256,
+            format,
+            index,
+            files,
+        } => {
+            let mut entry = ResourceDescriptor::with_sha256(name, None, fetched.tree.hex())
+                .annotate("digestForm", TREE_DIGEST_FORM)
+                .annotate("lock", lock.as_str())
+                .annotate("lockSha256", lock_sha256.hex())
+                .annotate("format", format.as_str());
+            if let Some(index) = index {
+                entry = entry.annotate("index", index.as_str());
+            }
+            std::iter::once(entry)
+                .chain(
+                    files
+                        .iter()
+                        .map(|file| locked_file_dependency(&fetched.name, file)),
+                )
+                .collect()
+        }
     }
+}
+
+/// One file of a lock fetch: its purl, its original URL, its sha256 and (when the lock uses
+/// another algorithm) the lock's own digest; the mirror it came from as an annotation.
+fn locked_file_dependency(fetch: &str, file: &LockedDownload) -> ResourceDescriptor {
+    let mut dependency = ResourceDescriptor::with_sha256(
+        file.purl.clone(),
+        Some(file.url.clone()),
+        file.sha256.hex(),
+    );
+    if file.lock_digest_algorithm != "sha256" {
+        dependency.digest.insert(
+            file.lock_digest_algorithm.clone(),
+            file.lock_digest_hex.clone(),
+        );
+    }
+    dependency
+        .annotate("fetch", fetch)
+        .annotate("fileName", file.file_name.as_str())
+        .annotate("lockDigest", file.lock_digest.as_str())
+        .annotate("lockLine", file.line as u64)
+        .annotate("downloadedFrom", file.downloaded_from.as_str())
 }
 
 impl BuildContext<'_> {

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub offline: bool,
     /// `--allow-host-network`: fetches with `network = "host"` may run (else they are refused).
     pub allow_host_network: bool,
+    /// `--mirror`: URL rewrites on top of the spec's `[mirrors]`.
+    pub mirrors: crate::fetch::Mirrors,
     /// `--load`: after the build, load each image into the engine, under these `--tag`s.
     pub load: Option<Vec<String>>,
 }
@@ -67,6 +69,7 @@ impl Default for BuildOptions {
             bundle: false,
             offline: false,
             allow_host_network: false,
+            mirrors: crate::fetch::Mirrors::default(),
             load: None,
         }
     }
@@ -161,6 +164,7 @@ pub async fn run<S: Engine>(
     let fetch_options = FetchOptions {
         offline: options.offline,
         allow_host_network: options.allow_host_network,
+        mirrors: options.mirrors.clone(),
         jobs: options.jobs,
         build_id: build_id.clone(),
         interrupt: options.interrupt.clone(),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::TreeDigest;
 use crate::error::{Error, ExitCode, Failure};
 use crate::ops::build::{self, BuildOptions, BuildReport};
+use crate::ops::fetch::NetworkChoices;
 use crate::sandbox::docker::LazyDocker;
 use crate::spec::{self, Spec};
 use crate::store::{EntryKind, Store};
@@ -88,7 +89,7 @@ struct Run {
 pub async fn check(
     spec_path: &Path,
     report_dir: &Path,
-    allow_host_network: bool,
+    network: &NetworkChoices,
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<CheckReport, Error> {
     let spec = spec::load(spec_path)?;
@@ -103,7 +104,7 @@ pub async fn check(
         jobs: 1,
         reverse_order: true,
     };
-    let build = |variation| build_once(&sandbox, &spec, variation, &interrupt, allow_host_network);
+    let build = |variation| build_once(&sandbox, &spec, variation, &interrupt, network);
     tracing::info!(
         "check: first build (--jobs {}, steps in spec order)",
         first_variation.jobs
@@ -148,7 +149,7 @@ async fn build_once(
     spec: &Spec,
     variation: &Variation,
     interrupt: &tokio_util::sync::CancellationToken,
-    allow_host_network: bool,
+    network: &NetworkChoices,
 ) -> Result<Run, Error> {
     let (scratch, store) = crate::ops::build::scratch_store("sealroom-check-")?;
     let options = BuildOptions {
@@ -157,7 +158,8 @@ async fn build_once(
         no_cache: true,
         interrupt: interrupt.clone(),
         reverse_order: variation.reverse_order,
-        allow_host_network,
+        allow_host_network: network.allow_host_network,
+        mirrors: network.mirrors.clone(),
         ..BuildOptions::default()
     };
     let report = build::run(sandbox, &store, spec, &options, None).await?;

@@ -22,9 +22,10 @@ use futures_util::StreamExt;
 use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode, Failure};
 use crate::fetch::{
-    ArchiveFormat, Downloader, DownloaderOptions, FetchError, MAX_ENTRIES, UnpackOptions,
+    ArchiveFormat, Downloader, DownloaderOptions, FetchError, MAX_ENTRIES, Mirrors, UnpackOptions,
     download_at_most, unpack_with,
 };
+use crate::ops::lock_fetch;
 use crate::sandbox::docker::LazyDocker;
 use crate::sandbox::record::StepDefinition;
 use crate::sandbox::{DEFAULT_USER, Engine, Network, StepRecord, StepRequest, WORK_DIR};
@@ -35,6 +36,15 @@ use crate::store::actions::ActionResult;
 /// The version of the key under which a download's input tree is cached.
 const FETCH_KEY_VERSION: &str = "sealroom-fetch-v1";
 
+/// What the caller (never the spec alone) decides about the fetch stage's network.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkChoices {
+    /// `--allow-host-network`.
+    pub allow_host_network: bool,
+    /// `--mirror PREFIX=URL`, over the spec's `[mirrors]`.
+    pub mirrors: Mirrors,
+}
+
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
     /// Open no socket and start no container.
@@ -42,6 +52,8 @@ pub struct FetchOptions {
     /// `--allow-host-network`: a fixed-output fetch with `network = "host"` may run. The spec
     /// alone never puts a container in the host's network namespace.
     pub allow_host_network: bool,
+    /// `--mirror`: rewrites on top of the spec's `[mirrors]`.
+    pub mirrors: Mirrors,
     /// At most this many downloads at once.
     pub jobs: usize,
     pub build_id: String,
@@ -78,6 +90,15 @@ pub enum Origin {
         image: String,
         network: &'static str,
     },
+    /// The files of a lock file, each verified by the lock's own digest.
+    Lock {
+        /// `lock` as the spec writes it.
+        lock: String,
+        lock_sha256: BlobDigest,
+        format: crate::lockfile::LockFormat,
+        index: Option<String>,
+        files: Vec<crate::ops::lock_fetch::LockedDownload>,
+    },
 }
 
 /// Fetches every `[[fetch]]` of `spec`; returns one entry per fetch in spec order.
@@ -94,7 +115,7 @@ pub async fn fetch_all<S: Engine>(
         .iter()
         .map(|fetch| match &fetch.kind {
             FetchKind::Run(run) => run.output.map(|pin| stored_whole(store, &pin)).transpose(),
-            FetchKind::Url(_) => Ok(None),
+            FetchKind::Url(_) | FetchKind::Lock(_) => Ok(None),
         })
         .collect::<Result<Vec<_>, Error>>()?;
     // Refused before anything is fetched: a spec from a pull request must not get the host's
@@ -111,8 +132,16 @@ pub async fn fetch_all<S: Engine>(
     let mut missing = Vec::new();
     let mut fetched: Vec<Option<Fetched>> = vec![None; spec.fetches.len()];
     let mut to_download = Vec::new();
+    let mut to_lock = Vec::new();
     for (index, fetch) in spec.fetches.iter().enumerate() {
         match &fetch.kind {
+            FetchKind::Lock(lock) => match lock_fetch::cached(store, fetch, lock)? {
+                Some(done) => fetched[index] = Some(done),
+                None if options.offline => {
+                    missing.push(format!("`{}` (the files of {})", fetch.name, lock.lock))
+                }
+                None => to_lock.push((index, fetch, lock)),
+            },
             FetchKind::Url(url) => match cached_download(store, fetch, url)? {
                 Some(done) => fetched[index] = Some(done),
                 None if options.offline => missing.push(format!("`{}` ({})", fetch.name, url.url)),
@@ -166,16 +195,29 @@ pub async fn fetch_all<S: Engine>(
     }
     // The HTTP client only when something is to download: making it reads the system's root
     // certificates, which a cached build has no need of.
-    if !to_download.is_empty() {
+    let mirrors = spec.mirrors.overridden_by(&options.mirrors);
+    if !to_download.is_empty() || !to_lock.is_empty() {
         let downloader = Downloader::new(DownloaderOptions {
             offline: options.offline,
             ..DownloaderOptions::default()
         })?;
+        for (index, fetch, lock) in to_lock {
+            fetched[index] = Some(
+                lock_fetch::fetch_lock(&downloader, store, fetch, lock, &mirrors, options.jobs)
+                    .await?,
+            );
+        }
         let downloads: Vec<(usize, Result<Fetched, Error>)> =
             futures_util::stream::iter(to_download)
                 .map(|(index, fetch, url)| {
                     let downloader = &downloader;
-                    async move { (index, download(downloader, store, fetch, url).await) }
+                    let mirrors = &mirrors;
+                    async move {
+                        (
+                            index,
+                            download(downloader, store, fetch, url, mirrors).await,
+                        )
+                    }
                 })
                 .buffer_unordered(options.jobs.max(1))
                 .collect()
@@ -195,6 +237,7 @@ pub fn stored_tree(store: &Store, fetch: &Fetch) -> Result<Option<TreeDigest>, E
     Ok(match &fetch.kind {
         FetchKind::Url(url) => cached_download(store, fetch, url)?.map(|done| done.tree),
         FetchKind::Run(run) => run.output.filter(|pin| store.has_tree(pin)),
+        FetchKind::Lock(lock) => lock_fetch::cached(store, fetch, lock)?.map(|done| done.tree),
     })
 }
 
@@ -285,14 +328,20 @@ async fn download(
     store: &Store,
     fetch: &Fetch,
     url: &UrlFetch,
+    mirrors: &Mirrors,
 ) -> Result<Fetched, Error> {
     let sha256 = url.sha256.expect("cached_download checked the pin");
     let scratch = store.temp_dir()?;
     let file = scratch.path().join("download");
-    tracing::info!("fetch {}: downloading {}", fetch.name, url.url);
+    let used = mirrors.apply(&url.url);
+    if used == url.url {
+        tracing::info!("fetch {}: downloading {}", fetch.name, url.url);
+    } else {
+        tracing::info!("fetch {}: downloading {} from {used}", fetch.name, url.url);
+    }
     let downloaded = download_at_most(
         downloader,
-        &url.url,
+        &used,
         Some(&sha256),
         Some(url.output_limit.0),
         &file,
@@ -617,6 +666,14 @@ pub async fn pin(
     let mut changes = Vec::new();
     for (index, fetch) in spec.fetches.iter().enumerate() {
         let (key, old, new) = match &fetch.kind {
+            FetchKind::Lock(lock) => {
+                tracing::info!(
+                    "pin {}: nothing to pin, the digests of {} pin its files",
+                    fetch.name,
+                    lock.lock
+                );
+                continue;
+            }
             FetchKind::Url(url) => {
                 let scratch = store.temp_dir()?;
                 let file = scratch.path().join("download");
@@ -713,6 +770,7 @@ mod tests {
         FetchOptions {
             offline: false,
             allow_host_network,
+            mirrors: Mirrors::default(),
             jobs: 1,
             build_id: "test".to_string(),
             interrupt: CancellationToken::new(),

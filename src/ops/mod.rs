@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod image_build;
 pub mod image_import;
 pub mod keygen;
+pub mod lock_fetch;
 pub mod push;
 pub mod reproduce;
 pub mod store;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::digest::{BlobDigest, TreeDigest};
 use crate::error::{Error, ExitCode, Failure};
 use crate::ops::build::{self, BuildOptions};
+use crate::ops::fetch::NetworkChoices;
 use crate::ops::verify::{VerifyError, parse_statement, read_envelope};
 use crate::provenance::{PAYLOAD_TYPE, Statement};
 use crate::sandbox::docker::LazyDocker;
@@ -46,7 +47,7 @@ pub async fn reproduce(
     provenance: &Path,
     source_dir: &Path,
     key: Option<&Path>,
-    allow_host_network: bool,
+    network: &NetworkChoices,
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<ReproduceReport, Error> {
     let key = key.map(VerifyingKey::from_pem_file).transpose()?;
@@ -132,7 +133,8 @@ pub async fn reproduce(
         builder_id: statement.predicate.run_details.builder.id.clone(),
         no_cache: true,
         interrupt,
-        allow_host_network,
+        allow_host_network: network.allow_host_network,
+        mirrors: network.mirrors.clone(),
         ..BuildOptions::default()
     };
     tracing::info!(

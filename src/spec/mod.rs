@@ -46,6 +46,8 @@ pub struct Spec {
     pub steps: Vec<Step>,
     /// `[[image]]` tables: OCI images made from step outputs (see `image`).
     pub images: Vec<image::Image>,
+    /// `[mirrors]`: URL prefixes rewritten for every download (`--mirror` adds to them).
+    pub mirrors: crate::fetch::Mirrors,
 }
 
 /// A pinned dependency, fetched with the network on and mounted read-only at `/inputs/<name>`.
@@ -62,6 +64,26 @@ pub enum FetchKind {
     /// A container step with the network on whose `/out` must have the pinned tree digest
     /// (like a Nix fixed-output derivation).
     Run(RunFetch),
+    /// Every file a lock file pins, each downloaded and verified by the lock's own digest and
+    /// laid out for the ecosystem's offline install.
+    Lock(LockFetch),
+}
+
+#[derive(Debug, Clone)]
+pub struct LockFetch {
+    /// `lock` as written: relative to the spec's directory. Errors name it so.
+    pub lock: RelativePath,
+    /// The lock file's bytes, read once when the spec is loaded, and their sha256 (recorded in
+    /// provenance, and part of the fetch's cache key).
+    pub text: std::sync::Arc<str>,
+    pub digest: BlobDigest,
+    pub format: crate::lockfile::LockFormat,
+    /// pip: the simple index; cargo: the registry index whose `config.json` gives the download
+    /// URL (default: the lock's own source); go: the module proxy.
+    pub index: Option<String>,
+    /// What this fetch may put in the store, downloads and layout alike (`limits.output` of
+    /// the fetch, else the sandbox's).
+    pub output_limit: ByteSize,
 }
 
 #[derive(Debug, Clone)]

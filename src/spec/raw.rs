@@ -30,6 +30,8 @@ pub struct RawSpec {
     pub step: Vec<Spanned<RawStep>>,
     #[serde(default)]
     pub image: Vec<Spanned<super::image::RawImage>>,
+    /// URL prefix -> replacement, for every download.
+    pub mirrors: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
 }
 
 /// `[sandbox]`
@@ -71,8 +73,9 @@ pub fn parse(text: &str) -> Result<RawSpec, toml::de::Error> {
     toml::from_str(text)
 }
 
-/// A `[[fetch]]`: either a download (`url`, `sha256`, `unpack`, `strip_components`) or a
-/// fixed-output container step (`run`, `output`, `image`, `env`, `network`, `limits`).
+/// A `[[fetch]]`: a download (`url`, `sha256`, `unpack`, `strip_components`), a fixed-output
+/// container step (`run`, `output`, `image`, `env`, `network`, `limits`), or the entries of a
+/// lock file (`lock`, `format`, `index`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFetch {
@@ -89,4 +92,7 @@ pub struct RawFetch {
     pub env: BTreeMap<Spanned<String>, Spanned<String>>,
     pub network: Option<Spanned<String>>,
     pub limits: Option<Spanned<RawLimits>>,
+    pub lock: Option<Spanned<String>>,
+    pub format: Option<Spanned<String>>,
+    pub index: Option<Spanned<String>>,
 }

@@ -1,7 +1,8 @@
 //! From the raw mirror to the model: every rule of `docs/spec.md`, each broken rule one
 //! located `SpecError::Invalid`. The first error found is returned.
 //!
-//! Reads nothing but the spec's bytes (given) and the metadata of source directories.
+//! Reads nothing but the spec's bytes (given), the metadata of source directories and the lock
+//! files that lock fetches name (their bytes are part of the spec's model).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -13,11 +14,13 @@ use super::diagnostics::{SourceText, closest, quoted_list};
 use super::graph::{Cycle, topological_order};
 use super::raw::{self, RawSource, RawSpec, RawStep};
 use super::{
-    ByteSize, Exclude, Fetch, FetchKind, FetchNetwork, Input, InputKind, Limits, Name, PinnedImage,
-    RelativePath, RelativePathError, RunFetch, SPEC_VERSION, SandboxSettings, Source, Spec,
-    SpecError, Step, UrlFetch,
+    ByteSize, Exclude, Fetch, FetchKind, FetchNetwork, Input, InputKind, Limits, LockFetch, Name,
+    PinnedImage, RelativePath, RelativePathError, RunFetch, SPEC_VERSION, SandboxSettings, Source,
+    Spec, SpecError, Step, UrlFetch,
 };
 use crate::digest::{BlobDigest, TreeDigest};
+use crate::fetch::Mirrors;
+use crate::lockfile::LockFormat;
 
 /// The variable a spec sets with `source_date_epoch`, never through `env`.
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -119,7 +122,7 @@ impl Validator<'_> {
 
         let mut fetches = Vec::with_capacity(raw.fetch.len());
         for (index, raw_fetch) in raw.fetch.iter().enumerate() {
-            fetches.push(self.fetch(index, raw_fetch, &sandbox)?);
+            fetches.push(self.fetch(index, raw_fetch, &sandbox, directory)?);
         }
 
         // Declare every step's name first: a step may take a later step as input.
@@ -142,6 +145,7 @@ impl Validator<'_> {
         let steps = self.order(&raw.step, steps)?;
         let declared = |name: &Name| self.names.get(name).map(|declared| declared.kind);
         let images = super::image::validate(self.source, &raw.image, &declared, &steps)?;
+        let mirrors = self.mirrors(raw.mirrors.as_ref())?;
 
         Ok(Spec {
             path,
@@ -153,6 +157,156 @@ impl Validator<'_> {
             fetches,
             steps,
             images,
+            mirrors,
+        })
+    }
+
+    fn mirrors(
+        &self,
+        raw: Option<&Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    ) -> Result<Mirrors, SpecError> {
+        let mut mirrors = Mirrors::default();
+        for (prefix, replacement) in raw.map(Spanned::get_ref).into_iter().flatten() {
+            mirrors
+                .insert(prefix.get_ref(), replacement.get_ref())
+                .map_err(|invalid| {
+                    self.invalid(
+                        prefix.span().start..replacement.span().end,
+                        format!("in `[mirrors]`: {invalid}"),
+                        Some("write `\"https://origin.example/\" = \"http://127.0.0.1:8080/\"`: a URL prefix and what replaces it".to_string()),
+                    )
+                })?;
+        }
+        Ok(mirrors)
+    }
+
+    fn lock_fetch(
+        &self,
+        name: &Name,
+        lock: &Spanned<String>,
+        table: &raw::RawFetch,
+        sandbox: &SandboxSettings,
+        directory: &Path,
+    ) -> Result<LockFetch, SpecError> {
+        let other_keys = [
+            ("url", table.url.is_some()),
+            ("sha256", table.sha256.is_some()),
+            ("unpack", table.unpack.is_some()),
+            ("strip_components", table.strip_components.is_some()),
+            ("file_name", table.file_name.is_some()),
+            ("run", table.run.is_some()),
+            ("output", table.output.is_some()),
+            ("image", table.image.is_some()),
+            ("env", !table.env.is_empty()),
+            ("network", table.network.is_some()),
+        ];
+        if let Some((key, _)) = other_keys.iter().find(|(_, set)| *set) {
+            return Err(self.invalid(
+                lock.span(),
+                format!("fetch `{name}` reads a `lock`, so `{key}` does not belong to it"),
+                Some("the lock file's own digests pin every file it names: a lock fetch takes only `lock`, `format`, `index` and `limits.output`".to_string()),
+            ));
+        }
+        let written = lock.get_ref();
+        let relative = RelativePath::parse(written)
+            .ok()
+            .filter(|path| !path.is_root())
+            .ok_or_else(|| {
+                self.invalid(
+                    lock.span(),
+                    format!("expected the path of a lock file inside the spec's directory for `lock` of fetch `{name}`, found `{written}`"),
+                    Some("write it relative to the directory that holds the spec, e.g. `lock = \"app/Cargo.lock\"`".to_string()),
+                )
+            })?;
+        let path = relative.under(directory);
+        let unreadable = |problem: String| {
+            self.invalid(
+                lock.span(),
+                format!("cannot read the lock file `{written}` of fetch `{name}`: {problem}"),
+                Some("`lock` is relative to the directory that holds the spec".to_string()),
+            )
+        };
+        let metadata = std::fs::metadata(&path).map_err(|error| unreadable(error.to_string()))?;
+        if !metadata.is_file() {
+            return Err(unreadable(format!("`{}` is not a file", path.display())));
+        }
+        if metadata.len() > MAX_LOCK_BYTES {
+            return Err(unreadable(format!(
+                "it has {} bytes, more than the {MAX_LOCK_BYTES} a lock file may have",
+                metadata.len()
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|error| unreadable(error.to_string()))?;
+        let digest = BlobDigest::of(&bytes);
+        let text = String::from_utf8(bytes)
+            .map_err(|error| unreadable(format!("it is not UTF-8 text ({error})")))?;
+        let format = match &table.format {
+            Some(format) => LockFormat::parse(format.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    format.span(),
+                    format!(
+                        "expected one of {} for `format` of fetch `{name}`, found `{}`",
+                        LockFormat::ALL
+                            .map(|format| format!("`{format}`"))
+                            .join(", "),
+                        format.get_ref()
+                    ),
+                    None,
+                )
+            })?,
+            None => {
+                let file_name = relative.segments().last().unwrap_or_default();
+                LockFormat::infer(file_name).ok_or_else(|| {
+                    self.invalid(
+                        lock.span(),
+                        format!("cannot tell the format of the lock file `{written}` of fetch `{name}` from its name"),
+                        Some(format!(
+                            "add `format = \"…\"`, one of {} (the names it knows: requirements*.txt, uv.lock, pylock*.toml, Cargo.lock, package-lock.json, go.sum)",
+                            LockFormat::ALL.map(|format| format!("`{format}`")).join(", ")
+                        )),
+                    )
+                })?
+            }
+        };
+        let index = match &table.index {
+            None => None,
+            Some(index) => {
+                if matches!(
+                    format,
+                    LockFormat::Npm | LockFormat::Uv | LockFormat::Pylock
+                ) {
+                    return Err(self.invalid(
+                        index.span(),
+                        format!("fetch `{name}` reads a {format} lock, which names each file's URL itself, so `index` does not belong to it"),
+                        Some("to download from another server, rewrite the URLs' prefix in `[mirrors]` (or with `--mirror PREFIX=URL`)".to_string()),
+                    ));
+                }
+                let value = index.get_ref();
+                let url = value
+                    .strip_prefix("sparse+")
+                    .or_else(|| value.strip_prefix("registry+"))
+                    .unwrap_or(value);
+                if !(url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || url.starts_with("file://"))
+                {
+                    return Err(self.invalid(
+                        index.span(),
+                        format!("expected an `http://`, `https://` or `file://` URL for `index` of fetch `{name}`, found `{value}`"),
+                        None,
+                    ));
+                }
+                Some(value.clone())
+            }
+        };
+        let output_limit = self.url_fetch_limit(name, table, sandbox)?;
+        Ok(LockFetch {
+            lock: relative,
+            text: text.into(),
+            digest,
+            format,
+            index,
+            output_limit,
         })
     }
 
@@ -355,6 +509,7 @@ impl Validator<'_> {
         index: usize,
         raw: &Spanned<raw::RawFetch>,
         sandbox: &SandboxSettings,
+        directory: &Path,
     ) -> Result<Fetch, SpecError> {
         let table = raw.get_ref();
         let Some(raw_name) = &table.name else {
@@ -365,6 +520,24 @@ impl Validator<'_> {
             ));
         };
         let name = self.declare(raw_name, InputKind::Fetch, index)?;
+        if let Some(lock) = &table.lock {
+            return Ok(Fetch {
+                kind: FetchKind::Lock(self.lock_fetch(&name, lock, table, sandbox, directory)?),
+                name,
+            });
+        }
+        if let Some((key, value)) = [("format", &table.format), ("index", &table.index)]
+            .into_iter()
+            .find_map(|(key, value)| value.as_ref().map(|value| (key, value)))
+        {
+            return Err(self.invalid(
+                value.span(),
+                format!(
+                    "fetch `{name}` has `{key}` but no `lock`: `{key}` says how to read a lock file"
+                ),
+                Some("add `lock = \"<path of the lock file>\"`, or remove it".to_string()),
+            ));
+        }
         let set_url_keys: Vec<&str> = [
             table.sha256.is_some(),
             table.unpack.is_some(),
@@ -970,6 +1143,9 @@ fn kind_word(kind: InputKind) -> &'static str {
 }
 
 /// The keys of each kind of fetch, for saying which do not belong together.
+/// The largest lock file read (a Cargo.lock of a few thousand crates is a few hundred KiB).
+const MAX_LOCK_BYTES: u64 = 64 * 1024 * 1024;
+
 const URL_FETCH_KEYS: [&str; 4] = ["sha256", "unpack", "strip_components", "file_name"];
 const RUN_FETCH_KEYS: [&str; 6] = ["output", "image", "env", "network", "limits", "run"];
 
