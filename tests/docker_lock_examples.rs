@@ -46,12 +46,14 @@ fn fixture(relative: &str) -> Vec<u8> {
 // ---- the examples, as their READMEs run them ----
 
 /// `examples/<name>/run.sh` with the binary under test; its stdout.
+/// The image is the one this process made: run.sh would re-import it (30 s of hashing).
 fn run_example(name: &str) -> String {
-    image::debian_langs();
+    let image = image::debian_langs();
     let _turn = one_at_a_time();
     let output = Command::new("bash")
         .arg(format!("{ROOT}/examples/{name}/run.sh"))
         .env("SEALROOM", assert_cmd::cargo::cargo_bin("sealroom"))
+        .env("LANGS_IMAGE", image)
         .output()
         .unwrap();
     assert!(
