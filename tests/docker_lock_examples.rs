@@ -317,6 +317,8 @@ impl Project {
             .arg(self.path(out))
             .args(self.format.mirrors(&self.server))
             .args(extra)
+            // sealroom reads crates.io's replacement from cargo's configuration: none here.
+            .env("CARGO_HOME", self.path("cargo-home"))
             .output()
             .unwrap()
     }
