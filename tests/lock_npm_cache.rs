@@ -140,7 +140,6 @@ impl Project {
             .env("npm_config_registry", "http://127.0.0.1:9/")
             .env("npm_config_proxy", "http://127.0.0.1:9/")
             .env("npm_config_https_proxy", "http://127.0.0.1:9/")
-            .env("npm_config_update_notifier", "false")
             .output()
             .expect("sh (or setpriv, when the test runs as root) runs")
     }
