@@ -55,10 +55,16 @@ struct Laid {
 
 impl Laid {
     fn new(lock: &str) -> Self {
+        Self::with_project(lock, |_| {})
+    }
+
+    /// [`Laid::new`] with the project changed by `change` (given `app/`) before the layout.
+    fn with_project(lock: &str, change: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
         copy_tree(&Path::new(FIXTURES).join("locks/cargo/app"), &app);
         fs::copy(Path::new(FIXTURES).join(lock), app.join("Cargo.lock")).unwrap();
+        change(&app);
 
         let text = fs::read_to_string(app.join("Cargo.lock")).unwrap();
         let source = LockSource {
@@ -102,12 +108,18 @@ impl Laid {
     /// `cargo build --offline --locked --config crates/config.toml` in `app/`, with an empty
     /// `CARGO_HOME`: nothing cargo cached elsewhere can help.
     fn build(&self) -> Output {
+        self.build_with(&[])
+    }
+
+    /// [`Laid::build`] with more arguments.
+    fn build_with(&self, args: &[&str]) -> Output {
         let cargo_home = self.path("cargo-home");
         fs::create_dir_all(&cargo_home).unwrap();
         let config = self.path("crates/config.toml");
         let output = Command::new("cargo")
             .args(["build", "--offline", "--locked", "--config"])
             .arg(&config)
+            .args(args)
             .current_dir(self.path("app"))
             .env("CARGO_HOME", &cargo_home)
             .env("CARGO_TARGET_DIR", self.path("target"))
@@ -117,7 +129,7 @@ impl Laid {
         // Nothing was downloaded into the empty CARGO_HOME.
         assert!(
             !cargo_home.join("registry").exists(),
-            "cargo used its registry cache: {}",
+            "cargo reached for a registry instead of the vendor directory: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         output
@@ -216,4 +228,45 @@ fn a_crate_checksum_other_than_the_locks_fails_the_build() {
         stderr.contains("checksum") && stderr.contains("cfg-if"),
         "{stderr}"
     );
+}
+
+/// A sparse registry nothing listens on: cargo fails if it tries to reach it.
+const LOOPBACK_REGISTRY: &str = "sparse+http://127.0.0.1:1/index/";
+
+fn replace_once(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in {}",
+        path.display()
+    );
+    fs::write(path, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn a_crate_from_another_registry_builds_offline_too() {
+    if !have_cargo() {
+        return;
+    }
+    // itoa from a registry named `loopback` (cfg-if stays with crates.io), as a lock made
+    // against that registry records it.
+    let laid = Laid::with_project("locks/cargo/app/Cargo.lock", |app| {
+        replace_once(
+            &app.join("Cargo.toml"),
+            "itoa = \"=1.0.11\"",
+            "itoa = { version = \"=1.0.11\", registry = \"loopback\" }",
+        );
+        let text = fs::read_to_string(app.join("Cargo.lock")).unwrap();
+        let itoa = "name = \"itoa\"\nversion = \"1.0.11\"\nsource = \"";
+        let start = text.find(itoa).unwrap() + itoa.len();
+        let end = start + text[start..].find('"').unwrap();
+        let changed = format!("{}{LOOPBACK_REGISTRY}{}", &text[..start], &text[end..]);
+        fs::write(app.join("Cargo.lock"), changed).unwrap();
+    });
+    let config = fs::read_to_string(laid.path("crates/config.toml")).unwrap();
+    assert!(config.contains(LOOPBACK_REGISTRY), "{config}");
+    let registry = format!("registries.loopback.index=\"{LOOPBACK_REGISTRY}\"");
+    assert_built(&laid.build_with(&["--config", &registry]));
+    assert_eq!(laid.run_binary(), PRINTS);
 }
