@@ -249,7 +249,7 @@ fn a_crate_from_another_registry_builds_offline_too() {
     if !have_cargo() {
         return;
     }
-    // itoa from a registry named `loopback` (cfg-if stays with crates.io), as a lock made
+    // itoa from a registry named `loopback` (cfg-if stays with the default registry), as a lock made
     // against that registry records it.
     let laid = Laid::with_project("locks/cargo/app/Cargo.lock", |app| {
         replace_once(

@@ -26,8 +26,8 @@ use super::{
 use crate::digest::{Blob, hash_file};
 use crate::fetch::{ArchiveFormat, UnpackOptions, unpack_with};
 
-/// The source id cargo writes into `Cargo.lock` for crates.io, whichever protocol fetched it.
-/// An identity, not an address: nothing is downloaded from it.
+/// The source id cargo writes into `Cargo.lock` for its default registry (`crates-io`),
+/// whichever protocol fetched it. An identity, not an address: nothing is downloaded from it.
 pub const CRATES_IO_SOURCE: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
 /// The name of the directory source `config.toml` replaces every registry with.
@@ -233,7 +233,7 @@ pub fn index_url(source: &str) -> String {
 }
 
 /// The markers a `dl` template may hold. Without any of them, cargo appends
-/// `/{crate}/{version}/download` (the form crates.io's `dl` predates the markers in).
+/// `/{crate}/{version}/download` (the form of `dl` from before the markers).
 const DL_MARKERS: [&str; 5] = [
     "{crate}",
     "{version}",
@@ -552,8 +552,8 @@ fn vendored_files(crate_dir: &Path) -> Result<BTreeMap<String, String>, String> 
     Ok(files)
 }
 
-/// `config.toml`: crates.io and every other registry of the lock replaced by the vendor
-/// directory. crates.io is replaced even when the lock has none of its crates, so that an
+/// `config.toml`: the default registry (`crates-io`) and every other registry of the lock
+/// replaced by the vendor directory. `crates-io` is replaced even when the lock has none of its crates, so that an
 /// offline build never looks for it.
 fn config_toml(sources: &BTreeSet<String>, mount: &str) -> String {
     let mount = mount.trim_end_matches('/');
