@@ -553,8 +553,8 @@ fn vendored_files(crate_dir: &Path) -> Result<BTreeMap<String, String>, String> 
 }
 
 /// `config.toml`: the default registry (`crates-io`) and every other registry of the lock
-/// replaced by the vendor directory. `crates-io` is replaced even when the lock has none of its crates, so that an
-/// offline build never looks for it.
+/// replaced by the vendor directory. `crates-io` is replaced even when the lock has none of its
+/// crates, so that an offline build never looks for it.
 fn config_toml(sources: &BTreeSet<String>, mount: &str) -> String {
     let mount = mount.trim_end_matches('/');
     let mut out = format!(
