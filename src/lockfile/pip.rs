@@ -8,6 +8,11 @@
 //! fetch stage asks for the page ([`project_page_url`], [`INDEX_ACCEPT`]) and hands its body to
 //! [`parse_index_page`].
 
+#![allow(
+    clippy::result_large_err,
+    reason = "LockError (its Mismatch variant) is the shared error of every format; boxing it is the lead's call in mod.rs"
+)]
+
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -509,24 +514,6 @@ pub fn normalize_name(name: &str) -> String {
 /// `<index>/<normalized name>/`, the index URL given with or without its trailing slash.
 pub fn project_page_url(index: &str, name: &str) -> String {
     format!("{}/{}/", index.trim_end_matches('/'), normalize_name(name))
-}
-
-/// The error for a project page the index does not have (a 404): the requirement, its line
-/// and the page asked for.
-pub fn project_not_found(
-    requirement: &Requirement,
-    lock: &LockSource<'_>,
-    page_url: &str,
-) -> LockError {
-    LockError::NotInIndex {
-        lock: lock.display.to_string(),
-        line: requirement.line,
-        package: requirement.text.clone(),
-        message: format!(
-            "the index has no project `{}` ({page_url} was not found)",
-            requirement.name
-        ),
-    }
 }
 
 /// The files a project page lists: PEP 691 JSON or PEP 503 HTML, by the content type (sniffed
@@ -1484,13 +1471,6 @@ pub(super) mod tests {
         assert!(message.contains(&hex_of(SIX_WHEEL)), "{message}");
         let err = choose(&requirement, &[], &lock).unwrap_err().to_string();
         assert!(err.contains("lists 0 files"), "{err}");
-        let missing = project_not_found(&requirement, &lock, PAGE).to_string();
-        assert_eq!(
-            missing,
-            format!(
-                "requirements.txt:2: six==1.16.0: the index has no project `six` ({PAGE} was not found)"
-            )
-        );
     }
 
     #[test]
