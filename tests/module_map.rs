@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error"],
     &["digest", "atomic"],
-    &["spec", "sign", "provenance", "fetch", "store"],
+    &["sign", "provenance", "fetch", "store"],
+    &["lockfile"],
+    &["spec"],
     &["sandbox", "convert"],
     &["image"],
     &["registry"],
