@@ -380,16 +380,19 @@ fn module_zip_with_one_byte_changed(zip_bytes: &[u8], file: &str) -> Vec<u8> {
 fn go_h1(zip_bytes: &[u8]) -> String {
     use std::io::Read;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).unwrap();
-    let mut lines = Vec::new();
+    let mut files = BTreeMap::new();
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).unwrap();
         let mut content = Vec::new();
         entry.read_to_end(&mut content).unwrap();
-        let name = entry.name().unwrap().to_string();
-        lines.push(format!("{}  {name}\n", sha256_hex(&content)));
+        files.insert(entry.name().unwrap().to_string(), sha256_hex(&content));
     }
-    lines.sort();
-    let summary = Sha256::digest(lines.concat().as_bytes());
+    // Sorted by name (a BTreeMap), as dirhash sorts the file names.
+    let lines: String = files
+        .iter()
+        .map(|(name, sha256)| format!("{sha256}  {name}\n"))
+        .collect();
+    let summary = Sha256::digest(lines.as_bytes());
     format!(
         "h1:{}",
         base64::engine::general_purpose::STANDARD.encode(summary)
