@@ -351,6 +351,10 @@ async fn resolve_pip(
         .map(|requirement| {
             let index = &index;
             async move {
+                // `name @ https://…`: the lock names the file itself; the index need not list it.
+                if let Some(file) = lockfile::pip::direct_file(requirement, source)? {
+                    return Ok(vec![file]);
+                }
                 let url = lockfile::pip::project_page_url(index, &requirement.name);
                 let page = pages
                     .get(&url, Some(lockfile::pip::INDEX_ACCEPT))
