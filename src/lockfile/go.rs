@@ -246,9 +246,9 @@ pub fn verify(
     };
     let found = match &file.kind {
         FileKind::GoZip { module, version } => {
-            hash_zip(file, path, &format!("{module}@{version}/"), limits)?
+            hash_zip(lock, file, path, &format!("{module}@{version}/"), limits)?
         }
-        FileKind::GoMod { .. } => hash_go_mod(file, path, limits)?,
+        FileKind::GoMod { .. } => hash_go_mod(lock, file, path, limits)?,
         _ => return Err(not_a_go_file(file)),
     };
     if found != *expected {
@@ -275,25 +275,28 @@ fn not_a_go_file(file: &LockedFile) -> LockError {
     }
 }
 
-/// A [`LockError::Layout`] for a file that cannot be read as what the lock says it is.
-fn unreadable(file: &LockedFile, message: String) -> LockError {
+/// A [`LockError::Layout`] for a file that cannot be read as what the lock says it is; `lock`
+/// and the file's line say where it is pinned.
+fn unreadable(lock: &str, file: &LockedFile, message: String) -> LockError {
     LockError::Layout {
         package: file.package.clone(),
         file: file.file_name.clone(),
-        message: format!("{message} (go.sum line {})", file.line),
+        message: format!("{message} (locked at {lock}:{})", file.line),
     }
 }
 
 /// Hash1 over the entries of a module zip, each checked before it is read.
 fn hash_zip(
+    lock: &str,
     file: &LockedFile,
     path: &Path,
     prefix: &str,
     limits: &LayoutLimits,
 ) -> Result<[u8; 32], LockError> {
-    let mut zip = open_zip(file, path)?;
+    let mut zip = open_zip(lock, file, path)?;
     if zip.len() as u64 > limits.max_entries {
         return Err(unreadable(
+            lock,
             file,
             format!(
                 "the zip has {} entries, over the limit of {} (limits.output)",
@@ -304,6 +307,7 @@ fn hash_zip(
     }
     if zip.has_duplicate_names() {
         return Err(unreadable(
+            lock,
             file,
             "the zip names a file twice; a module zip has each file once".to_string(),
         ));
@@ -315,10 +319,11 @@ fn hash_zip(
     for index in 0..zip.len() {
         let mut entry = zip
             .by_index(index)
-            .map_err(|err| unreadable(file, format!("entry {index} of the zip: {err}")))?;
+            .map_err(|err| unreadable(lock, file, format!("entry {index} of the zip: {err}")))?;
         let name = std::str::from_utf8(entry.name_raw())
             .map_err(|_| {
                 unreadable(
+                    lock,
                     file,
                     format!(
                         "the name of entry {index} is not UTF-8: {:?}",
@@ -328,9 +333,10 @@ fn hash_zip(
             })?
             .to_string();
         check_entry_name(&name, prefix)
-            .map_err(|why| unreadable(file, format!("the zip entry `{name}` {why}")))?;
+            .map_err(|why| unreadable(lock, file, format!("the zip entry `{name}` {why}")))?;
         if let Some(other) = folded.insert(name.to_lowercase(), name.clone()) {
             return Err(unreadable(
+                lock,
                 file,
                 format!(
                     "the zip entries `{other}` and `{name}` differ only in case; Go refuses such a module"
@@ -339,9 +345,10 @@ fn hash_zip(
         }
         let budget = limits.max_bytes - bytes;
         let (digest, read) = sha256_bounded(&mut entry, budget)
-            .map_err(|err| unreadable(file, format!("the zip entry `{name}`: {err}")))?;
+            .map_err(|err| unreadable(lock, file, format!("the zip entry `{name}`: {err}")))?;
         if read > budget {
             return Err(unreadable(
+                lock,
                 file,
                 format!(
                     "the zip holds more than {} bytes uncompressed, over the limit (limits.output)",
@@ -357,6 +364,7 @@ fn hash_zip(
 
 /// Hash1 over one file named `go.mod`.
 fn hash_go_mod(
+    lock: &str,
     file: &LockedFile,
     path: &Path,
     limits: &LayoutLimits,
@@ -366,6 +374,7 @@ fn hash_go_mod(
         .map_err(|err| LockError::io("read", path, err))?;
     if read > limits.max_bytes {
         return Err(unreadable(
+            lock,
             file,
             format!(
                 "the go.mod is longer than {} bytes, over the limit (limits.output)",
@@ -377,12 +386,13 @@ fn hash_go_mod(
 }
 
 fn open_zip(
+    lock: &str,
     file: &LockedFile,
     path: &Path,
 ) -> Result<zip::ZipArchive<io::BufReader<fs::File>>, LockError> {
     let handle = fs::File::open(path).map_err(|err| LockError::io("open", path, err))?;
     zip::ZipArchive::new(io::BufReader::new(handle))
-        .map_err(|err| unreadable(file, format!("not a zip archive: {err}")))
+        .map_err(|err| unreadable(lock, file, format!("not a zip archive: {err}")))
 }
 
 /// The sha256 of what `reader` gives, reading at most `budget + 1` bytes; the count says
@@ -429,6 +439,9 @@ fn check_entry_name(name: &str, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The lock as layout errors name it: the layout gets verified files, not the lock's path.
+const LAYOUT_LOCK: &str = "go.sum";
+
 /// What the layout has of one module version.
 #[derive(Default)]
 struct ModuleFiles<'a> {
@@ -459,6 +472,7 @@ pub fn lay_out(
             .and_then(|()| check_version(version))
             .map_err(|why| {
                 unreadable(
+                    LAYOUT_LOCK,
                     verified.file,
                     format!("cannot lay out {module} {version}: {why}"),
                 )
@@ -525,22 +539,23 @@ fn go_mod_of_zip(
     version: &str,
     limits: &LayoutLimits,
 ) -> Result<Vec<u8>, LockError> {
-    let mut archive = open_zip(zip.file, &zip.path)?;
+    let mut archive = open_zip(LAYOUT_LOCK, zip.file, &zip.path)?;
     let name = format!("{module}@{version}/go.mod");
     let mut entry = match archive.by_name(&name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => {
             return Ok(format!("module {module}\n").into_bytes());
         }
-        Err(err) => return Err(unreadable(zip.file, format!("{name}: {err}"))),
+        Err(err) => return Err(unreadable(LAYOUT_LOCK, zip.file, format!("{name}: {err}"))),
     };
     let mut text = Vec::new();
     (&mut entry)
         .take(limits.max_bytes.saturating_add(1))
         .read_to_end(&mut text)
-        .map_err(|err| unreadable(zip.file, format!("{name}: {err}")))?;
+        .map_err(|err| unreadable(LAYOUT_LOCK, zip.file, format!("{name}: {err}")))?;
     if text.len() as u64 > limits.max_bytes {
         return Err(unreadable(
+            LAYOUT_LOCK,
             zip.file,
             format!(
                 "{name} is longer than {} bytes, over the limit (limits.output)",
@@ -659,7 +674,7 @@ mod tests {
         );
         let message = error.to_string();
         assert!(message.contains("example.internal/m v1.0.0"), "{message}");
-        assert!(message.contains("go.sum line 7"), "{message}");
+        assert!(message.contains("(locked at app/go.sum:7)"), "{message}");
         message
     }
 
@@ -1133,7 +1148,7 @@ mod tests {
             message.contains("the go.mod is longer than 10 bytes"),
             "{message}"
         );
-        assert!(message.contains("go.sum line 4"), "{message}");
+        assert!(message.contains("(locked at app/go.sum:4)"), "{message}");
         // The go.mod where the zip should be.
         let message = verify("app/go.sum", &files[2], &path_of(&files[3]), &LIMITS)
             .unwrap_err()
