@@ -56,7 +56,8 @@ fn locked_files() -> Vec<(LockedFile, PathBuf)> {
         .into_iter()
         .map(|file| {
             let path = PathBuf::from(file.url.strip_prefix("file://").unwrap());
-            go::verify(lock.display, &file, &path, &LIMITS).unwrap_or_else(|err| panic!("{err}"));
+            go::verify_in(lock.display, &file, &path, &LIMITS)
+                .unwrap_or_else(|err| panic!("{err}"));
             (file, path)
         })
         .collect()

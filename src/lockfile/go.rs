@@ -233,9 +233,14 @@ fn check_version(version: &str) -> Result<(), String> {
 /// Checks a downloaded zip or go.mod against its `h1:` (Go's dirhash Hash1): for a zip, every
 /// entry name (each under `<module>@<version>/`, none twice, no `.` or `..` element, within
 /// `limits`) sorted, one `<sha256 hex>  <name>\n` line each, and the sha256 of those lines; for
-/// a go.mod the same over one file named `go.mod`. `lock` is the lock file as the spec names
-/// it, for the error.
-pub fn verify(
+/// a go.mod the same over one file named `go.mod`. The errors name the lock `go.sum`; see
+/// [`verify_in`] for the lock's path as the spec gives it.
+pub fn verify(file: &LockedFile, path: &Path, limits: &LayoutLimits) -> Result<(), LockError> {
+    verify_in(LAYOUT_LOCK, file, path, limits)
+}
+
+/// [`verify`], with `lock` (the lock file as the spec names it) in the errors.
+pub fn verify_in(
     lock: &str,
     file: &LockedFile,
     path: &Path,
@@ -439,7 +444,7 @@ fn check_entry_name(name: &str, prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The lock as layout errors name it: the layout gets verified files, not the lock's path.
+/// The lock as [`verify`] and [`lay_out`] name it in errors: they get files, not the lock's path.
 const LAYOUT_LOCK: &str = "go.sum";
 
 /// What the layout has of one module version.
@@ -667,7 +672,7 @@ mod tests {
         let path = dir.path().join("v1.0.0.zip");
         fs::write(&path, zip_of(entries)).unwrap();
         let file = zip_file("example.internal/m", [0; 32]);
-        let error = verify("app/go.sum", &file, &path, limits).unwrap_err();
+        let error = verify_in("app/go.sum", &file, &path, limits).unwrap_err();
         assert!(
             matches!(error, LockError::Layout { .. }),
             "{error:?} is not Layout"
@@ -913,7 +918,7 @@ mod tests {
     #[test]
     fn verify_accepts_every_file_of_the_go_sum_go_wrote() {
         for file in fixture_files() {
-            verify("app/go.sum", &file, &path_of(&file), &LIMITS)
+            verify_in("app/go.sum", &file, &path_of(&file), &LIMITS)
                 .unwrap_or_else(|err| panic!("{}: {err}", file.url));
         }
     }
@@ -938,7 +943,7 @@ mod tests {
         let path = dir.path().join("v1.0.0.zip");
         fs::write(&path, zip_of(&refs)).unwrap();
 
-        let error = verify("app/go.sum", greet, &path, &LIMITS).unwrap_err();
+        let error = verify_in("app/go.sum", greet, &path, &LIMITS).unwrap_err();
         let LockError::Mismatch {
             ref lock,
             line,
@@ -983,7 +988,17 @@ mod tests {
             .map(|(name, bytes)| (name.as_str(), bytes.as_slice()))
             .collect();
         fs::write(&path, zip_of(&refs)).unwrap();
-        verify("app/go.sum", greet, &path, &LIMITS).unwrap();
+        verify_in("app/go.sum", greet, &path, &LIMITS).unwrap();
+    }
+
+    #[test]
+    fn verify_without_the_lock_path_names_go_sum() {
+        let files = fixture_files();
+        verify(&files[1], &path_of(&files[1]), &LIMITS).unwrap();
+        let message = verify(&files[0], &path_of(&files[1]), &LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("(locked at go.sum:1)"), "{message}");
     }
 
     #[test]
@@ -995,7 +1010,7 @@ mod tests {
         let mut bytes = fs::read(path_of(go_mod)).unwrap();
         bytes.push(b'\n');
         fs::write(&path, bytes).unwrap();
-        let message = verify("app/go.sum", go_mod, &path, &LIMITS)
+        let message = verify_in("app/go.sum", go_mod, &path, &LIMITS)
             .unwrap_err()
             .to_string();
         let locked = GO_SUM
@@ -1082,7 +1097,7 @@ mod tests {
         let path = dir.path().join("v1.0.0.zip");
         fs::write(&path, &twice).unwrap();
         let file = zip_file("example.internal/m", [0; 32]);
-        let message = verify("app/go.sum", &file, &path, &LIMITS)
+        let message = verify_in("app/go.sum", &file, &path, &LIMITS)
             .unwrap_err()
             .to_string();
         assert!(message.contains("names a file twice"), "{message}");
@@ -1130,7 +1145,7 @@ mod tests {
         let path = dir.path().join("v1.0.0.zip");
         fs::write(&path, zip_of(entries)).unwrap();
         let file = zip_file("example.internal/m", [0; 32]);
-        let error = verify("app/go.sum", &file, &path, &exact).unwrap_err();
+        let error = verify_in("app/go.sum", &file, &path, &exact).unwrap_err();
         assert!(matches!(error, LockError::Mismatch { .. }), "{error:?}");
     }
 
@@ -1141,7 +1156,7 @@ mod tests {
             max_bytes: 10,
             max_entries: 100,
         };
-        let message = verify("app/go.sum", &files[3], &path_of(&files[3]), &tiny)
+        let message = verify_in("app/go.sum", &files[3], &path_of(&files[3]), &tiny)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1150,7 +1165,7 @@ mod tests {
         );
         assert!(message.contains("(locked at app/go.sum:4)"), "{message}");
         // The go.mod where the zip should be.
-        let message = verify("app/go.sum", &files[2], &path_of(&files[3]), &LIMITS)
+        let message = verify_in("app/go.sum", &files[2], &path_of(&files[3]), &LIMITS)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1165,7 +1180,7 @@ mod tests {
     fn verify_refuses_a_file_that_is_not_a_go_module_file() {
         let mut file = fixture_files().remove(0);
         file.digest = LockDigest::Sha256([0; 32]);
-        let message = verify("app/go.sum", &file, &path_of(&file), &LIMITS)
+        let message = verify_in("app/go.sum", &file, &path_of(&file), &LIMITS)
             .unwrap_err()
             .to_string();
         assert!(
