@@ -12,7 +12,6 @@
 
 // LockError (shared by every format, in mod.rs) is over clippy's size for an Err; the lead
 // decides whether to box its variants, which would make this allow unneeded.
-#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
