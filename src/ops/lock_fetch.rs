@@ -151,7 +151,7 @@ pub async fn fetch_lock(
 
     let limits = LayoutLimits {
         max_bytes: lock.output_limit.0,
-        max_entries: MAX_ENTRIES as u64,
+        max_entries: MAX_ENTRIES,
     };
     let downloads_dir = scratch.path().join("files");
     std::fs::create_dir(&downloads_dir)
