@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when they are missing:
 # busybox-static (the small test image), debootstrap (the C toolchain image), openssl,
-# docker-registry (the registry the image push tests run on 127.0.0.1).
+# docker-registry (the registry the image push tests run on 127.0.0.1), golang-go (the go.sum
+# layout test runs go build and go test against it).
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ missing=()
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-packages: installing ${missing[*]}" >&2
   apt-get update -qq

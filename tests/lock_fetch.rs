@@ -400,9 +400,13 @@ fn a_tampered_crate_stores_neither_the_crate_nor_its_files() {
     assert_eq!(case.holds(&bad), Vec::<String>::new());
 }
 
+/// Files written next to a spec: (name, text).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
 #[test]
 fn a_bad_lock_fetch_is_a_located_spec_error() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (the fetch table, the files next to the spec, what the error must say)
+    let cases: &[(&str, Files, &str)] = &[
         (
             "[[fetch]]\nname = \"d\"\nlock = \"missing.lock\"\nformat = \"npm\"",
             &[],

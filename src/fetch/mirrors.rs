@@ -27,7 +27,7 @@ impl Mirrors {
     /// Checks one rule: both sides `http://`, `https://` or `file://` URLs.
     pub fn check_rule(prefix: &str, replacement: &str) -> Result<(), InvalidMirror> {
         for (what, url) in [("prefix", prefix), ("replacement", replacement)] {
-            let scheme = url.split_once("://").map(|(scheme, rest)| (scheme, rest));
+            let scheme = url.split_once("://");
             match scheme {
                 Some(("http" | "https", rest)) if !rest.is_empty() => {}
                 Some(("file", _)) => {}

@@ -8,11 +8,6 @@
 //! fetch stage asks for the page ([`project_page_url`], [`INDEX_ACCEPT`]) and hands its body to
 //! [`parse_index_page`].
 
-#![allow(
-    clippy::result_large_err,
-    reason = "LockError (its Mismatch variant) is the shared error of every format; boxing it is the lead's call in mod.rs"
-)]
-
 use std::collections::HashMap;
 use std::fs;
 use std::io;

@@ -5,11 +5,6 @@
 //! lock names only by a local `path`; a `vcs` package pins a commit, not a file, and is refused.
 //! Markers are not evaluated: every locked file is fetched.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "LockError (its Mismatch variant) is the shared error of every format; boxing it is the lead's call in mod.rs"
-)]
-
 use std::collections::BTreeMap;
 
 use serde::Deserialize;

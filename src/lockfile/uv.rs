@@ -5,11 +5,6 @@
 //! the source tree, not downloads, and are skipped; a git source pins a commit, not a file, and
 //! is refused. Markers and the dependency graph are not read: every locked file is fetched.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "LockError (its Mismatch variant) is the shared error of every format; boxing it is the lead's call in mod.rs"
-)]
-
 use serde::Deserialize;
 use serde_spanned::Spanned;
 

@@ -151,7 +151,7 @@ pub async fn fetch_lock(
 
     let limits = LayoutLimits {
         max_bytes: lock.output_limit.0,
-        max_entries: MAX_ENTRIES as u64,
+        max_entries: MAX_ENTRIES,
     };
     let downloads_dir = scratch.path().join("files");
     std::fs::create_dir(&downloads_dir)
@@ -351,6 +351,10 @@ async fn resolve_pip(
         .map(|requirement| {
             let index = &index;
             async move {
+                // `name @ https://…`: the lock names the file itself; the index need not list it.
+                if let Some(file) = lockfile::pip::direct_file(requirement, source)? {
+                    return Ok(vec![file]);
+                }
                 let url = lockfile::pip::project_page_url(index, &requirement.name);
                 let page = pages
                     .get(&url, Some(lockfile::pip::INDEX_ACCEPT))
@@ -560,15 +564,9 @@ async fn download_one(
                 .then(|| LockDigest::Sha1(found.try_into().expect("20 bytes")))
         }
         LockDigest::GoH1(_) => {
-            if let Err(error) = lockfile::go::verify(file, &dest, limits) {
+            if let Err(error) = lockfile::go::verify_in(source.display, file, &dest, limits) {
                 let _ = std::fs::remove_file(&dest);
-                return Err(match error {
-                    LockError::Mismatch {
-                        expected, found, ..
-                    } => mismatch_with(mismatch(found), expected),
-                    other => other,
-                }
-                .into());
+                return Err(error.into());
             }
             None
         }
@@ -582,28 +580,6 @@ async fn download_one(
         size: downloaded.size,
         record: record(downloaded.digest, downloaded.final_url),
     })
-}
-
-/// `error` (a [`LockError::Mismatch`]) with the expected digest as `verify` put it.
-fn mismatch_with(error: LockError, expected_text: String) -> LockError {
-    match error {
-        LockError::Mismatch {
-            lock,
-            line,
-            package,
-            url,
-            found,
-            ..
-        } => LockError::Mismatch {
-            lock,
-            line,
-            package,
-            url,
-            expected: expected_text,
-            found,
-        },
-        other => other,
-    }
 }
 
 fn hash_file<D: sha2::Digest>(path: &Path) -> Result<Vec<u8>, Error> {
