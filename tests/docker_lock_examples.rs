@@ -246,7 +246,10 @@ impl Format {
         pairs
             .iter()
             .flat_map(|(prefix, path)| {
-                ["--mirror".to_string(), format!("{prefix}={}", server.url(path))]
+                [
+                    "--mirror".to_string(),
+                    format!("{prefix}={}", server.url(path)),
+                ]
             })
             .collect()
     }
@@ -265,7 +268,10 @@ impl Project {
         let image = image::debian_langs();
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
-        copy_tree(&Path::new(ROOT).join("examples").join(format.example()), &app);
+        copy_tree(
+            &Path::new(ROOT).join("examples").join(format.example()),
+            &app,
+        );
         let spec = app.join("sealroom.toml");
         let text = std::fs::read_to_string(&spec).unwrap();
         let pinned: Vec<String> = text
@@ -448,7 +454,9 @@ fn a_tampered_fixture_is_refused(
     assert!(stderr.contains(format.lock()), "names the lock: {stderr}");
     for (what, digests) in [("the lock's digest", expected), ("the digest found", found)] {
         assert!(
-            digests.iter().any(|digest| stderr.contains(digest.as_str())),
+            digests
+                .iter()
+                .any(|digest| stderr.contains(digest.as_str())),
             "names {what} ({}): {stderr}",
             digests.join(" or ")
         );
