@@ -7,6 +7,8 @@
 //! Needs `cargo` on the PATH: without it the tests fail under `CI=true` and print a notice and
 //! pass otherwise.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,19 +21,8 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 const BINARY: &str = "sealroom-cargo-fixture";
 const PRINTS: &str = "vendored 42000126 unix\n";
 
-/// Whether the host has cargo; without it, a failure under CI and a notice elsewhere.
 fn have_cargo() -> bool {
-    let found = Command::new("cargo")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("cargo is not on the PATH, and CI=true: these tests need the host's cargo");
-        }
-        eprintln!("notice: cargo is not on the PATH; skipping the cargo vendor tests");
-    }
-    found
+    common::tool_available("cargo", "--version", "install Rust with rustup")
 }
 
 fn copy_tree(from: &Path, to: &Path) {

@@ -6,6 +6,8 @@
 //! under CI (`CI=true`), where a missing go is a failure (scripts/ensure-packages.sh installs
 //! Debian's golang-go).
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,17 +21,11 @@ const LIMITS: LayoutLimits = LayoutLimits {
 };
 
 fn have_go() -> bool {
-    let found = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found && std::env::var("CI").is_ok_and(|value| value == "true") {
-        panic!("go is required under CI=true (scripts/ensure-packages.sh installs golang-go)");
-    }
-    if !found {
-        eprintln!("skipping: go is not on PATH (apt-get install golang-go)");
-    }
-    found
+    common::tool_available(
+        "go",
+        "version",
+        "apt-get install golang-go; scripts/ensure-packages.sh does",
+    )
 }
 
 fn fixtures() -> PathBuf {

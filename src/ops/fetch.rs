@@ -29,7 +29,9 @@ use crate::ops::lock_fetch;
 use crate::sandbox::docker::LazyDocker;
 use crate::sandbox::record::StepDefinition;
 use crate::sandbox::{DEFAULT_USER, Engine, Network, StepRecord, StepRequest, WORK_DIR};
-use crate::spec::{ByteSize, Fetch, FetchKind, FetchNetwork, Name, RunFetch, Spec, UrlFetch};
+use crate::spec::{
+    ByteSize, Fetch, FetchKind, FetchNetwork, LockFetch, Name, RunFetch, Spec, UrlFetch,
+};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
 
@@ -136,7 +138,7 @@ pub async fn fetch_all<S: Engine>(
     for (index, fetch) in spec.fetches.iter().enumerate() {
         match &fetch.kind {
             FetchKind::Lock(lock) => match lock_fetch::cached(store, fetch, lock)? {
-                Some(done) => fetched[index] = Some(done),
+                Some(done) => fetched[index] = Some(lock_fetched(fetch, lock, done)),
                 None if options.offline => {
                     missing.push(format!("`{}` (the files of {})", fetch.name, lock.lock))
                 }
@@ -202,10 +204,10 @@ pub async fn fetch_all<S: Engine>(
             ..DownloaderOptions::default()
         })?;
         for (index, fetch, lock) in to_lock {
-            fetched[index] = Some(
+            let done =
                 lock_fetch::fetch_lock(&downloader, store, fetch, lock, &mirrors, options.jobs)
-                    .await?,
-            );
+                    .await?;
+            fetched[index] = Some(lock_fetched(fetch, lock, done));
         }
         let downloads: Vec<(usize, Result<Fetched, Error>)> =
             futures_util::stream::iter(to_download)
@@ -252,6 +254,21 @@ fn stored_whole(store: &Store, pin: &TreeDigest) -> Result<Result<(), Option<Str
         None => Ok(()),
         Some(missing) => Err(Some(missing)),
     })
+}
+
+fn lock_fetched(fetch: &Fetch, lock: &LockFetch, done: lock_fetch::LockFetched) -> Fetched {
+    Fetched {
+        name: fetch.name.to_string(),
+        tree: done.tree,
+        cached: done.cached,
+        origin: Origin::Lock {
+            lock: lock.lock.as_str().to_string(),
+            lock_sha256: lock.digest,
+            format: lock.format,
+            index: lock.index.clone(),
+            files: done.files,
+        },
+    }
 }
 
 fn run_fetched(fetch: &Fetch, run: &RunFetch, tree: TreeDigest, cached: bool) -> Fetched {

@@ -22,7 +22,6 @@ use crate::fetch::{Downloader, FetchError, MAX_ENTRIES, Mirrors, download_accept
 use crate::lockfile::{
     self, LayoutLimits, LockDigest, LockError, LockFormat, LockSource, LockedFile, Verified,
 };
-use crate::ops::fetch::{Fetched, Origin};
 use crate::spec::{Fetch, LockFetch};
 use crate::store::Store;
 use crate::store::actions::ActionResult;
@@ -81,7 +80,11 @@ fn mount_of(fetch: &Fetch) -> String {
 }
 
 /// The fetch, if the store has its tree (and the record of its files).
-pub fn cached(store: &Store, fetch: &Fetch, lock: &LockFetch) -> Result<Option<Fetched>, Error> {
+pub fn cached(
+    store: &Store,
+    fetch: &Fetch,
+    lock: &LockFetch,
+) -> Result<Option<LockFetched>, Error> {
     let Some(hit) = store.action_get(&lock_key(fetch, lock)) else {
         return Ok(None);
     };
@@ -97,28 +100,20 @@ pub fn cached(store: &Store, fetch: &Fetch, lock: &LockFetch) -> Result<Option<F
     let Ok(record) = serde_json::from_slice::<LockRecord>(&bytes) else {
         return Ok(None);
     };
-    Ok(Some(fetched(fetch, lock, hit.output, true, record.files)))
+    Ok(Some(LockFetched {
+        tree: hit.output,
+        cached: true,
+        files: record.files,
+    }))
 }
 
-fn fetched(
-    fetch: &Fetch,
-    lock: &LockFetch,
-    tree: TreeDigest,
-    cached: bool,
-    files: Vec<LockedDownload>,
-) -> Fetched {
-    Fetched {
-        name: fetch.name.to_string(),
-        tree,
-        cached,
-        origin: Origin::Lock {
-            lock: lock.lock.as_str().to_string(),
-            lock_sha256: lock.digest,
-            format: lock.format,
-            index: lock.index.clone(),
-            files,
-        },
-    }
+/// What a lock fetch got: its tree and the files in it.
+#[derive(Debug, Clone)]
+pub struct LockFetched {
+    pub tree: TreeDigest,
+    /// Taken from the store: nothing was downloaded.
+    pub cached: bool,
+    pub files: Vec<LockedDownload>,
 }
 
 /// Resolves, downloads, verifies, stores and lays out the files of one lock.
@@ -129,7 +124,7 @@ pub async fn fetch_lock(
     lock: &LockFetch,
     mirrors: &Mirrors,
     jobs: usize,
-) -> Result<Fetched, Error> {
+) -> Result<LockFetched, Error> {
     let source = LockSource {
         display: lock.lock.as_str(),
         text: &lock.text,
@@ -228,7 +223,11 @@ pub async fn fetch_lock(
         },
     )?;
     tracing::info!("fetch {}: {tree}", fetch.name);
-    Ok(fetched(fetch, lock, tree, false, records))
+    Ok(LockFetched {
+        tree,
+        cached: false,
+        files: records,
+    })
 }
 
 /// The same file named twice (one crate in two places, one tarball under two paths) is

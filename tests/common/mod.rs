@@ -154,3 +154,22 @@ pub fn sealroom_containers_of_step(step: &str) -> Vec<String> {
                 .collect()
         })
 }
+
+/// Whether `program` runs (`program ARG` exits 0), for tests that drive an outside tool (cargo,
+/// npm, go). The one place that decides skip or fail: under `CI=true` a missing tool fails the
+/// test, saying how to install it; elsewhere the test prints a notice and returns.
+pub fn tool_available(program: &str, arg: &str, install: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "`{program}` is not on the PATH and CI=true: tests never skip there ({install})"
+            );
+        }
+        eprintln!("notice: `{program}` is not on the PATH; skipping ({install})");
+    }
+    found
+}
