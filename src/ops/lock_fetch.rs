@@ -565,7 +565,26 @@ async fn download_one(
         LockDigest::GoH1(_) => {
             if let Err(error) = lockfile::go::verify_in(source.display, file, &dest, limits) {
                 let _ = std::fs::remove_file(&dest);
-                return Err(error.into());
+                // Named by the URL it came from, as every other mismatch is.
+                return Err(match error {
+                    LockError::Mismatch {
+                        lock,
+                        line,
+                        package,
+                        expected,
+                        found,
+                        ..
+                    } => LockError::Mismatch {
+                        lock,
+                        line,
+                        package,
+                        url: used.clone(),
+                        expected,
+                        found,
+                    },
+                    other => other,
+                }
+                .into());
             }
             None
         }
