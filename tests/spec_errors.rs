@@ -83,7 +83,7 @@ fn unreadable_file() {
 fn unknown_top_level_key() {
     assert_eq!(
         error("version = 1\ncolour = \"red\"\n"),
-        "sealroom.toml:2:1: unknown key `colour`, expected one of `version`, `name`, `source_date_epoch`, `sandbox`, `source`, `fetch`, `step`, `image`"
+        "sealroom.toml:2:1: unknown key `colour`, expected one of `version`, `name`, `source_date_epoch`, `sandbox`, `source`, `fetch`, `step`, `image`, `mirrors`"
     );
 }
 
