@@ -718,7 +718,10 @@ impl Validator<'_> {
         {
             return Err(self.invalid(
                 value.span(),
-                format!("fetch `{name}` downloads a `url`, so `limits.{key}` does not belong to it: a download takes only `limits.output`, its byte limit"),
+                format!(
+                    "fetch `{name}` {}, so `limits.{key}` does not belong to it: a download takes only `limits.output`, its byte limit",
+                    if table.lock.is_some() { "reads a `lock`" } else { "downloads a `url`" }
+                ),
                 Some("remove it, or move it to a fetch that `run`s a command".to_string()),
             ));
         }
