@@ -15,45 +15,13 @@ mod common;
 mod http;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
+use common::image::run_recipe;
 use common::sealroom;
 use http::{Reply, TestServer};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// Runs an image recipe of `sandbox/` with `args` and returns the pinned reference it prints last.
-/// One recipe at a time: two would install debootstrap (apt's lock) or debootstrap at once.
-fn run_recipe(recipe: &str, args: &[&str]) -> String {
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let output = Command::new("bash")
-        .arg(format!("{ROOT}/sandbox/{recipe}"))
-        .args(args)
-        .env("SEALROOM", assert_cmd::cargo::cargo_bin("sealroom"))
-        .output()
-        .expect("bash runs the recipe");
-    assert!(
-        output.status.success(),
-        "sandbox/{recipe} {} failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reference = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    assert!(
-        reference.contains("@sha256:"),
-        "sandbox/{recipe} printed `{reference}`, not a pinned reference"
-    );
-    reference
-}
 
 /// The Debian gcc image, made (or found) once by its recipe; the pinned reference.
 fn debian_gcc() -> &'static str {
