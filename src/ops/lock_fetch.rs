@@ -302,18 +302,36 @@ async fn resolve(
         LockFormat::Npm => lockfile::npm::parse(source)?,
         LockFormat::Cargo => resolve_cargo(pages, lock, source).await?,
         LockFormat::Go => {
-            let proxy = match &lock.index {
-                Some(index) => index.clone(),
-                None => go_proxy_from_environment().ok_or_else(|| LockFetchError::NoIndex {
-                    name: fetch.name.to_string(),
-                    format: lock.format,
-                    what: "Go module proxy",
-                    hint: "add `index = \"<GOPROXY URL>\"` to the fetch, or set GOPROXY",
-                })?,
-            };
+            let proxy = index_or(
+                fetch,
+                lock,
+                go_proxy_from_environment,
+                "Go module proxy",
+                "add `index = \"<GOPROXY URL>\"` to the fetch, or set GOPROXY",
+            )?;
             lockfile::go::parse(source, &proxy)?
         }
     })
+}
+
+/// The fetch's `index`, else what the environment gives (`PIP_INDEX_URL`, `GOPROXY`), else an
+/// error that names both.
+fn index_or(
+    fetch: &Fetch,
+    lock: &LockFetch,
+    from_environment: impl FnOnce() -> Option<String>,
+    what: &'static str,
+    hint: &'static str,
+) -> Result<String, LockFetchError> {
+    lock.index
+        .clone()
+        .or_else(from_environment)
+        .ok_or_else(|| LockFetchError::NoIndex {
+            name: fetch.name.to_string(),
+            format: lock.format,
+            what,
+            hint,
+        })
 }
 
 /// The first proxy of `GOPROXY` that is a URL (not `direct` or `off`).
@@ -334,18 +352,17 @@ async fn resolve_pip(
     jobs: usize,
 ) -> Result<Vec<LockedFile>, Error> {
     let requirements = lockfile::pip::parse_requirements(source)?;
-    let index = match &lock.index {
-        Some(index) => index.clone(),
-        None => std::env::var("PIP_INDEX_URL")
-            .ok()
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| LockFetchError::NoIndex {
-                name: fetch.name.to_string(),
-                format: lock.format,
-                what: "simple index (PEP 503/691)",
-                hint: "add `index = \"<simple index URL>\"` to the fetch, or set PIP_INDEX_URL",
-            })?,
-    };
+    let index = index_or(
+        fetch,
+        lock,
+        || {
+            std::env::var("PIP_INDEX_URL")
+                .ok()
+                .filter(|value| !value.is_empty())
+        },
+        "simple index (PEP 503/691)",
+        "add `index = \"<simple index URL>\"` to the fetch, or set PIP_INDEX_URL",
+    )?;
     let chosen: Vec<Result<Vec<LockedFile>, Error>> = futures_util::stream::iter(&requirements)
         .map(|requirement| {
             let index = &index;
@@ -406,13 +423,7 @@ async fn resolve_cargo(
     let mut files = Vec::with_capacity(crates.len());
     for krate in &crates {
         let index = match &lock.index {
-            Some(index) => {
-                let url = index
-                    .strip_prefix("sparse+")
-                    .or_else(|| index.strip_prefix("registry+"))
-                    .unwrap_or(index);
-                format!("{}/", url.trim_end_matches('/'))
-            }
+            Some(index) => lockfile::cargo::index_url(index),
             None => cargo_replacement(&krate.source)
                 .unwrap_or_else(|| lockfile::cargo::index_url(&krate.source)),
         };
@@ -451,8 +462,7 @@ async fn resolve_cargo(
 /// Only crates.io's source is replaced this way (cargo names it `crates-io`); `None` when the
 /// configuration says nothing.
 fn cargo_replacement(source: &str) -> Option<String> {
-    const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
-    if source != CRATES_IO {
+    if source != lockfile::cargo::CRATES_IO_SOURCE {
         return None;
     }
     let home = std::env::var_os("CARGO_HOME")
@@ -471,11 +481,7 @@ fn cargo_replacement(source: &str) -> Option<String> {
             Some(next) => name = next,
             None => {
                 let registry = table.get("registry")?.as_str()?;
-                let url = registry
-                    .strip_prefix("sparse+")
-                    .or_else(|| registry.strip_prefix("registry+"))
-                    .unwrap_or(registry);
-                return Some(format!("{}/", url.trim_end_matches('/')));
+                return Some(lockfile::cargo::index_url(registry));
             }
         }
     }
