@@ -50,6 +50,7 @@ pub mod ops;
 pub mod provenance;
 pub mod registry;
 pub mod sandbox;
+pub mod sbom;
 pub mod sign;
 pub mod spec;
 pub mod store;

@@ -116,6 +116,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 interrupt: interrupt_on_signals(),
                 reverse_order: false,
                 bundle: args.bundle,
+                sbom: args.sbom,
                 offline: args.offline,
                 allow_host_network: args.network.allow_host_network,
                 mirrors: network_choices(&args.network).mirrors,
@@ -142,6 +143,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 builder_id: args.builder_id,
                 source_digest: args.source_digest,
                 spec_digest: args.spec_digest,
+                sbom: args.sbom,
             };
             let report = ops::verify::check_policy(&args.artifact, &args.provenance, &policy)?;
             match cli.format {

@@ -143,6 +143,11 @@ pub struct BuildArgs {
     /// Also write a Sigstore bundle (v0.3) `<artifact>.sigstore.json` next to each provenance.
     #[arg(long, requires = "key")]
     pub bundle: bool,
+    /// The SBOM written next to each artifact and image, with its signed attestation
+    /// `<artifact>.sbom.intoto.jsonl`: CycloneDX 1.6 `<artifact>.cdx.json`, SPDX 2.3
+    /// `<artifact>.spdx.json`, both, or none.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "cyclonedx")]
+    pub sbom: crate::sbom::SbomChoice,
     /// Open no socket: every fetch must already be in the store.
     #[arg(long)]
     pub offline: bool,
@@ -181,6 +186,10 @@ pub struct VerifyArgs {
     /// The spec's digest recorded in `externalParameters.spec.digest` (`sha256:<hex>`).
     #[arg(long, value_name = "sha256:HEX")]
     pub spec_digest: Option<crate::digest::BlobDigest>,
+    /// The SBOM attestation `<artifact>.sbom.intoto.jsonl` to check too: signed by the same
+    /// keys, its subject the artifact, its document named in the provenance's byproducts.
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -67,12 +67,14 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    /// The statement for `artifact` of `step`, whose bytes have `digest`.
+    /// The statement for `artifact` of `step`, whose bytes have `digest`; `sboms` are the SBOM
+    /// documents written next to it, named in `byproducts`.
     pub fn statement(
         &self,
         step: &Step,
         artifact: &RelativePath,
         digest: &BlobDigest,
+        sboms: &[ResourceDescriptor],
     ) -> Statement {
         let spec = self.spec;
         let spec_file = spec
@@ -139,7 +141,7 @@ impl BuildContext<'_> {
             resolved_dependencies.extend(fetch_dependencies(fetched));
         }
         // Logs only where the store keeps them, so that each digest can be checked.
-        let byproducts = self
+        let byproducts: Vec<ResourceDescriptor> = self
             .steps
             .iter()
             .flat_map(|report| {
@@ -154,6 +156,7 @@ impl BuildContext<'_> {
                 .annotate("digestForm", TREE_DIGEST_FORM);
                 log.into_iter().chain([output])
             })
+            .chain(sboms.iter().cloned())
             .collect();
 
         Statement::new(
@@ -184,9 +187,10 @@ impl BuildContext<'_> {
         step: &Step,
         artifact: &RelativePath,
         digest: &BlobDigest,
+        sboms: &[ResourceDescriptor],
         signer: Option<&SigningKey>,
     ) -> Result<Envelope, Error> {
-        let payload = self.statement(step, artifact, digest).to_json();
+        let payload = self.statement(step, artifact, digest, sboms).to_json();
         Ok(match signer {
             Some(key) => Envelope::sign(PAYLOAD_TYPE, &payload, &[key]),
             None => Envelope::unsigned(PAYLOAD_TYPE, &payload),
@@ -285,6 +289,7 @@ impl BuildContext<'_> {
         image: &crate::spec::image::Image,
         manifest: &BlobDigest,
         base: ResourceDescriptor,
+        sboms: &[ResourceDescriptor],
         signer: Option<&SigningKey>,
     ) -> Result<Envelope, Error> {
         let placeholder = Step {
@@ -295,7 +300,7 @@ impl BuildContext<'_> {
             artifacts: Vec::new(),
             limits: self.spec.sandbox.limits,
         };
-        let mut statement = self.statement(&placeholder, &RelativePath::root(), manifest);
+        let mut statement = self.statement(&placeholder, &RelativePath::root(), manifest, sboms);
         statement.subject = vec![ResourceDescriptor::subject(
             image.name.as_str(),
             manifest.hex(),

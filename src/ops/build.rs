@@ -45,6 +45,8 @@ pub struct BuildOptions {
     pub reverse_order: bool,
     /// Also write a Sigstore bundle next to each provenance (needs a key).
     pub bundle: bool,
+    /// `--sbom`: the SBOM documents written next to each artifact and image.
+    pub sbom: crate::sbom::SbomChoice,
     /// Open no socket and start no fetch container: every fetch must be in the store.
     pub offline: bool,
     /// `--allow-host-network`: fetches with `network = "host"` may run (else they are refused).
@@ -67,6 +69,7 @@ impl Default for BuildOptions {
             interrupt: CancellationToken::new(),
             reverse_order: false,
             bundle: false,
+            sbom: crate::sbom::SbomChoice::default(),
             offline: false,
             allow_host_network: false,
             mirrors: crate::fetch::Mirrors::default(),
@@ -187,7 +190,8 @@ pub async fn run<S: Engine>(
         fetches: &fetched,
         steps: &steps,
     };
-    let artifacts = write_artifacts(store, spec, &trees, options, &context, signer)?;
+    let catalog = crate::ops::sbom::image_catalog(sandbox, store, spec, options.sbom).await?;
+    let artifacts = write_artifacts(store, spec, &trees, options, &context, &catalog, signer)?;
     let images = crate::ops::image_build::build_images(
         sandbox,
         spec,
@@ -195,7 +199,11 @@ pub async fn run<S: Engine>(
         &trees,
         &options.out_dir,
         &context,
-        signer,
+        &crate::ops::image_build::ImageAttestation {
+            signer,
+            sbom: options.sbom,
+            catalog: &catalog,
+        },
     )
     .await?;
     if signer.is_none() {
@@ -568,13 +576,14 @@ fn check_artifacts(store: &Store, step: &Step, output: &TreeDigest) -> Result<()
 }
 
 /// Copies every artifact out of the store into `--out` (atomically, one file at a time) and
-/// writes its provenance next to it.
+/// writes its SBOMs and provenance next to it.
 fn write_artifacts(
     store: &Store,
     spec: &Spec,
     trees: &HashMap<Name, TreeDigest>,
     options: &BuildOptions,
     context: &crate::ops::attest::BuildContext<'_>,
+    catalog: &crate::ops::sbom::ImageCatalog,
     signer: Option<&SigningKey>,
 ) -> Result<Vec<ArtifactReport>, Error> {
     let mut reports = Vec::new();
@@ -596,7 +605,16 @@ fn write_artifacts(
             std::fs::create_dir_all(directory)
                 .map_err(|source| Error::io("creating the output directory", directory, source))?;
             store.export_file(&digest, &destination, executable)?;
-            let envelope = context.envelope(step, artifact, &digest, signer)?;
+            let bom = crate::ops::sbom::artifact_bom(context, catalog, step, artifact, &digest);
+            let sboms = crate::ops::sbom::write_sboms(
+                &destination,
+                &bom,
+                options.sbom,
+                artifact.as_str(),
+                &digest,
+                signer,
+            )?;
+            let envelope = context.envelope(step, artifact, &digest, &sboms, signer)?;
             let provenance = provenance_path(&destination);
             crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
             if let (true, Some(key)) = (options.bundle, signer) {

@@ -160,6 +160,8 @@ async fn build_once(
         reverse_order: variation.reverse_order,
         allow_host_network: network.allow_host_network,
         mirrors: network.mirrors.clone(),
+        // The comparison is of outputs: the SBOMs would only be written to be thrown away.
+        sbom: crate::sbom::SbomChoice::None,
         ..BuildOptions::default()
     };
     let report = build::run(sandbox, &store, spec, &options, None).await?;

@@ -50,6 +50,14 @@ pub struct LayerReport {
     pub size: u64,
 }
 
+/// How each image layout is attested: the key its provenance and SBOM attestation are signed
+/// with (unsigned without one), the SBOMs to write, and what the base images hold.
+pub struct ImageAttestation<'a> {
+    pub signer: Option<&'a SigningKey>,
+    pub sbom: crate::sbom::SbomChoice,
+    pub catalog: &'a crate::ops::sbom::ImageCatalog,
+}
+
 /// Builds every `[[image]]` of `spec` from the output trees of the build (`trees`: every
 /// source's and step's tree by name) and writes the layouts and their provenance to `--out`.
 pub async fn build_images(
@@ -59,8 +67,9 @@ pub async fn build_images(
     trees: &HashMap<Name, TreeDigest>,
     out_dir: &Path,
     context: &BuildContext<'_>,
-    signer: Option<&SigningKey>,
+    attestation: &ImageAttestation<'_>,
 ) -> Result<Vec<ImageReport>, Error> {
+    let signer = attestation.signer;
     let mut reports = Vec::with_capacity(spec.images.len());
     for image in &spec.images {
         let base = resolve_base(engine, store, image).await?;
@@ -176,7 +185,41 @@ pub async fn build_images(
                 "image-id"
             },
         );
-        let envelope = context.image_envelope(image, &manifest_digest, base_dependency, signer)?;
+        let origins: Vec<(crate::ops::sbom::LayerOrigin<'_>, &BlobDigest, &str)> = base
+            .layers
+            .iter()
+            .map(|layer| (crate::ops::sbom::LayerOrigin::Base, layer))
+            .chain(
+                image
+                    .layers
+                    .iter()
+                    .map(|layer| crate::ops::sbom::LayerOrigin::Input(&layer.input))
+                    .zip(&layers[base.layers.len()..]),
+            )
+            .map(|(origin, blob)| (origin, &blob.digest, blob.media_type.as_str()))
+            .collect();
+        let bom = crate::ops::sbom::image_bom(
+            context,
+            attestation.catalog,
+            image,
+            &manifest_digest,
+            &origins,
+        );
+        let sbom_files = crate::ops::sbom::write_sboms(
+            &layout,
+            &bom,
+            attestation.sbom,
+            image.name.as_str(),
+            &manifest_digest,
+            signer,
+        )?;
+        let envelope = context.image_envelope(
+            image,
+            &manifest_digest,
+            base_dependency,
+            &sbom_files,
+            signer,
+        )?;
         let provenance = crate::ops::attest::provenance_path(&layout);
         crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
         tracing::info!(

@@ -135,6 +135,8 @@ pub async fn reproduce(
         interrupt,
         allow_host_network: network.allow_host_network,
         mirrors: network.mirrors.clone(),
+        // The comparison is of outputs: the SBOMs would only be written to be thrown away.
+        sbom: crate::sbom::SbomChoice::None,
         ..BuildOptions::default()
     };
     tracing::info!(

@@ -18,6 +18,8 @@ use crate::sign::SignError;
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::VerifyingKey;
 
+mod sbom;
+
 /// What a verification holds the provenance to. `verify` is this with one key, threshold 1.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -31,6 +33,8 @@ pub struct Policy {
     pub source_digest: Option<TreeDigest>,
     /// `externalParameters.spec.digest.sha256` must be this, when given.
     pub spec_digest: Option<BlobDigest>,
+    /// `--sbom`: the SBOM attestation (`<artifact>.sbom.intoto.jsonl`) to check too.
+    pub sbom: Option<PathBuf>,
 }
 
 impl Policy {
@@ -42,6 +46,7 @@ impl Policy {
             builder_id: None,
             source_digest: None,
             spec_digest: None,
+            sbom: None,
         }
     }
 }
@@ -126,7 +131,8 @@ pub fn verify_policy(
 /// distinct keys over the PAE), `statement` (in-toto v1 with an SLSA v1 predicate); these stop
 /// at the first failure, since nothing after them can be trusted. Then the claims, each
 /// checked even when another fails: `subject` (the artifact's sha256), and when asked
-/// `builder-id`, `source-digest`, `spec-digest`.
+/// `builder-id`, `source-digest`, `spec-digest`, and `sbom` (the SBOM attestation: see
+/// [`sbom`]).
 pub fn check_policy(
     artifact: &Path,
     provenance: &Path,
@@ -142,6 +148,13 @@ pub fn check_policy(
         .map_err(|e| crate::Error::io("cannot read provenance", provenance, e))?;
     let (artifact_digest, _) = hash_file::<Blob>(artifact)
         .map_err(|e| crate::Error::io("cannot read artifact", artifact, e))?;
+    let sbom_bytes = match &policy.sbom {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| crate::Error::io("cannot read the SBOM attestation", path, e))?,
+        ),
+        None => None,
+    };
 
     let mut report = VerifyReport {
         verified: false,
@@ -153,8 +166,19 @@ pub fn check_policy(
         checks: Vec::new(),
         failure: None,
     };
-    if let Some(statement) = check_envelope(&mut report, provenance, &bytes, &keys, policy) {
-        check_claims(&mut report, &statement, policy);
+    let statement = check_envelope(&mut report, provenance, &bytes, &keys, policy);
+    if let Some(statement) = &statement {
+        check_claims(&mut report, statement, policy);
+    }
+    if let (Some(path), Some(bytes)) = (&policy.sbom, &sbom_bytes) {
+        sbom::check_sbom(
+            &mut report,
+            path,
+            bytes,
+            &keys,
+            policy.threshold,
+            statement.as_ref(),
+        );
     }
     report.verified = report.failure.is_none();
     Ok(report)
@@ -519,6 +543,12 @@ pub enum VerifyError {
         "spec digest: expected `{expected}` in externalParameters.spec.digest.sha256, found {found}"
     )]
     SpecDigest { expected: String, found: String },
+    #[error("SBOM attestation `{path}`, line {line}: {detail}")]
+    Sbom {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
 }
 
 impl Failure for VerifyError {
