@@ -8,6 +8,7 @@ pub mod convert;
 pub mod explain;
 pub mod fetch;
 pub mod image_build;
+pub mod image_contents;
 pub mod image_import;
 pub mod keygen;
 pub mod lock_fetch;

@@ -1,0 +1,3 @@
+//! Software bills of materials: what reached each artifact.
+
+pub mod image;
