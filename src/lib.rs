@@ -37,8 +37,9 @@
 //!
 //! Data flows one way, in layers, each using only those below it: `error`; `digest`, `atomic`;
 //! `spec`, `sign`, `provenance`, `fetch`, `store`; `sandbox`, `convert`; `image`; `registry`;
-//! `sbom`; `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`, `attest` and
-//! `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs` checks all three.
+//! `sbom`; `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`,
+//! `attest` and `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs`
+//! checks all three.
 
 pub mod atomic;
 pub mod cli;

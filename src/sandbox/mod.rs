@@ -234,7 +234,7 @@ pub trait Engine: Send + Sync {
     /// keyed by the path as asked, without running anything from the image. A path that is
     /// not there, or is a directory (or anything but a regular file), is absent from the map.
     /// A symlink is followed inside the image (at most [`MAX_LINK_HOPS`] links, never out of
-    /// its root, as `resolve_link` says). A file over [`MAX_IMAGE_FILE_BYTES`] is an error.
+    /// its root, as [`resolve_link`] says). A file over [`MAX_IMAGE_FILE_BYTES`] is an error.
     fn read_image_files(
         &self,
         image_id: &str,
