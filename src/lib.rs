@@ -27,6 +27,8 @@
 //! - [`registry`]: pulling bases and pushing images (the distribution API).
 //! - [`convert`]: a Dockerfile (the hermetic subset) into a spec.
 //! - [`provenance`]: in-toto Statement v1 and SLSA Provenance v1 types.
+//! - [`sbom`]: software bills of materials; `sbom::image` parses what a base image holds (its
+//!   os-release and the Debian packages of its dpkg status file).
 //! - [`sign`]: DSSE envelopes (PAE), ECDSA P-256 and Ed25519 keys (plain, encrypted, cosign),
 //!   Sigstore bundles.
 //! - [`ops`]: one function per command (build, fetch, pin, verify, reproduce, check, explain,
@@ -35,8 +37,9 @@
 //!
 //! Data flows one way, in layers, each using only those below it: `error`; `digest`, `atomic`;
 //! `spec`, `sign`, `provenance`, `fetch`, `store`; `sandbox`, `convert`; `image`; `registry`;
-//! `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`, `attest` and
-//! `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs` checks all three.
+//! `sbom`; `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`,
+//! `attest` and `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs`
+//! checks all three.
 
 pub mod atomic;
 pub mod cli;

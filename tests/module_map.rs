@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "convert"],
     &["image"],
     &["registry"],
+    &["sbom"],
     &["ops"],
     &["cli"],
 ];

@@ -10,8 +10,12 @@
 //! step's name, control characters escaped, at most [`LOG_PRINTED_BYTES`] per step. The
 //! container is removed on every path out of `run`, success or error; its labels (owner and
 //! deadline) let any later sealroom command remove it if this process dies first.
+//!
+//! Files are read out of an image (`read_image_files`) from a container that is created and
+//! never started (network off, the same labels), through the engine's archive endpoint, and
+//! removed the same way on every path out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 
 use bollard::Docker;
@@ -20,8 +24,9 @@ use bollard::models::{
     MountVolumeOptionsDriverConfig,
 };
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
@@ -30,8 +35,9 @@ use tokio_util::sync::CancellationToken;
 use super::fetch_network;
 use super::record::MountRecord;
 use super::{
-    ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, EngineImage, Network,
-    OWNER_LABEL, STEP_LABEL, SandboxError, StepOutcome, StepRequest,
+    ArchiveStream, BUILD_LABEL, DEADLINE_LABEL, Engine, EngineError, EngineImage,
+    MAX_IMAGE_FILE_BYTES, MAX_LINK_HOPS, Network, OWNER_LABEL, STEP_LABEL, SandboxError,
+    StepOutcome, StepRequest, resolve_link,
 };
 use crate::digest::BlobDigest;
 use crate::spec::{ByteSize, PinnedImage};
@@ -39,6 +45,24 @@ pub use owner::{Owner, OwnerLabelError};
 
 /// How many of the last log lines a failure report shows.
 const LOG_TAIL_LINES: usize = 20;
+
+/// The build and step labels of a container made only to read files from an image: no build
+/// or step has this name (a step's name cannot hold a space).
+pub const READ_FILES_LABEL: &str = "sealroom read-image-files";
+
+/// How long a container that reads files from an image is left to the process that made it
+/// before any sealroom command may remove it; that process removes it as soon as it has read.
+const READ_FILES_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What the archive of one path in a container holds first.
+enum ArchivedPath {
+    /// A regular file, with its bytes.
+    File(Vec<u8>),
+    /// A symlink, with its target as written.
+    Link(String),
+    /// Nothing there, or a directory, device, fifo or socket.
+    Absent,
+}
 
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work. On a unix socket the
@@ -256,6 +280,139 @@ impl DockerEngine {
                 ..Default::default()
             }),
             ..Default::default()
+        }
+    }
+
+    /// The config of a container that is only created, never started, so that files can be
+    /// copied out of `image_id`: no network, no log, and the labels that let a later command
+    /// remove it if this process dies before it does. `Cmd` is there because the engine
+    /// requires one; it never runs.
+    fn read_files_body(image_id: &str) -> ContainerCreateBody {
+        let deadline = owner::deadline(owner::unix_now(), READ_FILES_DEADLINE);
+        ContainerCreateBody {
+            image: Some(image_id.to_string()),
+            cmd: Some(vec!["/nonexistent".to_string()]),
+            labels: Some(HashMap::from([
+                (BUILD_LABEL.to_string(), READ_FILES_LABEL.to_string()),
+                (STEP_LABEL.to_string(), READ_FILES_LABEL.to_string()),
+                (OWNER_LABEL.to_string(), Owner::this_process().to_label()),
+                (DEADLINE_LABEL.to_string(), deadline.to_string()),
+            ])),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some(Network::None.mode().to_string()),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".to_string()),
+                    config: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The regular file at `path` in the container `id` (of `image_id`), its symlinks followed
+    /// inside the image; `None` when there is none.
+    async fn read_file_following_links(
+        &self,
+        id: &str,
+        image_id: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
+        // Made absolute and free of `..` first, so that every path asked of the engine is one
+        // inside the image's root.
+        let mut current = resolve_link("/", path);
+        for _ in 0..=MAX_LINK_HOPS {
+            match self.archived_path(id, image_id, &current).await? {
+                ArchivedPath::File(bytes) => return Ok(Some(bytes)),
+                ArchivedPath::Absent => return Ok(None),
+                ArchivedPath::Link(target) => current = resolve_link(&current, &target),
+            }
+        }
+        Err(EngineError::ImageFileLinkLoop {
+            image: image_id.to_string(),
+            path: path.to_string(),
+        })
+    }
+
+    /// The first entry of the engine's tar archive of `path` in container `id`: the path
+    /// itself (the engine resolves symlinks in the directories above it inside the container's
+    /// root, not the last one). Reading stops as soon as the first header shows a directory
+    /// (whose archive is everything below it) or a file over [`MAX_IMAGE_FILE_BYTES`].
+    async fn archived_path(
+        &self,
+        id: &str,
+        image_id: &str,
+        path: &str,
+    ) -> Result<ArchivedPath, EngineError> {
+        /// Room for the tar headers (a PAX header may come first) and padding around the file.
+        const TAR_OVERHEAD: u64 = 1024 * 1024;
+        let too_large = || EngineError::ImageFileTooLarge {
+            image: image_id.to_string(),
+            path: path.to_string(),
+            limit: MAX_IMAGE_FILE_BYTES,
+        };
+        let action = format!("reading `{path}` of image {image_id}");
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        let mut archive = Vec::new();
+        let mut first_header_seen = false;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) if is_not_found(&error) => return Ok(ArchivedPath::Absent),
+                Err(error) => return Err(engine_error(&action)(error)),
+            };
+            archive.extend_from_slice(&chunk);
+            if !first_header_seen && archive.len() >= 512 {
+                first_header_seen = true;
+                let header = tar::Header::from_byte_slice(&archive[..512]);
+                match header.entry_type() {
+                    tar::EntryType::Directory => return Ok(ArchivedPath::Absent),
+                    tar::EntryType::Regular | tar::EntryType::Continuous
+                        if header.size().is_ok_and(|size| size > MAX_IMAGE_FILE_BYTES) =>
+                    {
+                        return Err(too_large());
+                    }
+                    _ => {}
+                }
+            }
+            if archive.len() as u64 > MAX_IMAGE_FILE_BYTES + TAR_OVERHEAD {
+                return Err(too_large());
+            }
+        }
+        let unreadable = |detail: String| EngineError::Refused {
+            action: action.clone(),
+            detail: format!("the engine's archive cannot be read: {detail}"),
+        };
+        let mut entries = tar::Archive::new(archive.as_slice());
+        let mut entries = entries
+            .entries()
+            .map_err(|error| unreadable(error.to_string()))?;
+        let Some(entry) = entries.next() else {
+            return Err(unreadable("it holds no entry".to_string()));
+        };
+        let mut entry = entry.map_err(|error| unreadable(error.to_string()))?;
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if entry.size() > MAX_IMAGE_FILE_BYTES {
+                    return Err(too_large());
+                }
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes)
+                    .map_err(|error| unreadable(error.to_string()))?;
+                Ok(ArchivedPath::File(bytes))
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|error| unreadable(error.to_string()))?
+                    .ok_or_else(|| unreadable(format!("the symlink `{path}` has no target")))?;
+                Ok(ArchivedPath::Link(target.to_string_lossy().into_owned()))
+            }
+            _ => Ok(ArchivedPath::Absent),
         }
     }
 
@@ -675,6 +832,40 @@ impl Engine for DockerEngine {
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         self.remove_dead_owners().await
     }
+
+    async fn read_image_files(
+        &self,
+        image_id: &str,
+        paths: &[&str],
+    ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
+        let creating = format!("creating a container to read files of image {image_id}");
+        let options = CreateContainerOptionsBuilder::new().build();
+        let created = self
+            .docker
+            .create_container(Some(options), Self::read_files_body(image_id))
+            .await
+            .map_err(engine_error(&creating))?;
+        // Removal below runs on every path out of the reads, success or error.
+        let read = async {
+            let mut files = BTreeMap::new();
+            for path in paths {
+                if let Some(bytes) = self
+                    .read_file_following_links(&created.id, image_id, path)
+                    .await?
+                {
+                    files.insert(path.to_string(), bytes);
+                }
+            }
+            Ok::<_, EngineError>(files)
+        }
+        .await;
+        let removed = self.remove(&created.id).await;
+        let files = read?;
+        removed.map_err(engine_error(
+            "removing the container that read files of an image",
+        ))?;
+        Ok(files)
+    }
 }
 
 /// For commands that do not need the engine (`store gc`, `store verify`): if it answers within
@@ -787,6 +978,14 @@ impl Engine for LazyDocker {
 
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         self.engine().await?.remove_leftovers().await
+    }
+
+    async fn read_image_files(
+        &self,
+        image_id: &str,
+        paths: &[&str],
+    ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
+        self.engine().await?.read_image_files(image_id, paths).await
     }
 }
 

@@ -1,10 +1,10 @@
 //! An engine that runs nothing: it records each step request and lets the test decide what the
 //! step "does" (write files to the request's `out_dir`, return an exit status), and keeps images
 //! in memory (a loaded docker-archive is read for its config and tags, and saved back as it
-//! came). For unit tests of the code that schedules and caches steps and moves images; never
+//! came), and the files a test gives an image for `read_image_files`. For unit tests of the code that schedules and caches steps and moves images; never
 //! used by the binary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
@@ -28,6 +28,9 @@ pub struct FakeEngine {
     /// `name:tag` → image id.
     tags: Mutex<HashMap<String, String>>,
     leftover_scans: AtomicUsize,
+    /// Image id → the files `read_image_files` finds in it (path → bytes).
+    image_files: Mutex<HashMap<String, BTreeMap<String, Vec<u8>>>>,
+    image_file_reads: AtomicUsize,
     behaviour: Box<Behaviour>,
     /// How long each step "runs", so that tests can see steps overlap.
     duration: Duration,
@@ -45,6 +48,8 @@ impl FakeEngine {
             images: Mutex::new(HashMap::new()),
             tags: Mutex::new(HashMap::new()),
             leftover_scans: AtomicUsize::new(0),
+            image_files: Mutex::new(HashMap::new()),
+            image_file_reads: AtomicUsize::new(0),
             behaviour: Box::new(behaviour),
             duration: Duration::ZERO,
             running: AtomicUsize::new(0),
@@ -75,6 +80,26 @@ impl FakeEngine {
             .expect("not poisoned")
             .insert(id.to_string(), Vec::new());
         self
+    }
+
+    /// Makes the engine hold an image with id `id` whose files are `files` (absolute path →
+    /// bytes), for `read_image_files`.
+    pub fn with_image_files(self, id: &str, files: BTreeMap<String, Vec<u8>>) -> Self {
+        self.images
+            .lock()
+            .expect("not poisoned")
+            .entry(id.to_string())
+            .or_default();
+        self.image_files
+            .lock()
+            .expect("not poisoned")
+            .insert(id.to_string(), files);
+        self
+    }
+
+    /// How many times `read_image_files` was asked (each call counts once, whatever it asks).
+    pub fn image_file_reads(&self) -> usize {
+        self.image_file_reads.load(Ordering::SeqCst)
     }
 
     /// How many times leftovers were looked for.
@@ -288,6 +313,36 @@ impl Engine for FakeEngine {
     async fn remove_leftovers(&self) -> Result<usize, EngineError> {
         self.leftover_scans.fetch_add(1, Ordering::SeqCst);
         Ok(0)
+    }
+
+    /// The files given by `with_image_files` that `paths` name; an image held without files
+    /// has none. Symlinks are not modelled: a test gives each path its bytes.
+    async fn read_image_files(
+        &self,
+        image_id: &str,
+        paths: &[&str],
+    ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
+        self.image_file_reads.fetch_add(1, Ordering::SeqCst);
+        if !self
+            .images
+            .lock()
+            .expect("not poisoned")
+            .contains_key(image_id)
+        {
+            return Err(EngineError::Refused {
+                action: format!("creating a container to read files of image {image_id}"),
+                detail: format!("no such image: {image_id}"),
+            });
+        }
+        let all = self.image_files.lock().expect("not poisoned");
+        let files = all.get(image_id);
+        Ok(paths
+            .iter()
+            .filter_map(|path| {
+                let bytes = files?.get(*path)?;
+                Some((path.to_string(), bytes.clone()))
+            })
+            .collect())
     }
 }
 

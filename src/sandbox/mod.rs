@@ -14,6 +14,7 @@ pub mod fake;
 pub mod fetch_network;
 pub mod record;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
@@ -228,6 +229,46 @@ pub trait Engine: Send + Sync {
     /// running left behind, and those past their deadline; returns how many containers it
     /// removed.
     fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
+
+    /// The bytes of the regular files among `paths` (absolute paths) in the image `image_id`,
+    /// keyed by the path as asked, without running anything from the image. A path that is
+    /// not there, or is a directory (or anything but a regular file), is absent from the map.
+    /// A symlink is followed inside the image (at most [`MAX_LINK_HOPS`] links, never out of
+    /// its root, as [`resolve_link`] says). A file over [`MAX_IMAGE_FILE_BYTES`] is an error.
+    fn read_image_files(
+        &self,
+        image_id: &str,
+        paths: &[&str],
+    ) -> impl Future<Output = Result<BTreeMap<String, Vec<u8>>, EngineError>> + Send;
+}
+
+/// The largest file [`Engine::read_image_files`] reads: the files it is for (a dpkg status, an
+/// os-release) are far smaller, and each is held in memory.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How many symlinks [`Engine::read_image_files`] follows for one path before it gives up.
+pub const MAX_LINK_HOPS: usize = 8;
+
+/// Where the symlink at `link` (an absolute path in an image) points, as an absolute path in
+/// the same image: a relative `target` is taken from the link's directory, an absolute one from
+/// the image's root, and `..` never climbs above the root (as the kernel resolves it in a
+/// chroot). `.` and empty segments are dropped.
+pub fn resolve_link(link: &str, target: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    if !target.starts_with('/') {
+        segments.extend(link.split('/').filter(|segment| !segment.is_empty()));
+        segments.pop();
+    }
+    for segment in target.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            name => segments.push(name),
+        }
+    }
+    format!("/{}", segments.join("/"))
 }
 
 /// The one check that a pinned image is there and may run steps: the engine must hold an image
@@ -277,6 +318,19 @@ pub enum EngineError {
         volumes: Vec<String>,
     },
     #[error(
+        "`{path}` in image {image} is larger than {limit} bytes, the most sealroom reads of a file in an image"
+    )]
+    ImageFileTooLarge {
+        image: String,
+        path: String,
+        limit: u64,
+    },
+    #[error(
+        "cannot read `{path}` in image {image}: it is a symlink, and more than {hops} symlinks follow one another from it",
+        hops = MAX_LINK_HOPS
+    )]
+    ImageFileLinkLoop { image: String, path: String },
+    #[error(
         "cannot set up sealroom's fetch network (`{name}`, bridge `{bridge}`), so no fetch container was started: {detail}",
         name = fetch_network::NAME,
         bridge = fetch_network::BRIDGE
@@ -291,9 +345,10 @@ impl Failure for EngineError {
             // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
             // works differently, not the user's input.
             EngineError::Refused { .. } => ExitCode::Internal,
-            EngineError::ImageMissing { .. } | EngineError::ImageHasVolumes { .. } => {
-                ExitCode::BadInput
-            }
+            EngineError::ImageMissing { .. }
+            | EngineError::ImageHasVolumes { .. }
+            | EngineError::ImageFileTooLarge { .. }
+            | EngineError::ImageFileLinkLoop { .. } => ExitCode::BadInput,
             // The host cannot give fetches an isolated network: not the spec's fault, and not
             // sealroom's bug.
             EngineError::FetchNetwork { .. } => ExitCode::EngineUnreachable,
@@ -359,4 +414,28 @@ fn format_tail(lines: &[String]) -> String {
         text.push_str(line);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_link;
+
+    #[test]
+    fn a_link_resolves_inside_the_image_root() {
+        assert_eq!(
+            resolve_link("/etc/os-release", "../usr/lib/os-release"),
+            "/usr/lib/os-release"
+        );
+        assert_eq!(
+            resolve_link("/etc/os-release", "os-release.d/x"),
+            "/etc/os-release.d/x"
+        );
+        assert_eq!(resolve_link("/etc/a", "/usr/./lib//b"), "/usr/lib/b");
+        // `..` stops at the root, as it does in a chroot: no way out of the image.
+        assert_eq!(
+            resolve_link("/etc/a", "../../../../host/etc/shadow"),
+            "/host/etc/shadow"
+        );
+        assert_eq!(resolve_link("/a", "/../.."), "/");
+    }
 }

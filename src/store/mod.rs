@@ -208,6 +208,13 @@ impl Store {
         Ok(digest)
     }
 
+    /// Stores the empty tree (a directory with nothing in it) and returns its digest: the
+    /// output of an action-cache entry whose result is all in its record blob.
+    pub fn add_empty_tree(&self) -> Result<TreeDigest, StoreError> {
+        let empty = TreeObject::new(Vec::new()).expect("a tree with no entries is valid");
+        self.add_tree_object(&empty)
+    }
+
     /// The tree object stored under `digest`, checked against its name.
     pub fn read_tree(&self, digest: &TreeDigest) -> Result<TreeObject, StoreError> {
         let path = self.tree_path(digest);
