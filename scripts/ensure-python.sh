@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes (or reuses) a Python venv with the independent verifiers the interop tests run:
 # securesystemslib (DSSE), in-toto-attestation (Statement + SLSA v1 schema), cryptography,
-# sigstore-protobuf-specs (Sigstore bundle). Idempotent: when the venv already imports them all
+# sigstore-protobuf-specs (Sigstore bundle), and for SBOMs cyclonedx-python-lib (CycloneDX 1.6
+# schema), spdx-tools (SPDX 2.3) and packageurl-python (purls). Idempotent: when the venv already imports them all
 # it returns at once. Prints the venv's python on stdout; progress and errors go to stderr.
 #
 # The venv is ${SEALROOM_PY_VENV:-<repo>/target/interop-venv}. Packages come from PyPI through pip.
@@ -10,8 +11,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${SEALROOM_PY_VENV:-$root/target/interop-venv}
 python=$venv/bin/python
-packages=(cryptography securesystemslib in-toto-attestation sigstore-protobuf-specs)
-imports="import cryptography, securesystemslib.dsse, securesystemslib.signer, in_toto_attestation.v1.statement_pb2, in_toto_attestation.predicates.provenance.v1.provenance_pb2, google.protobuf.json_format, sigstore_protobuf_specs.dev.sigstore.bundle.v1"
+packages=(cryptography securesystemslib in-toto-attestation sigstore-protobuf-specs
+  'cyclonedx-python-lib[json-validation]' spdx-tools packageurl-python)
+imports="import cryptography, securesystemslib.dsse, securesystemslib.signer, in_toto_attestation.v1.statement_pb2, in_toto_attestation.predicates.provenance.v1.provenance_pb2, google.protobuf.json_format, sigstore_protobuf_specs.dev.sigstore.bundle.v1, cyclonedx.validation.json, spdx_tools.spdx.parser.parse_anything, spdx_tools.spdx.validation.document_validator, packageurl"
 
 if [ -x "$python" ] && "$python" -c "$imports" 2>/dev/null; then
   echo "$python"

@@ -163,7 +163,7 @@ fn docker_an_image_with_a_dpkg_status_lists_its_installed_packages_once() {
     );
     assert_eq!(
         contents.packages[0].purl(contents.os.as_ref()),
-        "pkg:deb/debian/bsdutils@1%3A2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12"
+        "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12"
     );
     assert_eq!(leftovers(), Vec::<String>::new());
 

@@ -349,12 +349,13 @@ impl Failure for LockError {
     }
 }
 
-/// A purl segment: percent-encoded as the purl spec asks (`@` in a scope is `%40`).
+/// A purl segment: percent-encoded as the purl spec asks (`@` in a scope is `%40`, `+` is
+/// `%2B`); a `:` stays, since the spec says it is never encoded (a Debian epoch `1:2.3`).
 pub fn purl_escape(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' | b':' => {
                 out.push(byte as char)
             }
             other => out.push_str(&format!("%{other:02X}")),

@@ -83,7 +83,7 @@ impl DebPackage {
     /// The namespace is the os-release `ID` (`debian` when the image has no os-release); the
     /// `distro` qualifier is there only when the os-release has a `VERSION_ID`. Every part is
     /// percent-encoded by the one purl encoder of the crate (`lockfile::purl_escape`), so an
-    /// epoch's `:` is `%3A` and a `+` is `%2B`; qualifiers are in key order.
+    /// epoch's `:` stays and a `+` is `%2B`; qualifiers are in key order.
     pub fn purl(&self, os: Option<&OsRelease>) -> String {
         let namespace = os.map_or(DEFAULT_NAMESPACE, |os| os.id.as_str());
         let mut purl = format!(
@@ -784,7 +784,7 @@ BUG_REPORT_URL="https://bugs.debian.org/"
         let os = debian_12();
         assert_eq!(
             package("bsdutils", "1:2.38.1-5+deb12u3", "amd64").purl(Some(&os)),
-            "pkg:deb/debian/bsdutils@1%3A2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12"
+            "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12"
         );
         assert_eq!(
             package("libstdc++6", "12.2.0-14~bpo1", "all").purl(Some(&os)),
