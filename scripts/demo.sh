@@ -36,5 +36,15 @@ print("signatures:", [s["keyid"] for s in envelope["signatures"]])
 print(json.dumps(json.loads(base64.b64decode(envelope["payload"])), indent=2))
 PY
 
-echo "==> sealroom verify" >&2
-"$SEALROOM" verify "$work/out/bin/hello" --provenance "$work/out/bin/hello.intoto.jsonl" --key "$work/demo-key.pub"
+echo "==> its SBOM ($work/out/bin/hello.cdx.json): what reached it" >&2
+python3 - "$work/out/bin/hello.cdx.json" <<'PY'
+import json, sys
+bom = json.load(open(sys.argv[1]))
+print("describes:", bom["metadata"]["component"]["name"], bom["metadata"]["component"]["hashes"][0]["content"])
+for component in bom["components"]:
+    print(f'  {component["type"]:>16}  {component["bom-ref"]}')
+PY
+
+echo "==> sealroom verify (provenance and SBOM attestation)" >&2
+"$SEALROOM" verify "$work/out/bin/hello" --provenance "$work/out/bin/hello.intoto.jsonl" --key "$work/demo-key.pub" \
+  --sbom "$work/out/bin/hello.sbom.intoto.jsonl"

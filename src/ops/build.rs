@@ -778,6 +778,78 @@ run = ["bottom"]
 artifacts = ["name"]
 "#;
 
+    /// Each artifact's SBOM lists what reached it and nothing else; the provenance names it;
+    /// the image is read once, then taken from the store.
+    #[tokio::test]
+    async fn each_artifact_s_sbom_lists_only_what_reached_it() {
+        let (dir, spec, store) = fixture(
+            r#"
+[[step]]
+name = "with-src"
+inputs = ["src"]
+run = ["x"]
+artifacts = ["with-src.txt"]
+[[step]]
+name = "without"
+run = ["y"]
+artifacts = ["without.txt"]
+"#,
+        );
+        let status = b"Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b7\n\n";
+        let image_id = format!("sha256:{}", "0".repeat(64));
+        let files = std::collections::BTreeMap::from([(
+            "/var/lib/dpkg/status".to_string(),
+            status.to_vec(),
+        )]);
+        let sandbox = FakeEngine::new(|request| {
+            std::fs::write(request.out_dir.join(format!("{}.txt", request.step)), "x")?;
+            Ok(0)
+        })
+        .with_image_files(&image_id, files);
+        let options = options(dir.path(), 1, false);
+        run(&sandbox, &store, &spec, &options, None).await.unwrap();
+        let read = |name: &str| std::fs::read(dir.path().join("out").join(name)).unwrap();
+        let document =
+            |name: &str| -> serde_json::Value { serde_json::from_slice(&read(name)).unwrap() };
+        let refs = |name: &str| -> Vec<String> {
+            document(name)["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["bom-ref"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let image = format!("image:{image_id}");
+        let deb = format!("deb:{image_id}/bash:amd64");
+        assert_eq!(
+            refs("with-src.txt.cdx.json"),
+            ["step:with-src", image.as_str(), deb.as_str(), "source:src"]
+        );
+        assert_eq!(
+            refs("without.txt.cdx.json"),
+            ["step:without", image.as_str(), deb.as_str()]
+        );
+        assert_eq!(sandbox.image_file_reads(), 1);
+
+        let cdx_digest = BlobDigest::of(&read("with-src.txt.cdx.json")).hex();
+        let provenance = String::from_utf8(read("with-src.txt.intoto.jsonl")).unwrap();
+        let envelope = crate::sign::dsse::Envelope::from_json(provenance.trim()).unwrap();
+        let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+        let named = statement["predicate"]["runDetails"]["byproducts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["digest"]["sha256"] == cdx_digest.as_str());
+        assert!(named, "{statement}");
+        assert!(!dir.path().join("out/with-src.txt.spdx.json").exists());
+
+        // A warm build in the same store reads no image and writes the same bytes.
+        let before = read("with-src.txt.cdx.json");
+        run(&sandbox, &store, &spec, &options, None).await.unwrap();
+        assert_eq!(sandbox.image_file_reads(), 1);
+        assert_eq!(read("with-src.txt.cdx.json"), before);
+    }
+
     #[tokio::test]
     async fn steps_start_only_after_their_inputs_and_see_them_mounted() {
         let (dir, spec, store) = fixture(DIAMOND);

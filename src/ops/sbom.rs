@@ -52,16 +52,31 @@ pub async fn image_catalog(
         .iter()
         .filter(|image| image.base_registry().is_none())
         .map(|image| &image.base);
-    for image in std::iter::once(&spec.sandbox.image)
-        .chain(runs)
-        .chain(bases)
-    {
+    // The steps' image is there (they ran in it, or the build checked it); a fetch step's
+    // image or an `[[image]]`'s base need not be once their outputs are cached: then the SBOM
+    // names it by its digest alone.
+    let sandbox = std::iter::once((&spec.sandbox.image, true));
+    let others = runs.chain(bases).map(|image| (image, false));
+    for (image, required) in sandbox.chain(others) {
         let id = image.digest.to_string();
-        if let std::collections::btree_map::Entry::Vacant(slot) = catalog.entry(id) {
-            let contents =
-                crate::ops::image_contents::image_contents(engine, store, slot.key()).await?;
-            slot.insert(contents);
+        let std::collections::btree_map::Entry::Vacant(slot) = catalog.entry(id) else {
+            continue;
+        };
+        if !required
+            && engine
+                .image(slot.key())
+                .await
+                .map_err(Error::from)?
+                .is_none()
+        {
+            tracing::warn!(
+                "image {image} is not in the engine: the SBOM names it by its digest, without the packages it holds"
+            );
+            continue;
         }
+        let contents =
+            crate::ops::image_contents::image_contents(engine, store, slot.key()).await?;
+        slot.insert(contents);
     }
     Ok(catalog)
 }
