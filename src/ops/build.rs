@@ -99,6 +99,8 @@ pub struct ArtifactReport {
     pub path: PathBuf,
     pub digest: BlobDigest,
     pub provenance: PathBuf,
+    /// The SBOM documents and their attestation written next to it (`--sbom`).
+    pub sbom: Vec<PathBuf>,
 }
 
 /// Loads the spec and the key and builds. A bad spec or key fails before anything is written or
@@ -614,7 +616,7 @@ fn write_artifacts(
                 &digest,
                 signer,
             )?;
-            let envelope = context.envelope(step, artifact, &digest, &sboms, signer)?;
+            let envelope = context.envelope(step, artifact, &digest, &sboms.byproducts, signer)?;
             let provenance = provenance_path(&destination);
             crate::ops::attest::write_line_atomically(&provenance, &envelope.to_json_line())?;
             if let (true, Some(key)) = (options.bundle, signer) {
@@ -633,6 +635,7 @@ fn write_artifacts(
                 path: destination,
                 digest,
                 provenance,
+                sbom: sboms.paths,
             });
         }
     }

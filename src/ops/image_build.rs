@@ -36,6 +36,8 @@ pub struct ImageReport {
     pub base: String,
     pub layers: Vec<LayerReport>,
     pub provenance: PathBuf,
+    /// The SBOM documents and their attestation written next to the layout (`--sbom`).
+    pub sbom: Vec<PathBuf>,
     /// The tag it was loaded under, with `--load`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loaded: Option<String>,
@@ -217,7 +219,7 @@ pub async fn build_images(
             image,
             &manifest_digest,
             base_dependency,
-            &sbom_files,
+            &sbom_files.byproducts,
             signer,
         )?;
         let provenance = crate::ops::attest::provenance_path(&layout);
@@ -235,6 +237,7 @@ pub async fn build_images(
             base: reference,
             layers: layer_reports,
             provenance,
+            sbom: sbom_files.paths,
             loaded: None,
         });
     }

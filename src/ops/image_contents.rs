@@ -110,6 +110,12 @@ pub async fn image_contents(
     Ok(contents)
 }
 
+/// The contents of `image_id` an earlier call read, if the store still has them; never asks
+/// the engine.
+pub fn remembered(store: &Store, image_id: &str) -> Option<ImageContents> {
+    cached(store, &key(image_id))
+}
+
 /// The contents the store remembers under `key`, if its record blob is there, matches its
 /// digest and parses.
 fn cached(store: &Store, key: &ActionDigest) -> Option<ImageContents> {

@@ -417,8 +417,7 @@ fn purl_value(text: &str) -> String {
 /// `<destination>.spdx.json`, as `choice` says) and their attestation
 /// (`<destination>.sbom.intoto.jsonl`, one envelope per document, signed with `signer`, its
 /// subject `subject_name` with sha256 `subject`). Files of a format not chosen that an earlier
-/// build left there are removed, so that no stale SBOM sits next to the artifact. Returns the
-/// documents as provenance byproducts.
+/// build left there are removed, so that no stale SBOM sits next to the artifact.
 pub fn write_sboms(
     destination: &Path,
     bom: &Bom,
@@ -426,8 +425,9 @@ pub fn write_sboms(
     subject_name: &str,
     subject: &BlobDigest,
     signer: Option<&SigningKey>,
-) -> Result<Vec<ResourceDescriptor>, Error> {
+) -> Result<SbomFiles, Error> {
     let mut byproducts = Vec::new();
+    let mut paths = Vec::new();
     let mut lines = String::new();
     for format in choice.formats() {
         let document = format.render(bom);
@@ -446,6 +446,7 @@ pub fn write_sboms(
         );
         byproduct.media_type = Some(format.media_type().to_string());
         byproducts.push(byproduct);
+        paths.push(path);
         let statement = json!({
             "_type": STATEMENT_TYPE,
             "subject": [{ "name": subject_name, "digest": { "sha256": subject.hex() } }],
@@ -464,13 +465,22 @@ pub fn write_sboms(
         remove_stale(&attestation)?;
     } else {
         crate::ops::attest::write_line_atomically(&attestation, &lines)?;
+        paths.push(attestation);
     }
     for format in [SbomFormat::Cyclonedx, SbomFormat::Spdx] {
         if !choice.formats().contains(&format) {
             remove_stale(&with_suffix(destination, format.suffix()))?;
         }
     }
-    Ok(byproducts)
+    Ok(SbomFiles { byproducts, paths })
+}
+
+/// What [`write_sboms`] wrote.
+pub struct SbomFiles {
+    /// The documents, as the provenance's `byproducts` name them.
+    pub byproducts: Vec<ResourceDescriptor>,
+    /// The documents' files, then the attestation's.
+    pub paths: Vec<PathBuf>,
 }
 
 fn remove_stale(path: &Path) -> Result<(), Error> {
