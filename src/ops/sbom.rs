@@ -498,3 +498,72 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     name.push(suffix);
     PathBuf::from(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purl_s_version_is_decoded() {
+        assert_eq!(
+            purl_version("pkg:pypi/six@1.16.0").as_deref(),
+            Some("1.16.0")
+        );
+        assert_eq!(
+            purl_version("pkg:npm/%40types/node@20.1.0?x=1#sub").as_deref(),
+            Some("20.1.0")
+        );
+        assert_eq!(
+            purl_version("pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u3?arch=amd64").as_deref(),
+            Some("1:2.38.1-5+deb12u3")
+        );
+        assert_eq!(purl_version("pkg:generic/lib"), None);
+        assert_eq!(percent_decode("50%"), "50%");
+    }
+
+    #[test]
+    fn a_qualifier_value_keeps_a_url_readable_but_not_its_separators() {
+        assert_eq!(
+            purl_value("http://127.0.0.1:8080/a b.tar.gz?x=1&y=2#f"),
+            "http://127.0.0.1:8080/a%20b.tar.gz%3Fx%3D1%26y%3D2%23f"
+        );
+    }
+
+    #[test]
+    fn unchosen_formats_are_removed_and_the_chosen_ones_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifact = dir.path().join("app.txt");
+        std::fs::write(&artifact, "x").unwrap();
+        let digest = BlobDigest::of(b"x");
+        let subject = Component::new("artifact:app.txt", Kind::Artifact, "app.txt")
+            .hash(HashAlgorithm::Sha256, digest.hex());
+        let bom = Bom::new("t", 0, subject);
+        let both =
+            write_sboms(&artifact, &bom, SbomChoice::Both, "app.txt", &digest, None).unwrap();
+        assert_eq!(both.byproducts.len(), 2);
+        let attestation = with_suffix(&artifact, ATTESTATION_SUFFIX);
+        let lines = std::fs::read_to_string(&attestation).unwrap();
+        assert_eq!(lines.lines().count(), 2);
+
+        let spdx =
+            write_sboms(&artifact, &bom, SbomChoice::Spdx, "app.txt", &digest, None).unwrap();
+        assert_eq!(
+            spdx.paths,
+            [with_suffix(&artifact, ".spdx.json"), attestation.clone()]
+        );
+        assert!(!with_suffix(&artifact, ".cdx.json").exists());
+        assert_eq!(
+            std::fs::read_to_string(&attestation)
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+
+        let none =
+            write_sboms(&artifact, &bom, SbomChoice::None, "app.txt", &digest, None).unwrap();
+        assert!(none.paths.is_empty() && none.byproducts.is_empty());
+        assert!(!with_suffix(&artifact, ".spdx.json").exists());
+        assert!(!attestation.exists());
+    }
+}
