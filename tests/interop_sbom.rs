@@ -458,7 +458,8 @@ fn securesystemslib_verifies_every_line_of_the_sbom_attestation() {
         &digest,
         Some(&key),
     )
-    .unwrap();
+    .unwrap()
+    .byproducts;
     assert_eq!(byproducts.len(), 2);
     let attestation = fixture.path("app.txt.sbom.intoto.jsonl");
     let check = |subject: &str| {
