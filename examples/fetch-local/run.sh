@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Serves mirror/ on 127.0.0.1:8765, pins this example's fetches and builds it.
+# Serves mirror/ on 127.0.0.1:8765, pins this example's fetches and builds it. The artifact, its
+# provenance and SBOM go to $SEALROOM_EXAMPLE_OUT when set (else a temp dir, removed after).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 SEALROOM=${SEALROOM:-$root/target/release/sealroom}
 work=$(mktemp -d)
+out=${SEALROOM_EXAMPLE_OUT:-$work/out}
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 (cd "$here/mirror" && exec python3 -m http.server --bind 127.0.0.1 8765 >/dev/null 2>&1) &
 server=$!
@@ -16,5 +18,5 @@ sed -i "s|^image = .*|image = \"$image\"|" "$work/sealroom.toml"
 # `mirrored` reaches the mirror on the host's loopback, so it needs the host's network: a spec
 # alone cannot ask for that, the person running sealroom must (--allow-host-network).
 "$SEALROOM" pin "$work/sealroom.toml" --store "$work/store" --allow-host-network
-"$SEALROOM" build "$work/sealroom.toml" --store "$work/store" --out "$work/out" --allow-host-network
-cat "$work/out/shout.txt"
+"$SEALROOM" build "$work/sealroom.toml" --store "$work/store" --out "$out" --allow-host-network
+cat "$out/shout.txt"
