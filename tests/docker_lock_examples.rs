@@ -8,7 +8,10 @@
 //!   build with exit 1 naming the package, the lock file and both digests, and leaves nothing in
 //!   the store; a build needs no `sealroom pin` (no `sha256`/`output` in the spec, the spec and
 //!   the lock unchanged afterwards), and a second build with `--offline` makes no request (with
-//!   one step that lists the layout in place of the example's own).
+//!   one step that lists the layout in place of the example's own). That build's SBOM passes
+//!   the independent validators, and for pip and cargo lists exactly the files of the lock (each
+//!   parsed here from the lock itself), the image's installed Debian packages, and otherwise
+//!   only the step, the source, the lock fetch, the image and its os.
 //!
 //! The image is `sealroom/debian-langs` from `sandbox/debian-langs/build.sh`, made once per test
 //! process. Nothing here skips: a missing image, engine or tool fails the test.
@@ -16,8 +19,10 @@
 mod common;
 #[path = "common/http.rs"]
 mod http;
+#[path = "interop/venv.rs"]
+mod venv;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -541,7 +546,9 @@ fn docker_go_a_module_zip_with_a_changed_file_is_refused_and_nothing_is_stored()
 /// (and no fixed-output fetch), and neither the spec nor the lock is changed by a build. A
 /// second build with `--offline` (same store, fresh --out) succeeds without a request. The
 /// steps are replaced by one that lists the layout (the examples' own steps run in the tests
-/// above; here only the fetch matters, and CI time): each `expected` path must be in it.
+/// above; here only the fetch matters, and CI time): each `expected` path must be in it. The
+/// first build's SBOM is checked against the lock ([`the_sbom_lists_what_reached_the_layout`]);
+/// the layout step takes the example's source too, so that the SBOM has one to list.
 fn builds_without_a_pin_and_again_offline(format: Format, expected: &[&str]) {
     let project = Project::new(format, &format.routes());
     let text = std::fs::read_to_string(project.spec()).unwrap();
@@ -556,7 +563,7 @@ fn builds_without_a_pin_and_again_offline(format: Format, expected: &[&str]) {
     let name = fetch["name"].as_str().unwrap();
     let steps_start = text.find("\n[[step]]").expect("the example has steps");
     let listing = format!(
-        "{}\n[[step]]\nname = \"layout\"\ninputs = [\"{name}\"]\n\
+        "{}\n[[step]]\nname = \"layout\"\ninputs = [\"app\", \"{name}\"]\n\
          run = [\"sh\", \"-c\", \"cd /inputs/{name} && find . | LC_ALL=C sort > /out/layout.txt\"]\n\
          artifacts = [\"layout.txt\"]\n",
         &text[..steps_start]
@@ -564,12 +571,18 @@ fn builds_without_a_pin_and_again_offline(format: Format, expected: &[&str]) {
     std::fs::write(project.spec(), &listing).unwrap();
     let lock_before = std::fs::read(project.lock()).unwrap();
 
-    let output = project.build("out", &[]);
+    // python-app's build writes both documents, so that the SPDX one is validated too.
+    let sbom: &[&str] = match format {
+        Format::Pip => &["--sbom", "both"],
+        _ => &[],
+    };
+    let output = project.build("out", sbom);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    the_sbom_lists_what_reached_the_layout(&project);
     assert_eq!(std::fs::read_to_string(project.spec()).unwrap(), listing);
     assert_eq!(std::fs::read(project.lock()).unwrap(), lock_before);
     let asked = project.server.total_requests();
@@ -638,4 +651,258 @@ fn docker_go_sum_builds_without_a_pin_and_again_offline_without_a_request() {
             "./example.internal/greet/@v/v1.0.0.mod",
         ],
     );
+}
+
+// ---- the SBOM of a build from the lock ----
+
+/// One locked file as the SBOM must list it: (name, version, sha256 hex).
+type Locked = (String, String, String);
+
+/// Every file the example's lock pins, parsed here from the lock itself (not by sealroom): for
+/// requirements.txt each `--hash=sha256:` of a `name==version` entry; for Cargo.lock each
+/// `[[package]]` with a `checksum`. `None` for the formats whose SBOM is only validated.
+fn locked_files(format: Format, lock: &str) -> Option<BTreeSet<Locked>> {
+    let mut files = BTreeSet::new();
+    match format {
+        Format::Pip => {
+            let mut current: Option<(String, String)> = None;
+            for line in lock.lines() {
+                let trimmed = line.trim();
+                if trimmed.starts_with('#') || trimmed.is_empty() {
+                    continue;
+                }
+                if !line.starts_with(' ') {
+                    let requirement = trimmed.trim_end_matches('\\').trim();
+                    let (name, version) = requirement
+                        .split_once("==")
+                        .unwrap_or_else(|| panic!("not `name==version`: {line}"));
+                    current = Some((name.to_lowercase(), version.to_string()));
+                }
+                for word in trimmed.split_whitespace() {
+                    if let Some(hex) = word.strip_prefix("--hash=sha256:") {
+                        let (name, version) = current.clone().expect("a hash after its entry");
+                        files.insert((name, version, hex.to_string()));
+                    }
+                }
+            }
+        }
+        Format::Cargo => {
+            let lock: toml::Table = toml::from_str(lock).unwrap();
+            for package in lock["package"].as_array().unwrap() {
+                if let Some(checksum) = package.get("checksum") {
+                    files.insert((
+                        package["name"].as_str().unwrap().to_string(),
+                        package["version"].as_str().unwrap().to_string(),
+                        checksum.as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+        Format::Npm | Format::Go => return None,
+    }
+    assert!(!files.is_empty(), "no locked file parsed from the lock");
+    Some(files)
+}
+
+/// The purl type and the URL prefix each locked file's download URL has: the origin the lock
+/// or the index names, not the loopback mirror it was fetched from.
+fn package_origin(format: Format) -> (&'static str, &'static str) {
+    match format {
+        Format::Pip => ("pkg:pypi/", "https://python-index.internal.example/files/"),
+        Format::Cargo => (
+            "pkg:cargo/",
+            "https://crates.internal.example/api/v1/crates/",
+        ),
+        Format::Npm | Format::Go => unreachable!("only validated"),
+    }
+}
+
+/// The installed packages of the image's dpkg status, read with the engine's own CLI (not
+/// sealroom): (name, version, architecture).
+fn dpkg_installed(image_id: &str) -> BTreeSet<(String, String, String)> {
+    let output = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "--entrypoint", "cat"])
+        .arg(image_id)
+        .arg("/var/lib/dpkg/status")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cannot read the dpkg status of {image_id}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = String::from_utf8(output.stdout).unwrap();
+    let mut installed = BTreeSet::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                .map(str::to_string)
+        };
+        if field("Status").as_deref() == Some("install ok installed") {
+            installed.insert((
+                field("Package").unwrap(),
+                field("Version").unwrap(),
+                field("Architecture").unwrap(),
+            ));
+        }
+    }
+    installed
+}
+
+/// The layout build's `layout.txt.cdx.json` (and `.spdx.json`, when written) pass the
+/// independent validators; for python-app and rust-app, the CycloneDX document lists exactly
+/// the files of the lock (name, version, sha256, purl, download URL), the image's installed
+/// Debian packages, and otherwise only the step, the source, the lock fetch, the image and
+/// its os.
+fn the_sbom_lists_what_reached_the_layout(project: &Project) {
+    let format = project.format;
+    let cdx_path = project.path("out/layout.txt.cdx.json");
+    let mut documents = vec![cdx_path.clone()];
+    let spdx_path = project.path("out/layout.txt.spdx.json");
+    if spdx_path.exists() {
+        documents.push(spdx_path);
+    }
+    if let Some(python) = venv::python() {
+        let args: Vec<&std::ffi::OsStr> = documents.iter().map(|path| path.as_os_str()).collect();
+        let outcome = venv::run_helper(python, "sbom_validate.py", &args);
+        assert!(outcome.success, "sbom_validate.py: {}", outcome.text);
+        assert_eq!(
+            outcome.text.matches("ok ").count(),
+            documents.len(),
+            "{}",
+            outcome.text
+        );
+    }
+
+    let lock = std::fs::read_to_string(project.lock()).unwrap();
+    let Some(locked) = locked_files(format, &lock) else {
+        return;
+    };
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cdx_path).unwrap()).unwrap();
+    assert_eq!(
+        document["metadata"]["component"]["bom-ref"],
+        "artifact:layout.txt"
+    );
+    let components = document["components"].as_array().unwrap();
+    let text = |component: &serde_json::Value, key: &str| {
+        component[key].as_str().unwrap_or_default().to_string()
+    };
+    let property = |component: &serde_json::Value, name: &str| {
+        component["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|property| property["name"] == name)
+            .map(|property| text(property, "value"))
+    };
+
+    let (purl_type, url_prefix) = package_origin(format);
+    let mut listed = BTreeSet::new();
+    for package in components.iter().filter(|component| {
+        component["type"] == "library" && !text(component, "purl").starts_with("pkg:deb/")
+    }) {
+        let (name, version) = (text(package, "name"), text(package, "version"));
+        let sha256: Vec<String> = package["hashes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|hash| hash["alg"] == "SHA-256")
+            .map(|hash| text(hash, "content"))
+            .collect();
+        assert_eq!(sha256.len(), 1, "one sha256: {package}");
+        assert!(
+            text(package, "bom-ref").starts_with("lock:"),
+            "a locked package: {package}"
+        );
+        let purl = text(package, "purl");
+        assert!(
+            purl.starts_with(&format!("{purl_type}{name}@{version}")),
+            "purl {purl} of {name} {version}"
+        );
+        let urls: Vec<String> = package["externalReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|reference| reference["type"] == "distribution")
+            .map(|reference| text(reference, "url"))
+            .collect();
+        assert!(
+            urls.len() == 1 && urls[0].starts_with(url_prefix),
+            "the download URL on {url_prefix}: {package}"
+        );
+        assert!(
+            property(package, "sealroom:lockDigest").is_some(),
+            "the lock's digest: {package}"
+        );
+        listed.insert((name.to_lowercase(), version, sha256[0].clone()));
+    }
+    assert_eq!(listed, locked, "the locked packages, exactly");
+
+    let image = image::debian_langs();
+    let image_id = image.rsplit_once('@').unwrap().1;
+    let mut debian = BTreeSet::new();
+    let mut debian_purls = Vec::new();
+    let mut others = BTreeSet::new();
+    for component in components {
+        let reference = text(component, "bom-ref");
+        if reference.starts_with("lock:") {
+            continue;
+        }
+        if let Some(rest) = reference.strip_prefix(&format!("deb:{image_id}/")) {
+            let (_, architecture) = rest.rsplit_once(':').unwrap();
+            let (name, version) = (text(component, "name"), text(component, "version"));
+            let purl = text(component, "purl");
+            assert!(
+                purl.starts_with("pkg:deb/debian/")
+                    && purl.contains(&format!("?arch={architecture}")),
+                "a Debian purl: {component}"
+            );
+            debian_purls.push(purl);
+            debian.insert((name, version, architecture.to_string()));
+            continue;
+        }
+        let prefix = ["step:", "source:", "fetch:", "image:", "os:"]
+            .into_iter()
+            .find(|prefix| reference.starts_with(prefix));
+        assert!(prefix.is_some(), "nothing else is listed: {component}");
+        others.insert(reference);
+    }
+    let fetch = format!("fetch:{}", lock_fetch_name(project));
+    let expected: BTreeSet<String> = [
+        "step:layout".to_string(),
+        "source:app".to_string(),
+        fetch.clone(),
+        format!("image:{image_id}"),
+        format!("os:{image_id}"),
+    ]
+    .into();
+    assert_eq!(others, expected);
+    let fetch_node = components
+        .iter()
+        .find(|component| component["bom-ref"] == fetch.as_str())
+        .unwrap();
+    assert_eq!(
+        property(fetch_node, "sealroom:lock").as_deref(),
+        Some(format.lock())
+    );
+    assert_eq!(debian, dpkg_installed(image_id), "the image's dpkg status");
+    let tool = match format {
+        Format::Pip => "python3",
+        _ => "cargo",
+    };
+    let purl = format!("pkg:deb/debian/{tool}@");
+    assert!(
+        debian_purls.iter().any(|listed| listed.starts_with(&purl)),
+        "{tool} among the Debian packages, as {purl}…"
+    );
+}
+
+/// The name of the example's one lock fetch.
+fn lock_fetch_name(project: &Project) -> String {
+    let spec: toml::Table =
+        toml::from_str(&std::fs::read_to_string(project.spec()).unwrap()).unwrap();
+    spec["fetch"][0]["name"].as_str().unwrap().to_string()
 }

@@ -8,11 +8,16 @@
 //! The images come from the recipes in `sandbox/` (`debian-gcc`, and `debian` with cmake), made
 //! once per test process; the specs are pointed at what the recipes print on this machine. The
 //! archives are served from a loopback server (the bytes in `tests/fixtures/upstream/`, whose
-//! sha256 the specs pin). Nothing here is skipped: a missing image or tool fails the test.
+//! sha256 the specs pin), through `--mirror`, so that the specs keep their upstream URLs. Every
+//! artifact's SBOM lists the archive with the URL and sha256 its spec names, and passes the
+//! independent validators (`tests/interop/sbom_validate.py`). Nothing here is skipped: a
+//! missing image or tool fails the test.
 
 mod common;
 #[path = "common/http.rs"]
 mod http;
+#[path = "interop/venv.rs"]
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -61,17 +66,58 @@ fn image_for(line: &str) -> &'static str {
     }
 }
 
-/// `build-specs/<name>/sealroom.toml` in a temp dir, pointed at this machine's image and at
-/// `server` for the archive `archive`.
-fn spec_for(name: &str, archive: &str, server: &TestServer, dir: &Path) -> PathBuf {
+/// The archive a build-spec fetches, as its spec names it.
+struct Upstream {
+    /// The `[[fetch]]`'s name.
+    fetch: String,
+    url: String,
+    sha256: String,
+}
+
+impl Upstream {
+    /// The one `[[fetch]]` of `build-specs/<name>/sealroom.toml`.
+    fn of(name: &str) -> Self {
+        let path = format!("{ROOT}/build-specs/{name}/sealroom.toml");
+        let spec: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|error| panic!("{path}: {error}"));
+        let fetch = &spec["fetch"][0];
+        let text = |key: &str| {
+            fetch[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: the fetch has no `{key}`"))
+                .to_string()
+        };
+        Upstream {
+            fetch: text("name"),
+            url: text("url"),
+            sha256: text("sha256"),
+        }
+    }
+
+    /// The URL's last segment: the path the loopback server serves the archive at.
+    fn file_name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// `--mirror <the URL's directory>=<server>`: the spec keeps its upstream URL (which the
+    /// provenance and the SBOM record), the bytes come from loopback.
+    fn mirror(&self, server: &TestServer) -> [String; 2] {
+        let directory = &self.url[..self.url.len() - self.file_name().len()];
+        [
+            "--mirror".to_string(),
+            format!("{directory}={}", server.url("/")),
+        ]
+    }
+}
+
+/// `build-specs/<name>/sealroom.toml` in a temp dir, pointed at this machine's image.
+fn spec_for(name: &str, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(format!("{ROOT}/build-specs/{name}/sealroom.toml")).unwrap();
     let text: String = text
         .lines()
         .map(|line| {
             if line.starts_with("image = ") {
                 format!("image = \"{}\"", image_for(line))
-            } else if line.starts_with("url = ") {
-                format!("url = \"{}\"", server.url(&format!("/{archive}")))
             } else {
                 line.to_string()
             }
@@ -83,27 +129,33 @@ fn spec_for(name: &str, archive: &str, server: &TestServer, dir: &Path) -> PathB
     path
 }
 
-fn serve(archive: &str) -> TestServer {
+/// A loopback server with the bytes of `tests/fixtures/upstream/<archive>` at `upstream`'s
+/// file name.
+fn serve(archive: &str, upstream: &Upstream) -> TestServer {
     let server = TestServer::start();
     let bytes = std::fs::read(format!("{ROOT}/tests/fixtures/upstream/{archive}")).unwrap();
     // Enough replies for every build below: two in `check`, the signed build, the reproduction.
     server.route(
-        &format!("/{archive}"),
+        &format!("/{}", upstream.file_name()),
         std::iter::repeat_n(Reply::ok(bytes), 8),
     );
     server
 }
 
-/// `sealroom check`, a signed build, `sealroom verify` of every artifact, `sealroom reproduce`.
+/// `sealroom check`, a signed build (both SBOMs), `sealroom verify` of every artifact with its
+/// SBOM attestation, the SBOMs' contents, `sealroom reproduce`.
 fn reproducible(name: &str, archive: &str, artifacts: &[&str]) {
-    let server = serve(archive);
+    let upstream = Upstream::of(name);
+    let server = serve(archive, &upstream);
+    let mirror = upstream.mirror(&server);
     let dir = tempfile::tempdir().unwrap();
-    let spec = spec_for(name, archive, &server, dir.path());
+    let spec = spec_for(name, dir.path());
 
     let assert = sealroom()
         .arg("check")
         .arg(&spec)
         .args(["--format", "json"])
+        .args(&mirror)
         .env("SEALROOM_STORE", dir.path().join("store"))
         .assert();
     let output = assert.get_output();
@@ -135,8 +187,11 @@ fn reproducible(name: &str, archive: &str, artifacts: &[&str]) {
         .arg(&out)
         .arg("--key")
         .arg(key.with_extension("key"))
+        .args(["--sbom", "both"])
+        .args(&mirror)
         .assert()
         .success();
+    let mut documents = Vec::new();
     for artifact in artifacts {
         let path = out.join(artifact);
         let bytes = std::fs::read(&path)
@@ -149,8 +204,29 @@ fn reproducible(name: &str, archive: &str, artifacts: &[&str]) {
             .arg(out.join(format!("{artifact}.intoto.jsonl")))
             .arg("--key")
             .arg(key.with_extension("pub"))
+            .arg("--sbom")
+            .arg(out.join(format!("{artifact}.sbom.intoto.jsonl")))
             .assert()
             .success();
+        let cdx = out.join(format!("{artifact}.cdx.json"));
+        the_sbom_lists_the_upstream_archive(name, &cdx, &upstream, &server);
+        documents.push(cdx);
+        documents.push(out.join(format!("{artifact}.spdx.json")));
+    }
+    if let Some(python) = venv::python() {
+        let args: Vec<&std::ffi::OsStr> = documents.iter().map(|path| path.as_os_str()).collect();
+        let outcome = venv::run_helper(python, "sbom_validate.py", &args);
+        assert!(
+            outcome.success,
+            "{name}: sbom_validate.py: {}",
+            outcome.text
+        );
+        assert_eq!(
+            outcome.text.matches("ok ").count(),
+            documents.len(),
+            "{}",
+            outcome.text
+        );
     }
     sealroom()
         .arg("reproduce")
@@ -159,8 +235,61 @@ fn reproducible(name: &str, archive: &str, artifacts: &[&str]) {
         .arg(dir.path())
         .arg("--key")
         .arg(key.with_extension("pub"))
+        .args(&mirror)
         .assert()
         .success();
+}
+
+/// The CycloneDX document `path` lists the upstream archive as the spec names it: its fetch,
+/// the spec's URL as the distribution, the spec's sha256, and a purl; the loopback mirror it was
+/// downloaded from is only a property.
+fn the_sbom_lists_the_upstream_archive(
+    name: &str,
+    path: &Path,
+    upstream: &Upstream,
+    server: &TestServer,
+) {
+    let document: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())),
+    )
+    .unwrap();
+    let reference = format!("fetch:{}", upstream.fetch);
+    let archive = document["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|component| component["bom-ref"] == reference.as_str())
+        .unwrap_or_else(|| panic!("{name}: no {reference} in {}", path.display()));
+    assert_eq!(
+        archive["externalReferences"],
+        serde_json::json!([{ "type": "distribution", "url": upstream.url }]),
+        "{name}: {archive}"
+    );
+    assert_eq!(
+        archive["hashes"],
+        serde_json::json!([{ "alg": "SHA-256", "content": upstream.sha256 }]),
+        "{name}: {archive}"
+    );
+    let purl = archive["purl"].as_str().unwrap_or_default();
+    assert!(
+        purl.starts_with(&format!(
+            "pkg:generic/{}?checksum=sha256:{}",
+            upstream.fetch, upstream.sha256
+        )),
+        "{name}: {purl}"
+    );
+    let downloaded_from = archive["properties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|property| property["name"] == "sealroom:downloadedFrom");
+    assert_eq!(
+        downloaded_from.map(|property| property["value"].clone()),
+        Some(serde_json::json!(
+            server.url(&format!("/{}", upstream.file_name()))
+        )),
+        "{name}: {archive}"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use sealroom::provenance::{DEFAULT_BUILDER_ID, PAYLOAD_TYPE, Statement};
+use sealroom::provenance::{DEFAULT_BUILDER_ID, PAYLOAD_TYPE, ResourceDescriptor, Statement};
+use sealroom::sbom::{Bom, Component, HashAlgorithm, Kind, SbomFormat, to_file_bytes};
 use sealroom::sign::dsse::Envelope;
 use sealroom::sign::keys::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
@@ -701,4 +702,334 @@ fn url_safe_unpadded_base64_is_accepted() {
     std::fs::write(&provenance, line).unwrap();
     let result = fixture.verify(&fixture.artifact(), &provenance, "ec", &[]);
     assert_eq!(result.code, 0, "{}", result.stderr);
+}
+
+// ---- `verify --sbom FILE`: the SBOM attestation next to an artifact ----
+
+/// The two SBOM documents of the fixture's artifact, made with the library the way a build
+/// makes them: CycloneDX first, SPDX second, as `write_sboms` writes them.
+fn sbom_documents(fixture: &Fixture) -> [(SbomFormat, serde_json::Value); 2] {
+    let subject = Component::new("artifact:hello.txt", Kind::Artifact, "hello.txt")
+        .hash(HashAlgorithm::Sha256, artifact_hex(fixture));
+    let mut bom = Bom::new("hello", 1_700_000_000, subject);
+    let source = bom.add(
+        Component::new("source:src", Kind::Source, "src")
+            .property("sealroom:tree", format!("sha256:{}", statement::SOURCE_HEX)),
+    );
+    bom.depends("artifact:hello.txt", &source);
+    [SbomFormat::Cyclonedx, SbomFormat::Spdx].map(|format| (format, format.render(&bom)))
+}
+
+fn artifact_hex(fixture: &Fixture) -> String {
+    hex::encode(Sha256::digest(std::fs::read(fixture.artifact()).unwrap()))
+}
+
+/// The in-toto statement an SBOM envelope holds: `document` about the artifact.
+fn sbom_statement(
+    fixture: &Fixture,
+    format: SbomFormat,
+    document: &serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "_type": sealroom::provenance::STATEMENT_TYPE,
+        "subject": [{ "name": "hello.txt", "digest": { "sha256": artifact_hex(fixture) } }],
+        "predicateType": format.predicate_type(),
+        "predicate": document,
+    })
+}
+
+fn signed_json(value: &serde_json::Value, key: &SigningKey) -> Envelope {
+    Envelope::sign(PAYLOAD_TYPE, &serde_json::to_vec(value).unwrap(), &[key])
+}
+
+/// Signed provenance whose byproducts name `documents` by the digest of their file bytes, as a
+/// build records them.
+fn provenance_naming(fixture: &Fixture, documents: &[(SbomFormat, serde_json::Value)]) -> PathBuf {
+    let mut statement = fixture.statement();
+    for (format, document) in documents {
+        let mut byproduct = ResourceDescriptor::with_sha256(
+            format!("sbom:hello.txt{}", format.suffix()),
+            None,
+            hex::encode(Sha256::digest(to_file_bytes(document))),
+        );
+        byproduct.media_type = Some(format.media_type().to_string());
+        statement.predicate.run_details.byproducts.push(byproduct);
+    }
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement.to_json(), &[&fixture.key("ec")]);
+    fixture.write_envelope("hello.txt.intoto.jsonl", &envelope)
+}
+
+/// `verify` of the artifact with `provenance`, key `ec`, and `--sbom sbom`.
+fn verify_sbom(fixture: &Fixture, provenance: &Path, sbom: &Path) -> Run {
+    let sbom = sbom.to_string_lossy().into_owned();
+    fixture.verify(&fixture.artifact(), provenance, "ec", &["--sbom", &sbom])
+}
+
+/// Writes `lines` (one envelope each) as the SBOM attestation and verifies with it: exit 4,
+/// and stderr names the file, the line and `message`; the other checks still pass.
+fn sbom_fails(
+    fixture: &Fixture,
+    provenance: &Path,
+    lines: &[Envelope],
+    line: usize,
+    message: &str,
+) {
+    let path = fixture.path("hello.txt.sbom.intoto.jsonl");
+    let text: String = lines.iter().map(Envelope::to_json_line).collect();
+    std::fs::write(&path, text).unwrap();
+    sbom_file_fails(fixture, provenance, &path, line, message);
+}
+
+fn sbom_file_fails(fixture: &Fixture, provenance: &Path, path: &Path, line: usize, message: &str) {
+    let result = verify_sbom(fixture, provenance, path);
+    assert_eq!(result.code, 4, "{message}: {}", result.stderr);
+    assert!(
+        result.stderr.contains(&format!(
+            "SBOM attestation `{}`, line {line}: {message}",
+            path.display()
+        )),
+        "expected `{message}` on line {line}:\n{}",
+        result.stderr
+    );
+    assert!(
+        result.stderr.contains("ok   subject:"),
+        "only the sbom check fails: {}",
+        result.stderr
+    );
+    assert!(result.stdout.is_empty(), "{}", result.stdout);
+}
+
+#[test]
+fn verify_sbom_passes_for_both_documents_named_in_the_byproducts() {
+    let fixture = Fixture::new();
+    let documents = sbom_documents(&fixture);
+    let provenance = provenance_naming(&fixture, &documents);
+    let lines: String = documents
+        .iter()
+        .map(|(format, document)| {
+            signed_json(
+                &sbom_statement(&fixture, *format, document),
+                &fixture.key("ec"),
+            )
+            .to_json_line()
+        })
+        .collect();
+    assert_eq!(lines.lines().count(), 2);
+    let path = fixture.path("hello.txt.sbom.intoto.jsonl");
+    std::fs::write(&path, lines).unwrap();
+
+    let result = verify_sbom(&fixture, &provenance, &path);
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    assert!(
+        result.stderr.contains(
+            "ok   sbom: CycloneDX and SPDX signed, describing the artifact, named in the \
+             provenance's byproducts"
+        ),
+        "{}",
+        result.stderr
+    );
+    assert!(result.stdout.starts_with("verified "), "{}", result.stdout);
+
+    let sbom = path.to_string_lossy().into_owned();
+    let result = fixture.verify(
+        &fixture.artifact(),
+        &provenance,
+        "ec",
+        &["--sbom", &sbom, "--format", "json"],
+    );
+    assert_eq!(result.code, 0, "{}", result.stderr);
+    let report: serde_json::Value = serde_json::from_str(&result.stdout).unwrap();
+    let last = report["checks"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["name"], "sbom");
+    assert_eq!(last["ok"], true);
+}
+
+#[test]
+fn verify_sbom_rejects_files_that_are_not_envelopes() {
+    let fixture = Fixture::new();
+    let documents = sbom_documents(&fixture);
+    let provenance = provenance_naming(&fixture, &documents);
+    for (name, content, message) in [
+        (
+            "empty.jsonl",
+            "\n \n",
+            "expected one DSSE envelope a line, found an empty file",
+        ),
+        ("garbage.jsonl", "{not json\n", "not a DSSE envelope: "),
+    ] {
+        let path = fixture.path(name);
+        std::fs::write(&path, content).unwrap();
+        sbom_file_fails(&fixture, &provenance, &path, 1, message);
+    }
+
+    // A good first line does not excuse a bad second one, and the line is named.
+    let (format, document) = &documents[0];
+    let good = signed_json(
+        &sbom_statement(&fixture, *format, document),
+        &fixture.key("ec"),
+    );
+    let path = fixture.path("second.jsonl");
+    std::fs::write(&path, format!("{}not json either\n", good.to_json_line())).unwrap();
+    sbom_file_fails(&fixture, &provenance, &path, 2, "not a DSSE envelope: ");
+
+    let missing = fixture.path("missing.sbom.intoto.jsonl");
+    let result = verify_sbom(&fixture, &provenance, &missing);
+    assert_eq!(result.code, 1, "{}", result.stderr);
+    assert!(
+        result.stderr.contains("cannot read the SBOM attestation")
+            && result.stderr.contains("missing.sbom.intoto.jsonl"),
+        "{}",
+        result.stderr
+    );
+}
+
+#[test]
+fn verify_sbom_checks_the_envelope_type_and_signature() {
+    let fixture = Fixture::new();
+    let documents = sbom_documents(&fixture);
+    let provenance = provenance_naming(&fixture, &documents);
+    let (format, document) = &documents[0];
+    let payload = serde_json::to_vec(&sbom_statement(&fixture, *format, document)).unwrap();
+
+    // Signed honestly over the other type, so only the type check can catch it.
+    let swapped = Envelope::sign("application/json", &payload, &[&fixture.key("ec")]);
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[swapped],
+        1,
+        "payload type: expected `application/vnd.in-toto+json`, found `application/json`",
+    );
+
+    let unsigned = Envelope::unsigned(PAYLOAD_TYPE, &payload);
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[unsigned],
+        1,
+        "signature: envelope is unsigned",
+    );
+
+    let by_another = Envelope::sign(PAYLOAD_TYPE, &payload, &[&fixture.key("ed")]);
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[by_another],
+        1,
+        &format!(
+            "signature: no signature verifies with key {}; the envelope is signed by {}",
+            key_id(&fixture, "ec"),
+            key_id(&fixture, "ed")
+        ),
+    );
+}
+
+#[test]
+fn verify_sbom_checks_the_statement_and_its_subject() {
+    let fixture = Fixture::new();
+    let documents = sbom_documents(&fixture);
+    let provenance = provenance_naming(&fixture, &documents);
+    let (format, document) = &documents[0];
+    let key = fixture.key("ec");
+    let good = sbom_statement(&fixture, *format, document);
+
+    let mut wrong_type = good.clone();
+    wrong_type["_type"] = "https://in-toto.io/Statement/v0.1".into();
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[signed_json(&wrong_type, &key)],
+        1,
+        "statement type: expected `https://in-toto.io/Statement/v1`, found \
+         \"https://in-toto.io/Statement/v0.1\"",
+    );
+
+    let mut unknown_predicate = good.clone();
+    unknown_predicate["predicateType"] = "https://slsa.dev/provenance/v1".into();
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[signed_json(&unknown_predicate, &key)],
+        1,
+        "predicate type: expected `https://cyclonedx.org/bom` or `https://spdx.dev/Document`, \
+         found \"https://slsa.dev/provenance/v1\"",
+    );
+
+    // The SPDX line is about other bytes: the first line passes, the second is named.
+    let other_hex = hex::encode(Sha256::digest(b"some other artifact"));
+    let (spdx, spdx_document) = &documents[1];
+    let mut other_subject = sbom_statement(&fixture, *spdx, spdx_document);
+    other_subject["subject"][0]["digest"]["sha256"] = other_hex.clone().into();
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[signed_json(&good, &key), signed_json(&other_subject, &key)],
+        2,
+        &format!(
+            "subject: expected the artifact's sha256 {}, found {other_hex}",
+            artifact_hex(&fixture)
+        ),
+    );
+}
+
+#[test]
+fn verify_sbom_checks_the_document_and_the_provenance_byproducts() {
+    let fixture = Fixture::new();
+    let documents = sbom_documents(&fixture);
+    let provenance = provenance_naming(&fixture, &documents);
+    let (format, document) = &documents[0];
+    let key = fixture.key("ec");
+
+    let mut older = document.clone();
+    older["specVersion"] = "1.5".into();
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[signed_json(
+            &sbom_statement(&fixture, *format, &older),
+            &key,
+        )],
+        1,
+        "predicate: expected a CycloneDX 1.6 document, found bomFormat",
+    );
+    let result = verify_sbom(
+        &fixture,
+        &provenance,
+        &fixture.path("hello.txt.sbom.intoto.jsonl"),
+    );
+    assert!(result.stderr.contains("1.5"), "{}", result.stderr);
+
+    // The statement's subject is the artifact, but the document describes other bytes.
+    let other_hex = hex::encode(Sha256::digest(b"some other artifact"));
+    let mut elsewhere = document.clone();
+    elsewhere["metadata"]["component"]["hashes"][0]["content"] = other_hex.clone().into();
+    sbom_fails(
+        &fixture,
+        &provenance,
+        &[signed_json(
+            &sbom_statement(&fixture, *format, &elsewhere),
+            &key,
+        )],
+        1,
+        &format!(
+            "the CycloneDX document describes sha256 {other_hex}, not the artifact's {}",
+            artifact_hex(&fixture)
+        ),
+    );
+
+    // Signed, about the artifact, well formed: but not the SBOM the provenance's build wrote.
+    let unnamed = provenance_naming(&fixture, &documents[1..]);
+    let digest = hex::encode(Sha256::digest(to_file_bytes(document)));
+    sbom_fails(
+        &fixture,
+        &unnamed,
+        &[signed_json(
+            &sbom_statement(&fixture, *format, document),
+            &key,
+        )],
+        1,
+        &format!(
+            "the provenance's byproducts do not name this CycloneDX document (sha256 {digest})"
+        ),
+    );
 }

@@ -284,10 +284,14 @@ impl<'a, 'b> Walker<'a, 'b> {
                 }
                 self.bom.add(component);
                 for file in files {
+                    // The purl's name, not `file.package` (`six 1.16.0`, for people): a
+                    // scanner matches a component by its name and version apart.
+                    let package_name =
+                        purl_name(&file.purl).unwrap_or_else(|| file.package.clone());
                     let mut package = Component::new(
                         format!("lock:{name}/{}", file.file_name),
                         Kind::LockedPackage,
-                        file.package.as_str(),
+                        package_name,
                     )
                     .purl(&file.purl)
                     .hash(HashAlgorithm::Sha256, file.sha256.hex())
@@ -372,6 +376,15 @@ fn purl_version(purl: &str) -> Option<String> {
     let without = purl.split(['?', '#']).next()?;
     let (_, version) = without.rsplit_once('@')?;
     Some(percent_decode(version))
+}
+
+/// The name of a purl with its namespace (`pkg:npm/%40types/node@20.1.0` → `@types/node`,
+/// `pkg:pypi/six@1.16.0` → `six`), percent-decoded.
+fn purl_name(purl: &str) -> Option<String> {
+    let without = purl.split(['?', '#']).next()?;
+    let (_, path) = without.strip_prefix("pkg:")?.split_once('/')?;
+    let name = path.rsplit_once('@').map_or(path, |(name, _)| name);
+    (!name.is_empty()).then(|| percent_decode(name))
 }
 
 fn percent_decode(text: &str) -> String {
@@ -565,5 +578,23 @@ mod tests {
         assert!(none.paths.is_empty() && none.byproducts.is_empty());
         assert!(!with_suffix(&artifact, ".spdx.json").exists());
         assert!(!attestation.exists());
+    }
+
+    #[test]
+    fn a_locked_package_is_named_by_its_purl() {
+        assert_eq!(purl_name("pkg:pypi/six@1.16.0").as_deref(), Some("six"));
+        assert_eq!(
+            purl_name("pkg:npm/%40types/node@20.1.0?x=1").as_deref(),
+            Some("@types/node")
+        );
+        assert_eq!(
+            purl_name("pkg:golang/example.internal/greet@v1.0.0").as_deref(),
+            Some("example.internal/greet")
+        );
+        assert_eq!(
+            purl_version("pkg:cargo/cfg-if@1.0.0").as_deref(),
+            Some("1.0.0")
+        );
+        assert_eq!(purl_name("not a purl"), None);
     }
 }
