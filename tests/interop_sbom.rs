@@ -290,8 +290,7 @@ layers = [{{ step = "package", path = "/app" }}, {{ source = "src", path = "/src
 }
 
 fn validate(python: &Path, files: &[&Path]) -> venv::Outcome {
-    let args: Vec<&std::ffi::OsStr> = files.iter().map(|file| file.as_os_str()).collect();
-    run_helper(python, "sbom_validate.py", &args)
+    venv::sbom_validate(python, files)
 }
 
 #[test]

@@ -60,3 +60,25 @@ pub fn run_helper(python: &Path, script: &str, args: &[&OsStr]) -> Outcome {
         ),
     }
 }
+
+/// Runs `tests/interop/sbom_validate.py` (CycloneDX 1.6 schema, spdx-tools, packageurl-python)
+/// on `files`.
+pub fn sbom_validate(python: &Path, files: &[&Path]) -> Outcome {
+    let args: Vec<&OsStr> = files.iter().map(|file| file.as_os_str()).collect();
+    run_helper(python, "sbom_validate.py", &args)
+}
+
+/// Asserts that the independent validators accept every SBOM in `files`, each one by name.
+pub fn assert_sboms_valid(files: &[&Path]) {
+    let Some(python) = python() else { return };
+    let outcome = sbom_validate(python, files);
+    assert!(outcome.success, "sbom_validate.py: {}", outcome.text);
+    for file in files {
+        let line = format!("ok {}", file.display());
+        assert!(
+            outcome.text.lines().any(|l| l.starts_with(&line)),
+            "no `{line}` in: {}",
+            outcome.text
+        );
+    }
+}
