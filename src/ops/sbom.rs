@@ -446,8 +446,7 @@ pub fn write_sboms(
         let document = format.render(bom);
         let bytes = crate::sbom::to_file_bytes(&document);
         let path = with_suffix(destination, format.suffix());
-        crate::atomic::write(&path, &bytes, crate::atomic::Mode::Fixed(0o644))
-            .map_err(|error| Error::io(error.action, error.path, error.source))?;
+        write_if_changed(&path, &bytes)?;
         let file_name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
@@ -477,7 +476,7 @@ pub fn write_sboms(
     if lines.is_empty() {
         remove_stale(&attestation)?;
     } else {
-        crate::ops::attest::write_line_atomically(&attestation, &lines)?;
+        write_if_changed(&attestation, lines.as_bytes())?;
         paths.push(attestation);
     }
     for format in [SbomFormat::Cyclonedx, SbomFormat::Spdx] {
@@ -494,6 +493,17 @@ pub struct SbomFiles {
     pub byproducts: Vec<ResourceDescriptor>,
     /// The documents' files, then the attestation's.
     pub paths: Vec<PathBuf>,
+}
+
+/// Writes `bytes` to `path` atomically (a temp file, then a rename), unless the file holds
+/// exactly them already: a cached rebuild writes the same documents, and skipping the write
+/// spares it the syncs.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
+        return Ok(());
+    }
+    crate::atomic::write(path, bytes, crate::atomic::Mode::Fixed(0o644))
+        .map_err(|error| Error::io(error.action, error.path, error.source))
 }
 
 fn remove_stale(path: &Path) -> Result<(), Error> {
