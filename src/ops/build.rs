@@ -725,12 +725,15 @@ mod tests {
         (dir, spec, store)
     }
 
+    /// No SBOM: the fake engine holds no image to read packages from, as a real one would
+    /// refuse. `each_artifact_s_sbom_lists_only_what_reached_it` gives it one.
     fn options(dir: &Path, jobs: usize, keep_going: bool) -> BuildOptions {
         BuildOptions {
             out_dir: dir.join("out"),
             builder_id: "https://example.test/builder".to_string(),
             jobs,
             keep_going,
+            sbom: crate::sbom::SbomChoice::None,
             ..BuildOptions::default()
         }
     }
@@ -809,7 +812,10 @@ artifacts = ["without.txt"]
             Ok(0)
         })
         .with_image_files(&image_id, files);
-        let options = options(dir.path(), 1, false);
+        let options = BuildOptions {
+            sbom: crate::sbom::SbomChoice::Cyclonedx,
+            ..options(dir.path(), 1, false)
+        };
         run(&sandbox, &store, &spec, &options, None).await.unwrap();
         let read = |name: &str| std::fs::read(dir.path().join("out").join(name)).unwrap();
         let document =
