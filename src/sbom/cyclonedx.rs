@@ -120,9 +120,7 @@ mod tests {
     use crate::sbom::Component;
 
     fn bom() -> Bom {
-        let subject = Component::new("artifact:app.txt", Kind::Artifact, "app.txt")
-            .hash(HashAlgorithm::Sha256, "ab".repeat(32));
-        let mut bom = Bom::new("demo", 1_700_000_000, subject);
+        let mut bom = crate::sbom::tests::app_txt();
         let step = bom.add(
             Component::new("step:package", Kind::Step, "package")
                 .property("sealroom:output", format!("sha256:{}", "cd".repeat(32))),

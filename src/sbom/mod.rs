@@ -320,13 +320,19 @@ pub(crate) fn uuid(identity: &[u8; 32]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn bom() -> Bom {
+    /// A document describing `app.txt` (sha256 `abab…`), with nothing else in it yet: the
+    /// renderers' tests start from it.
+    pub(crate) fn app_txt() -> Bom {
         let subject = Component::new("artifact:app.txt", Kind::Artifact, "app.txt")
             .hash(HashAlgorithm::Sha256, "ab".repeat(32));
-        let mut bom = Bom::new("demo", 1_700_000_000, subject);
+        Bom::new("demo", 1_700_000_000, subject)
+    }
+
+    fn bom() -> Bom {
+        let mut bom = app_txt();
         let step = bom.add(Component::new("step:package", Kind::Step, "package"));
         bom.depends("artifact:app.txt", &step);
         bom

@@ -232,9 +232,7 @@ mod tests {
     use super::*;
 
     fn bom() -> Bom {
-        let subject = Component::new("artifact:app.txt", Kind::Artifact, "app.txt")
-            .hash(HashAlgorithm::Sha256, "ab".repeat(32));
-        let mut bom = Bom::new("demo", 1_700_000_000, subject);
+        let mut bom = crate::sbom::tests::app_txt();
         let step = bom.add(Component::new("step:package", Kind::Step, "package"));
         let download = bom.add(
             Component::new("fetch:lib", Kind::Download, "lib")
