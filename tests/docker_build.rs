@@ -43,13 +43,21 @@ fn docker_two_step_build_writes_artifacts_and_verifiable_provenance() {
         files_below(&out),
         [
             "env",
+            "env.cdx.json",
             "env.intoto.jsonl",
+            "env.sbom.intoto.jsonl",
             "net",
+            "net.cdx.json",
             "net.intoto.jsonl",
+            "net.sbom.intoto.jsonl",
             "text/hello.txt",
+            "text/hello.txt.cdx.json",
             "text/hello.txt.intoto.jsonl",
+            "text/hello.txt.sbom.intoto.jsonl",
             "uid",
+            "uid.cdx.json",
             "uid.intoto.jsonl",
+            "uid.sbom.intoto.jsonl",
         ]
     );
     // Network off: the only interface is loopback.
