@@ -63,6 +63,12 @@ pub async fn image_catalog(
             continue;
         };
         if !required
+            && let Some(contents) = crate::ops::image_contents::remembered(store, slot.key())
+        {
+            slot.insert(contents);
+            continue;
+        }
+        if !required
             && engine
                 .image(slot.key())
                 .await
@@ -525,6 +531,66 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cached build asks the engine nothing: the packages of every image, a fetch step's
+    /// too, come from the store once read, even when the engine no longer holds the image.
+    #[tokio::test]
+    async fn images_once_read_come_from_the_store() {
+        use crate::sandbox::fake::FakeEngine;
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox_id = format!("sha256:{}", "1".repeat(64));
+        let fetch_id = format!("sha256:{}", "2".repeat(64));
+        let spec_path = dir.path().join("sealroom.toml");
+        std::fs::write(
+            &spec_path,
+            format!(
+                "version = 1\nname = \"t\"\n[sandbox]\nimage = \"steps@{sandbox_id}\"\n\
+                 [[fetch]]\nname = \"dl\"\nrun = [\"true\"]\nimage = \"fetcher@{fetch_id}\"\n\
+                 output = \"sha256:{}\"\n",
+                "3".repeat(64)
+            ),
+        )
+        .unwrap();
+        let spec = crate::spec::load(&spec_path).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+        let status = |name: &str| {
+            std::collections::BTreeMap::from([(
+                "/var/lib/dpkg/status".to_string(),
+                format!("Package: {name}\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n")
+                    .into_bytes(),
+            )])
+        };
+        let engine = FakeEngine::new(|_| Ok(0))
+            .with_image_files(&sandbox_id, status("in-steps"))
+            .with_image_files(&fetch_id, status("in-fetcher"));
+        let first = image_catalog(&engine, &store, &spec, SbomChoice::Cyclonedx)
+            .await
+            .unwrap();
+        assert_eq!(engine.image_file_reads(), 2);
+
+        // An engine that holds neither image: nothing is asked of it, nothing is lost.
+        let empty = FakeEngine::new(|_| Ok(0));
+        let again = image_catalog(&empty, &store, &spec, SbomChoice::Cyclonedx)
+            .await
+            .unwrap();
+        assert_eq!(empty.image_file_reads(), 0);
+        assert_eq!(again, first);
+        assert_eq!(again[&fetch_id].packages[0].name, "in-fetcher");
+
+        // In a fresh store, a fetch step's image the engine lacks is named by digest alone;
+        // the steps' own image is required.
+        let fresh = crate::store::Store::open(&dir.path().join("fresh")).unwrap();
+        let error = image_catalog(&empty, &fresh, &spec, SbomChoice::Cyclonedx)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(&sandbox_id), "{error}");
+        assert!(
+            image_catalog(&empty, &fresh, &spec, SbomChoice::None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn a_purl_s_version_is_decoded() {
