@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use bollard::query_parameters::{
     CreateContainerOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
     StartContainerOptions, WaitContainerOptions,
@@ -37,52 +35,13 @@ expose = ["8080"]
     )
 }
 
-fn build_json(
-    project: &Project,
-    spec: &Path,
-    store: &Path,
-    out: &Path,
-    extra: &[&str],
-) -> serde_json::Value {
-    let output = sealroom()
-        .arg("build")
-        .arg(spec)
-        .arg("--store")
-        .arg(store)
-        .arg("--out")
-        .arg(out)
-        .args(["--format", "json"])
-        .args(extra)
-        .current_dir(project.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "build failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[test]
 fn docker_same_spec_in_two_stores_gives_the_same_manifest_digest() {
     let project = Project::new();
     let image = busybox().to_string();
     let spec = project.write_spec(&image, &image_spec(&image));
-    let first = build_json(
-        &project,
-        &spec,
-        &project.path("store-a"),
-        &project.path("out-a"),
-        &[],
-    );
-    let second = build_json(
-        &project,
-        &spec,
-        &project.path("store-b"),
-        &project.path("out-b"),
-        &[],
-    );
+    let first = project.build_report(&spec, &project.path("store-a"), &project.path("out-a"), &[]);
+    let second = project.build_report(&spec, &project.path("store-b"), &project.path("out-b"), &[]);
     let digest = |report: &serde_json::Value| {
         report["images"][0]["manifest_digest"]
             .as_str()
@@ -148,13 +107,7 @@ fn docker_same_spec_in_two_stores_gives_the_same_manifest_digest() {
     assert_eq!(statement["subject"][0]["digest"]["sha256"], manifest_hex);
 
     // Building again into the same --out changes nothing.
-    let again = build_json(
-        &project,
-        &spec,
-        &project.path("store-a"),
-        &project.path("out-a"),
-        &[],
-    );
+    let again = project.build_report(&spec, &project.path("store-a"), &project.path("out-a"), &[]);
     assert_eq!(digest(&again), digest(&first));
 }
 

@@ -91,24 +91,7 @@ cmd = ["/bin/cat", "/app/app.txt"]
 
 /// `sealroom build --format json` with `extra`; the report.
 fn build(project: &Project, spec: &Path, store: &str, out: &str, extra: &[&str]) -> Value {
-    let output = sealroom()
-        .arg("build")
-        .arg(spec)
-        .arg("--store")
-        .arg(project.path(store))
-        .arg("--out")
-        .arg(project.path(out))
-        .args(["--format", "json"])
-        .args(extra)
-        .current_dir(project.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "build failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    project.build_report(spec, &project.path(store), &project.path(out), extra)
 }
 
 fn json(path: &Path) -> Value {

@@ -94,6 +94,35 @@ impl Project {
         self.build_command(spec).assert()
     }
 
+    /// `sealroom build SPEC --store STORE --out OUT --format json` with `extra`, run in the
+    /// project's directory; the build report. A failed build fails the test with its stderr.
+    pub fn build_report(
+        &self,
+        spec: &Path,
+        store: &Path,
+        out: &Path,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let output = sealroom()
+            .arg("build")
+            .arg(spec)
+            .arg("--store")
+            .arg(store)
+            .arg("--out")
+            .arg(out)
+            .args(["--format", "json"])
+            .args(extra)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "build failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
     /// Generates a key pair under the project; returns (private, public).
     pub fn keygen(&self, algorithm: &str) -> (PathBuf, PathBuf) {
         let prefix = self.path(&format!("key-{algorithm}"));
