@@ -352,12 +352,24 @@ impl Failure for LockError {
 /// A purl segment: percent-encoded as the purl spec asks (`@` in a scope is `%40`, `+` is
 /// `%2B`); a `:` stays, since the spec says it is never encoded (a Debian epoch `1:2.3`).
 pub fn purl_escape(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
+    purl_encode(segment, b"")
+}
+
+/// A purl qualifier value: like a segment, but a `/` stays too, so that a URL
+/// (`download_url`) stays readable; `?`, `&`, `=` and `#` are encoded.
+pub fn purl_qualifier_value(value: &str) -> String {
+    purl_encode(value, b"/")
+}
+
+/// `text` with every byte but the unreserved ones, `:` and `keep` percent-encoded.
+fn purl_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' | b':' => {
                 out.push(byte as char)
             }
+            other if keep.contains(&other) => out.push(other as char),
             other => out.push_str(&format!("%{other:02X}")),
         }
     }

@@ -133,8 +133,8 @@ pub fn image_bom(
         .version(manifest.to_string())
         .purl(format!(
             "pkg:oci/{}@{}",
-            purl_segment(image.name.as_str()),
-            purl_segment(&manifest.to_string())
+            crate::lockfile::purl_escape(image.name.as_str()),
+            crate::lockfile::purl_escape(&manifest.to_string())
         ))
         .hash(HashAlgorithm::Sha256, manifest.hex())
         .description("an OCI image; its sha256 is the manifest digest");
@@ -232,9 +232,9 @@ impl<'a, 'b> Walker<'a, 'b> {
             } => {
                 let purl = format!(
                     "pkg:generic/{}?checksum={}&download_url={}",
-                    purl_segment(name.as_str()),
-                    purl_value(&format!("sha256:{}", sha256.hex())),
-                    purl_value(url),
+                    crate::lockfile::purl_escape(name.as_str()),
+                    crate::lockfile::purl_qualifier_value(&format!("sha256:{}", sha256.hex())),
+                    crate::lockfile::purl_qualifier_value(url),
                 );
                 let mut component = Component::new(&reference, Kind::Download, name.as_str())
                     .purl(purl)
@@ -411,25 +411,6 @@ fn percent_decode(text: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A purl name or version: everything but unreserved characters percent-encoded.
-fn purl_segment(text: &str) -> String {
-    crate::lockfile::purl_escape(text)
-}
-
-/// A purl qualifier value: like a segment, but `/` and `:` may stay (a URL stays readable).
-fn purl_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// Writes `bom`'s documents next to `destination` (`<destination>.cdx.json`,
@@ -613,7 +594,7 @@ mod tests {
     #[test]
     fn a_qualifier_value_keeps_a_url_readable_but_not_its_separators() {
         assert_eq!(
-            purl_value("http://127.0.0.1:8080/a b.tar.gz?x=1&y=2#f"),
+            crate::lockfile::purl_qualifier_value("http://127.0.0.1:8080/a b.tar.gz?x=1&y=2#f"),
             "http://127.0.0.1:8080/a%20b.tar.gz%3Fx%3D1%26y%3D2%23f"
         );
     }
