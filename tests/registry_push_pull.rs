@@ -5,73 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions};
 use futures_util::StreamExt;
 
+use common::registry::Registry;
 use common::{Project, sealroom};
-
-/// A registry on 127.0.0.1, killed when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_registry() -> Option<Registry> {
-    let binary = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists());
-    let Some(binary) = binary else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("docker-registry is not installed: scripts/ensure-packages.sh installs it");
-        }
-        eprintln!("skipping: docker-registry is not installed (apt-get install docker-registry)");
-        return None;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(binary)
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let registry = Registry {
-        child,
-        port,
-        _dir: dir,
-    };
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(registry);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("docker-registry did not listen on 127.0.0.1:{port}");
-}
 
 const STEP: &str = r#"
 [[step]]
@@ -96,7 +34,7 @@ fn push(layout: &std::path::Path, reference: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_pushed_image_pulls_back_with_the_same_digest() {
-    let Some(registry) = start_registry() else {
+    let Some(registry) = Registry::start() else {
         return;
     };
     let base = common::image::busybox_image().await.to_string();

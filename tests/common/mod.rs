@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod image;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 
@@ -201,4 +202,13 @@ pub fn tool_available(program: &str, arg: &str, install: &str) -> bool {
         eprintln!("notice: `{program}` is not on the PATH; skipping ({install})");
     }
     found
+}
+
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port on 127.0.0.1")
+        .local_addr()
+        .expect("a bound address")
+        .port()
 }
