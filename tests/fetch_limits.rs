@@ -826,7 +826,7 @@ async fn a_registry_blob_longer_than_its_descriptor_is_refused() {
             .parse()
             .unwrap();
 
-    let error = match sealroom::registry::pull::base_from_registry(&store, &image).await {
+    let error = match sealroom::registry::pull::base_from_registry(&store, &image, false).await {
         Ok(_) => panic!("a layer of 1 MiB was taken for a descriptor of 10 bytes"),
         Err(error) => error.to_string(),
     };

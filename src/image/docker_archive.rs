@@ -13,9 +13,12 @@ use futures_util::stream::{self, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::ImageError;
+use super::base::BaseImage;
 use super::oci::{blob_path, read_layout};
 use crate::digest::BlobDigest;
-use crate::sandbox::{ArchiveStream, Engine};
+use crate::sandbox::docker::ImageArchive;
+use crate::sandbox::{ArchiveStream, Engine, EngineError};
+use crate::store::Store;
 
 const BLOCK: u64 = 512;
 /// How much of a file each chunk of the stream holds.
@@ -56,16 +59,62 @@ pub async fn load_layout(
         });
     }
     let layers = image.layers.iter().map(|layer| member_name(&layer.digest));
-    members.push(manifest(member_name(&image.config.digest), tag, layers));
+    members.push(manifest(
+        member_name(&image.config.digest),
+        Some(tag),
+        layers,
+    ));
     load_checked(engine, members, tag, &image.config.digest.to_string()).await?;
     Ok(image.config.digest.to_string())
 }
 
-/// The `manifest.json` member naming one image: its config, tag and layers.
-pub(super) fn manifest(config: String, tag: &str, layers: impl Iterator<Item = String>) -> Member {
+/// The docker-archive of an image whose blobs are all in the store (an image pulled from a
+/// registry), made anew each time it is called, untagged: the engine names it by its config's
+/// digest, the image id, which `LazyDocker::prepare` checks after the load.
+pub fn stored_image_archive(store: &Store, image: &BaseImage) -> ImageArchive {
+    let config = image.config.clone();
+    let config_name = format!("{}.json", BlobDigest::of(&config).hex());
+    let layers: Vec<(String, PathBuf, u64)> = image
+        .layers
+        .iter()
+        .map(|layer| {
+            let name = format!("blobs/sha256/{}", layer.digest.hex());
+            (name, store.blob_path(&layer.digest), layer.size)
+        })
+        .collect();
+    std::sync::Arc::new(move || {
+        let mut members = vec![Member::Memory {
+            name: config_name.clone(),
+            bytes: config.clone(),
+        }];
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, path, size) in &layers {
+            if seen.insert(name) {
+                members.push(Member::File {
+                    name: name.clone(),
+                    path: path.clone(),
+                    size: *size,
+                });
+            }
+        }
+        let names = layers.iter().map(|(name, _, _)| name.clone());
+        members.push(manifest(config_name.clone(), None, names));
+        archive_stream(members).map_err(|error| EngineError::Refused {
+            action: "making the archive of an image in the store".to_string(),
+            detail: error.to_string(),
+        })
+    })
+}
+
+/// The `manifest.json` member naming one image: its config, tag (if any) and layers.
+pub(super) fn manifest(
+    config: String,
+    tag: Option<&str>,
+    layers: impl Iterator<Item = String>,
+) -> Member {
     let manifest = serde_json::json!([{
         "Config": config,
-        "RepoTags": [tag],
+        "RepoTags": tag.into_iter().collect::<Vec<_>>(),
         "Layers": layers.collect::<Vec<_>>(),
     }]);
     Member::Memory {

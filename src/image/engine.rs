@@ -26,7 +26,7 @@ pub async fn load(
             name: config_name.clone(),
             bytes: image.config.clone(),
         },
-        manifest(config_name, &tag, std::iter::once(layer_name)),
+        manifest(config_name, Some(&tag), std::iter::once(layer_name)),
     ];
     load_checked(engine, members, &tag, &image.digest.to_string()).await?;
     Ok(PinnedImage {

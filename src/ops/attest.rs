@@ -126,6 +126,24 @@ impl BuildContext<'_> {
             Some(format!("docker-image:{image}")),
             image.digest.hex(),
         )];
+        // A registry image: the image id above is what steps ran in; this is what was pinned
+        // and pulled, and from where.
+        if let Some(origin) = &spec.sandbox.origin {
+            let mut pulled = ResourceDescriptor::with_sha256(
+                "image-manifest",
+                Some(format!(
+                    "oci://{}/{}@{}",
+                    origin.registry, origin.repository, origin.pinned
+                )),
+                origin.pinned.hex(),
+            )
+            .annotate("reference", origin.reference.as_str())
+            .annotate("imageId", image.digest.to_string().as_str());
+            if origin.manifest != origin.pinned {
+                pulled = pulled.annotate("platformManifest", origin.manifest.to_string().as_str());
+            }
+            resolved_dependencies.push(pulled);
+        }
         for (source, tree) in self.sources {
             resolved_dependencies.push(
                 ResourceDescriptor::with_sha256(

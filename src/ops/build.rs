@@ -111,7 +111,7 @@ pub async fn build(
     store_root: &Path,
     options: &BuildOptions,
 ) -> Result<BuildReport, Error> {
-    let spec = spec::load(spec_path)?;
+    let mut spec = spec::load(spec_path)?;
     let signer = options
         .key
         .as_deref()
@@ -129,6 +129,7 @@ pub async fn build(
     };
     let engine = LazyDocker::new();
     let store = Store::open(store_root)?;
+    crate::ops::sandbox_image::resolve(&engine, &store, &mut spec, options.offline).await?;
     // `--load` needs the engine whatever happens: connect, and ask what the tags name now,
     // while the build works.
     let tagged_before = async {
@@ -201,10 +202,11 @@ pub async fn run<S: Engine>(
         &trees,
         &options.out_dir,
         &context,
-        &crate::ops::image_build::ImageAttestation {
+        &crate::ops::image_build::ImageSettings {
             signer,
             sbom: options.sbom,
             catalog: &catalog,
+            offline: options.offline,
         },
     )
     .await?;

@@ -92,8 +92,11 @@ pub async fn check(
     network: &NetworkChoices,
     interrupt: tokio_util::sync::CancellationToken,
 ) -> Result<CheckReport, Error> {
-    let spec = spec::load(spec_path)?;
+    let mut spec = spec::load(spec_path)?;
     let sandbox = LazyDocker::new();
+    // A registry image is pulled into a store of its own, kept for both builds.
+    let (_images, image_store) = crate::ops::build::scratch_store("sealroom-check-images-")?;
+    crate::ops::sandbox_image::resolve(&sandbox, &image_store, &mut spec, false).await?;
     sandbox.prepare(&spec.sandbox.image).await?;
     let cpus = std::thread::available_parallelism().map_or(1, |cpus| cpus.get());
     let first_variation = Variation {

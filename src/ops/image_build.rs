@@ -52,12 +52,14 @@ pub struct LayerReport {
     pub size: u64,
 }
 
-/// How each image layout is attested: the key its provenance and SBOM attestation are signed
-/// with (unsigned without one), the SBOMs to write, and what the base images hold.
-pub struct ImageAttestation<'a> {
+/// How each image is made and attested: the key its provenance and SBOM attestation are
+/// signed with (unsigned without one), the SBOMs to write, what the base images hold, and
+/// whether registry bases must come from the store alone (`--offline`).
+pub struct ImageSettings<'a> {
     pub signer: Option<&'a SigningKey>,
     pub sbom: crate::sbom::SbomChoice,
     pub catalog: &'a crate::ops::sbom::ImageCatalog,
+    pub offline: bool,
 }
 
 /// Builds every `[[image]]` of `spec` from the output trees of the build (`trees`: every
@@ -69,12 +71,12 @@ pub async fn build_images(
     trees: &HashMap<Name, TreeDigest>,
     out_dir: &Path,
     context: &BuildContext<'_>,
-    attestation: &ImageAttestation<'_>,
+    attestation: &ImageSettings<'_>,
 ) -> Result<Vec<ImageReport>, Error> {
     let signer = attestation.signer;
     let mut reports = Vec::with_capacity(spec.images.len());
     for image in &spec.images {
-        let base = resolve_base(engine, store, image).await?;
+        let base = resolve_base(engine, store, image, attestation.offline).await?;
         let mut layers: Vec<BlobRef> = base.layers.clone();
         let mut layer_reports: Vec<LayerReport> = base
             .layers
@@ -244,14 +246,16 @@ pub async fn build_images(
     Ok(reports)
 }
 
-/// The base's blobs in the store: from a registry when the base names one, else from the engine.
+/// The base's blobs in the store: from a registry when the base names one (with `offline`,
+/// only from the store), else from the engine.
 async fn resolve_base(
     engine: &impl Engine,
     store: &Store,
     image: &Image,
+    offline: bool,
 ) -> Result<BaseImage, Error> {
     if image.base_registry().is_some() {
-        return Ok(crate::registry::pull::base_from_registry(store, &image.base).await?);
+        return Ok(crate::registry::pull::base_from_registry(store, &image.base, offline).await?);
     }
     Ok(base::from_engine(store, &image.base, engine).await?)
 }

@@ -14,6 +14,7 @@ pub mod keygen;
 pub mod lock_fetch;
 pub mod push;
 pub mod reproduce;
+pub mod sandbox_image;
 pub mod sbom;
 pub mod store;
 pub mod verify;

@@ -86,7 +86,7 @@ pub async fn reproduce(
         }
         .into());
     }
-    let spec = spec::load(&spec_path)?;
+    let mut spec = spec::load(&spec_path)?;
     tracing::info!("ok  spec {} {}", spec_path.display(), spec_digest);
 
     let (scratch, store) = crate::ops::build::scratch_store("sealroom-reproduce-")?;
@@ -118,6 +118,9 @@ pub async fn reproduce(
             }
         }
     }
+    // A registry image is pulled by its manifest digest; the provenance records its image id.
+    let sandbox = LazyDocker::new();
+    crate::ops::sandbox_image::resolve(&sandbox, &store, &mut spec, false).await?;
     if spec.sandbox.image.digest.hex() != recorded.image_hex {
         return Err(ReproduceError::ImageDiffers {
             recorded: recorded.image_hex,
@@ -125,8 +128,6 @@ pub async fn reproduce(
         }
         .into());
     }
-
-    let sandbox = LazyDocker::new();
     sandbox.prepare(&spec.sandbox.image).await?;
     let options = BuildOptions {
         out_dir: scratch.path().join("out"),

@@ -193,6 +193,11 @@ pub enum RegistryError {
         source: std::io::Error,
     },
 
+    #[error(
+        "{what} of `{reference}` is not in the store, and --offline opens no socket\n  hint: build once without --offline to pull the image into the store"
+    )]
+    Offline { what: String, reference: String },
+
     #[error("cannot write to the store: {detail}")]
     Store { detail: String },
 }

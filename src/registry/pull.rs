@@ -43,12 +43,30 @@ struct Platform {
     architecture: String,
 }
 
-/// The base `image` (pinned by manifest digest) in the store, downloaded if it is not there.
+/// An image pulled by digest: its blobs in the store, and the image manifest they came from.
+pub struct Pulled {
+    pub base: BaseImage,
+    /// The image manifest: the pinned digest, or the index entry for this platform.
+    pub manifest: BlobDigest,
+}
+
+/// The base `image` (pinned by manifest digest) in the store, downloaded if it is not there;
+/// with `offline`, what the store lacks is an error and no socket is opened.
 pub async fn base_from_registry(
     store: &Store,
     image: &PinnedImage,
+    offline: bool,
 ) -> Result<BaseImage, ImageError> {
-    pull(store, image)
+    Ok(pull_image(store, image, offline).await?.base)
+}
+
+/// [`base_from_registry`], also naming the manifest taken.
+pub async fn pull_image(
+    store: &Store,
+    image: &PinnedImage,
+    offline: bool,
+) -> Result<Pulled, ImageError> {
+    pull(store, image, offline)
         .await
         .map_err(|error| ImageError::Registry {
             reference: image.to_string(),
@@ -56,14 +74,21 @@ pub async fn base_from_registry(
         })
 }
 
-async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryError> {
+async fn pull(store: &Store, image: &PinnedImage, offline: bool) -> Result<Pulled, RegistryError> {
     let reference = Reference::parse(&image.to_string())?;
     let pinned: BlobDigest = image.digest.cast();
     let client = Client::new(&reference.registry)?;
+    let offline_refusal = |what: String| RegistryError::Offline {
+        what,
+        reference: reference.to_string(),
+    };
     let mut manifest_digest = pinned;
     loop {
         let manifest_bytes = match read_blob(store, &manifest_digest) {
             Some(bytes) => bytes,
+            None if offline => {
+                return Err(offline_refusal(format!("the manifest {manifest_digest}")));
+            }
             None => {
                 let (bytes, _) = client
                     .get_manifest(&reference.repository, &manifest_digest.to_string())
@@ -123,6 +148,12 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
             });
         }
         if !store.has_blob(&config.digest) {
+            if offline {
+                return Err(offline_refusal(format!(
+                    "the image config {}",
+                    config.digest
+                )));
+            }
             client
                 .blob_into_store(store, &reference.repository, &config.digest, config.size)
                 .await?;
@@ -144,6 +175,9 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
                 }
             };
             if !store.has_blob(&layer.digest) {
+                if offline {
+                    return Err(offline_refusal(format!("layer {}", layer.digest)));
+                }
                 client
                     .blob_into_store(store, &reference.repository, &layer.digest, layer.size)
                     .await?;
@@ -158,9 +192,12 @@ async fn pull(store: &Store, image: &PinnedImage) -> Result<BaseImage, RegistryE
             read_blob(store, &config.digest).ok_or_else(|| RegistryError::Store {
                 detail: format!("the config {} is not in the store", config.digest),
             })?;
-        return Ok(BaseImage {
-            config: config_bytes,
-            layers,
+        return Ok(Pulled {
+            base: BaseImage {
+                config: config_bytes,
+                layers,
+            },
+            manifest: manifest_digest,
         });
     }
 }

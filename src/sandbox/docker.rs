@@ -908,7 +908,15 @@ pub struct LazyDocker {
     docker: tokio::sync::OnceCell<DockerEngine>,
     /// The images known to be present.
     checked: std::sync::Mutex<std::collections::HashSet<crate::digest::ImageDigest>>,
+    /// Images the engine may lack that sealroom can load itself (pulled into the store), by id.
+    archives: std::sync::Mutex<HashMap<crate::digest::ImageDigest, ImageArchive>>,
+    /// Held while an image is loaded, so that steps starting together load it once.
+    loading: tokio::sync::Mutex<()>,
 }
+
+/// Makes the docker-archive of an image, streamed to the engine's load when it lacks the image.
+pub type ImageArchive =
+    std::sync::Arc<dyn Fn() -> Result<ArchiveStream, EngineError> + Send + Sync>;
 
 impl LazyDocker {
     pub fn new() -> Self {
@@ -934,12 +942,39 @@ impl LazyDocker {
         if self.is_checked(image) {
             return Ok(());
         }
-        super::require_image(engine, image).await?;
+        let archive = self
+            .archives
+            .lock()
+            .expect("not poisoned")
+            .get(&image.digest)
+            .cloned();
+        match (super::require_image(engine, image).await, archive) {
+            (Err(EngineError::ImageMissing { .. }), Some(archive)) => {
+                let _loading = self.loading.lock().await;
+                if let Err(EngineError::ImageMissing { .. }) =
+                    super::require_image(engine, image).await
+                {
+                    tracing::info!("loading image {image} into the engine from the store");
+                    engine.load(archive()?).await?;
+                }
+                super::require_image(engine, image).await?;
+            }
+            (checked, _) => checked?,
+        }
         self.checked
             .lock()
             .expect("not poisoned")
             .insert(image.digest);
         Ok(())
+    }
+
+    /// Lets [`LazyDocker::prepare`] load `image` (pinned by image id) with `archive` when the
+    /// engine lacks it, instead of failing: for an image sealroom pulled into the store.
+    pub fn provide_image(&self, image: crate::digest::ImageDigest, archive: ImageArchive) {
+        self.archives
+            .lock()
+            .expect("not poisoned")
+            .insert(image, archive);
     }
 
     fn is_checked(&self, image: &PinnedImage) -> bool {
@@ -985,6 +1020,18 @@ impl Engine for LazyDocker {
         image_id: &str,
         paths: &[&str],
     ) -> Result<BTreeMap<String, Vec<u8>>, EngineError> {
+        // An image sealroom can load is loaded first, as for a step.
+        let provided = image_id
+            .parse::<crate::digest::ImageDigest>()
+            .ok()
+            .filter(|id| self.archives.lock().expect("not poisoned").contains_key(id));
+        if let Some(digest) = provided {
+            let image = PinnedImage {
+                name: image_id.to_string(),
+                digest,
+            };
+            self.prepare(&image).await?;
+        }
         self.engine().await?.read_image_files(image_id, paths).await
     }
 }

@@ -71,8 +71,7 @@ impl Image {
     /// The registry host (`host[:port]`) of the base, when the base is pulled from a registry:
     /// its first path component has a `.` or a `:`, or is `localhost`, as in Docker's references.
     pub fn base_registry(&self) -> Option<&str> {
-        let (first, _) = self.base.name.split_once('/')?;
-        (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+        self.base.registry()
     }
 }
 

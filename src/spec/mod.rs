@@ -137,9 +137,28 @@ impl FetchNetwork {
 
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
+    /// The image steps run in. Once a registry reference is resolved (`ops::sandbox_image`),
+    /// its digest is the image id and `origin` says where it came from.
     pub image: PinnedImage,
+    /// For an image pulled from a registry: the reference as written and the manifest.
+    pub origin: Option<ImageOrigin>,
     /// The limits of a step that sets none of its own (`[sandbox.limits]` over the defaults).
     pub limits: Limits,
+}
+
+/// Where a sandbox image pinned by a registry reference came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageOrigin {
+    /// The reference as the spec writes it, `host/repository[:tag]@sha256:<digest>`.
+    pub reference: String,
+    /// `host[:port]`.
+    pub registry: String,
+    pub repository: String,
+    /// The digest pinned: a manifest's, or an index's.
+    pub pinned: BlobDigest,
+    /// The image manifest the image came from: `pinned`, or the entry of the index for this
+    /// platform.
+    pub manifest: BlobDigest,
 }
 
 /// A local directory tree, hashed and mounted read-only at `/inputs/<name>`.
@@ -329,8 +348,10 @@ impl fmt::Display for RelativePath {
     }
 }
 
-/// An image reference pinned by digest: `name@sha256:<hex>`. The digest is the image id (the
-/// digest of the image's config), which is what a locally imported image is known by.
+/// An image reference pinned by digest: `name@sha256:<hex>`. For a name whose first component
+/// is a registry host ([`PinnedImage::registry`]), the digest is the manifest's (or an index's),
+/// as Docker, Kubernetes and cosign mean it; for a local name it is the image id (the digest of
+/// the image's config), which is what a locally imported image is known by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedImage {
     pub name: String,
@@ -373,6 +394,15 @@ impl FromStr for PinnedImage {
             name: name.to_string(),
             digest,
         })
+    }
+}
+
+impl PinnedImage {
+    /// The registry host (`host[:port]`) the name starts with, as in Docker's references: a
+    /// first path component with a `.` or a `:`, or `localhost`. `None` for a local name.
+    pub fn registry(&self) -> Option<&str> {
+        let (first, _) = self.name.split_once('/')?;
+        (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
     }
 }
 

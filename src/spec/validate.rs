@@ -394,7 +394,11 @@ impl Validator<'_> {
             .parse::<PinnedImage>()
             .map_err(|invalid| self.invalid(image.span(), invalid.message, invalid.hint))?;
         let limits = self.limits(sandbox.get_ref().limits.as_ref(), Limits::default())?;
-        Ok(SandboxSettings { image, limits })
+        Ok(SandboxSettings {
+            image,
+            origin: None,
+            limits,
+        })
     }
 
     fn source(

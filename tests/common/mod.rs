@@ -212,3 +212,17 @@ pub fn free_port() -> u16 {
         .expect("a bound address")
         .port()
 }
+
+/// The in-toto statement in the first DSSE envelope of a `.intoto.jsonl` text.
+pub fn statement_of(jsonl: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let line = jsonl
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .expect("an envelope line");
+    let envelope: serde_json::Value = serde_json::from_str(line).expect("an envelope");
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().expect("a payload"))
+        .expect("base64");
+    serde_json::from_slice(&payload).expect("a statement")
+}
