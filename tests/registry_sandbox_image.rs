@@ -203,6 +203,19 @@ async fn a_sandbox_image_pinned_by_manifest_digest_is_pulled_once_and_then_works
     assert_eq!(pulled_from["annotations"]["imageId"], image_id.as_str());
     assert_eq!(pulled_from["annotations"]["reference"], reference.as_str());
 
+    // `explain` knows the image by the id the store has for it: the step is cached.
+    let mut explain = sealroom();
+    explain
+        .args(["--format", "json", "explain"])
+        .arg(&spec)
+        .arg("probe")
+        .arg("--store")
+        .arg(project.store());
+    let (code, stdout, stderr) = run(explain).await;
+    assert_eq!(code, 0, "{stderr}");
+    let explained: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(explained["steps"][0]["status"], "cached", "{stdout}");
+
     // A cached build asks neither the registry nor the engine: the image stays out of it.
     assert!(drop_image(&image_id).await);
     let requests = registry.requests().len();

@@ -72,7 +72,7 @@ pub fn explain(
     store_root: &Path,
     only: Option<&str>,
 ) -> Result<ExplainReport, Error> {
-    let spec = spec::load(spec_path)?;
+    let mut spec = spec::load(spec_path)?;
     if let Some(name) = only
         && !spec.steps.iter().any(|step| step.name.as_str() == name)
     {
@@ -87,6 +87,13 @@ pub fn explain(
         .into());
     }
     let store = Store::open(store_root)?;
+    // A registry image a build pulled is run by its image id; one not pulled yet stays as
+    // pinned, and every step differs in its image (a build would pull it first).
+    if spec.sandbox.image.registry().is_some()
+        && let Some(id) = crate::registry::pull::stored_image_id(&store, &spec.sandbox.image)
+    {
+        spec.sandbox.image.digest = id.cast();
+    }
     let mut trees: HashMap<Name, TreeDigest> = crate::ops::build::hash_sources(&store, &spec)?
         .into_iter()
         .map(|(source, tree)| (source.name.clone(), tree))

@@ -113,12 +113,7 @@ async fn pull(store: &Store, image: &PinnedImage, offline: bool) -> Result<Pulle
                     detail: error.to_string(),
                 }
             })?;
-            let chosen = manifest.manifests.iter().find(|entry| {
-                entry
-                    .platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
-            });
+            let chosen = for_platform(&manifest.manifests, &architecture);
             let Some(chosen) = chosen else {
                 return Err(RegistryError::Unsupported {
                     what: "the index".to_string(),
@@ -200,6 +195,33 @@ async fn pull(store: &Store, image: &PinnedImage, offline: bool) -> Result<Pulle
             manifest: manifest_digest,
         });
     }
+}
+
+/// The image id (the config's digest) of `image`, pinned by manifest or index digest, when the
+/// store holds its manifest (the index's entry for this platform) and config: what a pull put
+/// there. Reads only the store.
+pub fn stored_image_id(store: &Store, image: &PinnedImage) -> Option<BlobDigest> {
+    let architecture = crate::image::archive::host_architecture().ok()?;
+    let mut digest: BlobDigest = image.digest.cast();
+    // An index names manifests, not indexes: two levels at most.
+    for _ in 0..2 {
+        let manifest: Manifest = serde_json::from_slice(&read_blob(store, &digest)?).ok()?;
+        if let Some(config) = manifest.config {
+            return store.has_blob(&config.digest).then_some(config.digest);
+        }
+        digest = for_platform(&manifest.manifests, &architecture)?.digest;
+    }
+    None
+}
+
+/// The entry of an index for `linux` on `architecture`.
+fn for_platform<'a>(manifests: &'a [Descriptor], architecture: &str) -> Option<&'a Descriptor> {
+    manifests.iter().find(|entry| {
+        entry
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == architecture)
+    })
 }
 
 /// A manifest or config from the store, if it is there, intact and not over the JSON limit.
