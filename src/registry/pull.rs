@@ -113,7 +113,7 @@ async fn pull(store: &Store, image: &PinnedImage, offline: bool) -> Result<Pulle
                     detail: error.to_string(),
                 }
             })?;
-            let chosen = for_platform(&manifest.manifests, &architecture);
+            let chosen = for_platform(&manifest.manifests, architecture);
             let Some(chosen) = chosen else {
                 return Err(RegistryError::Unsupported {
                     what: "the index".to_string(),
@@ -209,7 +209,7 @@ pub fn stored_image_id(store: &Store, image: &PinnedImage) -> Option<BlobDigest>
         if let Some(config) = manifest.config {
             return store.has_blob(&config.digest).then_some(config.digest);
         }
-        digest = for_platform(&manifest.manifests, &architecture)?.digest;
+        digest = for_platform(&manifest.manifests, architecture)?.digest;
     }
     None
 }
