@@ -203,6 +203,16 @@ async fn a_sandbox_image_pinned_by_manifest_digest_is_pulled_once_and_then_works
     assert_eq!(pulled_from["annotations"]["imageId"], image_id.as_str());
     assert_eq!(pulled_from["annotations"]["reference"], reference.as_str());
 
+    // `reproduce` pulls the image into its own scratch store and gets the same digest.
+    let mut reproduce = sealroom();
+    reproduce
+        .arg("reproduce")
+        .arg(project.out().join("marker.txt.intoto.jsonl"))
+        .arg("--source")
+        .arg(project.path(""));
+    let (code, _, stderr) = run(reproduce).await;
+    assert_eq!(code, 0, "{stderr}");
+
     // `explain` knows the image by the id the store has for it: the step is cached.
     let mut explain = sealroom();
     explain
