@@ -336,7 +336,29 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let report = ops::push::push(&args.image, &args.reference, &args.out).await?;
             match cli.format {
                 Format::Json => print_json(&report),
-                Format::Text => println!("{}", report.reference),
+                Format::Text => {
+                    println!("{}", report.reference);
+                    for pushed in &report.attestations {
+                        let listed = match &pushed.listed_by {
+                            Some(listed) => format!(", listed by {listed}"),
+                            None => String::new(),
+                        };
+                        println!(
+                            "attestation {} {} {}{}{}",
+                            pushed.scheme,
+                            pushed.reference,
+                            pushed.predicate_types.join(" "),
+                            listed,
+                            if pushed.new { "" } else { " (already there)" }
+                        );
+                    }
+                    if report.unsigned_skipped > 0 {
+                        eprintln!(
+                            "note: {} unsigned attestation envelope(s) not pushed (build with --key to sign them)",
+                            report.unsigned_skipped
+                        );
+                    }
+                }
             }
             Ok(())
         }
