@@ -297,3 +297,283 @@ fn registry_push_of_an_unsigned_image_pushes_no_attestation() {
         registry.requests()
     );
 }
+
+/// `sealroom verify REF --key PUB`: (exit code, stdout, stderr).
+fn verify(reference: &str, public: &Path) -> (i32, String, String) {
+    let output = sealroom()
+        .arg("verify")
+        .arg(reference)
+        .arg("--key")
+        .arg(public)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn registry_verify_reference_holds_against_what_a_registry_writer_can_do() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let Some(python) = venv::python() else {
+        return;
+    };
+    let built = build_signed_image();
+    let digest = &built.manifest_digest;
+    // One repository per scenario, each with the image and both schemes pushed.
+    let pushed = |scenario: &str| {
+        let repository = format!("sealroom-test/{scenario}");
+        push(&built.layout, &format!("{}/{repository}", registry.host()));
+        let reference = format!("{}/{repository}@{digest}", registry.host());
+        (repository, reference)
+    };
+
+    // Both schemes: passes, naming both.
+    let (_, reference) = pushed("both");
+    let (code, stdout, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("verified {reference} (.att tag, OCI referrer (fallback tag))")
+    );
+    assert!(
+        stderr.contains("found: .att tag, OCI referrer (fallback tag)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("ok   ") && line.contains(SLSA))
+            .count()
+            == 2,
+        "the provenance verifies by both schemes: {stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("ok   ")
+                && line.contains("(sbom https://cyclonedx.org/bom)")),
+        "the SBOM verifies too: {stderr}"
+    );
+    let json = sealroom()
+        .args(["--format", "json", "verify"])
+        .arg(&reference)
+        .arg("--key")
+        .arg(&built.public)
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["verified"], true);
+    assert_eq!(report["manifest_digest"], digest.as_str());
+    assert_eq!(
+        report["schemes"],
+        serde_json::json!([".att tag", "OCI referrer (fallback tag)"])
+    );
+
+    // Only one scheme left (the other deleted): still passes, and says which.
+    for (scenario, deleted, left) in [
+        ("only-referrer", "att", "OCI referrer (fallback tag)"),
+        ("only-att", "fallback", ".att tag"),
+    ] {
+        let (repository, reference) = pushed(scenario);
+        script(python, &registry, &repository, digest, &["delete", deleted]);
+        let (code, stdout, stderr) = verify(&reference, &built.public);
+        assert_eq!(code, 0, "{scenario}: {stderr}");
+        assert_eq!(stdout.trim(), format!("verified {reference} ({left})"));
+    }
+
+    // Every envelope re-signed by another key: the same payload, a valid signature, the wrong
+    // signer. Exit 4.
+    let (repository, reference) = pushed("resigned");
+    let count = script(python, &registry, &repository, digest, &["resign"]);
+    assert!(count.trim().parse::<usize>().unwrap() >= 4, "{count}");
+    let (code, _, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("no provenance attestation of") && stderr.contains("signature"),
+        "{stderr}"
+    );
+
+    // A referrer whose subject is another manifest, listed under this image's fallback tag and
+    // holding this image's own valid envelope: not accepted, so nothing is found.
+    let (repository, reference) = pushed("grafted");
+    let other = script(python, &registry, &repository, digest, &["graft"]);
+    let (code, _, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its subject is {}, not the image {digest}",
+            other.trim()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no attestation of"), "{stderr}");
+
+    // Oversized layers: one whose descriptor understates it (the registry sends more), one
+    // claiming 1 TiB (never downloaded). Both refused; exit 4.
+    let (repository, reference) = pushed("oversized");
+    let requests_before = registry.requests().len();
+    let layers = script(python, &registry, &repository, digest, &["oversize"]);
+    let (small, huge) = layers.trim().split_once(' ').unwrap();
+    let (code, _, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains(&format!("attestation layer {small}"))
+            && stderr.contains("is larger than its limit of 100 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("attestation layer {huge}"))
+            && stderr.contains("it was not downloaded"),
+        "{stderr}"
+    );
+    assert!(
+        !registry.requests()[requests_before..]
+            .iter()
+            .any(|request| request.contains(&format!("GET /v2/{repository}/blobs/{huge}"))),
+        "the 1 TiB layer was asked for"
+    );
+
+    // Nothing published: exit 4, saying where it looked.
+    let (repository, reference) = pushed("nothing");
+    script(python, &registry, &repository, digest, &["delete", "att"]);
+    script(
+        python,
+        &registry,
+        &repository,
+        digest,
+        &["delete", "fallback"],
+    );
+    let (code, stdout, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let hex = &digest["sha256:".len()..];
+    assert!(
+        stderr.contains(&format!("error: no attestation of {reference} found"))
+            && stderr.contains(&format!("sha256-{hex}.att"))
+            && stderr.contains("hint: push the image with `sealroom push`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn verify_without_provenance_or_reference_is_a_usage_error_and_unreachable_is_bad_input() {
+    let project = Project::new();
+    let (_, public) = project.keygen("ed25519");
+    let artifact = project.path("src/greeting.txt");
+    let output = sealroom()
+        .arg("verify")
+        .arg(&artifact)
+        .arg("--key")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is a file, and verifying a file needs its provenance")
+            && stderr.contains("hint: add `--provenance"),
+        "{stderr}"
+    );
+
+    // Neither a file nor a reference with a digest.
+    let output = sealroom()
+        .args(["verify", "127.0.0.1:1/repo:latest", "--key"])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is neither a file nor a registry reference pinned by digest"),
+        "{stderr}"
+    );
+
+    // --sbom is for files.
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let output = sealroom()
+        .args([
+            "verify",
+            &format!("127.0.0.1:1/repo@{digest}"),
+            "--sbom",
+            "x",
+            "--key",
+        ])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("leave out --sbom"));
+
+    // Nothing listens on the port: exit 1, naming the registry.
+    let port = common::free_port();
+    let output = sealroom()
+        .args([
+            "verify",
+            &format!("127.0.0.1:{port}/repo@{digest}"),
+            "--key",
+        ])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the registry at http://127.0.0.1:{port}/"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn registry_push_refuses_an_attestation_about_another_manifest() {
+    use base64::Engine as _;
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let project = Project::new();
+    let base = common::busybox().to_string();
+    let spec = project.write_spec(&base, &IMAGE.replace("BASE", &base));
+    project.build(&spec).success();
+    // A signed-looking provenance whose subject is some other manifest (a stale file).
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "predicateType": SLSA,
+        "subject": [{ "name": "attested", "digest": { "sha256": "0".repeat(64) } }],
+        "predicate": {},
+    });
+    let envelope = serde_json::json!({
+        "payloadType": "application/vnd.in-toto+json",
+        "payload": base64::engine::general_purpose::STANDARD.encode(statement.to_string()),
+        "signatures": [{ "keyid": "k", "sig": "AAAA" }],
+    });
+    let provenance = project.out().join("attested.intoto.jsonl");
+    std::fs::write(&provenance, format!("{envelope}\n")).unwrap();
+    let output = sealroom()
+        .arg("push")
+        .arg(project.out().join("attested"))
+        .arg(format!("{}/sealroom-test/stale", registry.host()))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "attestation `{}`, line 1 is about sha256 {}",
+            provenance.display(),
+            "0".repeat(64)
+        )) && stderr.contains("it is left from another build"),
+        "{stderr}"
+    );
+    assert!(
+        registry.requests().is_empty(),
+        "nothing was pushed: {:?}",
+        registry.requests()
+    );
+}

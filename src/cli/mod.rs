@@ -164,11 +164,14 @@ pub struct BuildArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The artifact to check.
+    /// The artifact file to check, or an image in a registry pinned by its manifest digest
+    /// (`REGISTRY/REPOSITORY@sha256:<hex>`), whose attestations are read from the registry
+    /// (cosign's `.att` tag and OCI referrers).
     pub artifact: PathBuf,
-    /// Its provenance (`<artifact>.intoto.jsonl`).
+    /// Its provenance (`<artifact>.intoto.jsonl`); needed for a file, not for an image in a
+    /// registry.
     #[arg(long, value_name = "FILE")]
-    pub provenance: PathBuf,
+    pub provenance: Option<PathBuf>,
     /// A trusted PEM public key (SPKI); repeat for several. Signatures by --threshold distinct
     /// keys must verify.
     #[arg(long = "key", value_name = "PUB", required = true)]
