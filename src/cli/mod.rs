@@ -39,7 +39,8 @@ pub enum Format {
 pub enum Command {
     /// Run the whole pipeline: resolve, build every step network-off, store, attest.
     Build(BuildArgs),
-    /// Check an artifact against its provenance: signature, statement, subject, builder.
+    /// Check an artifact against its provenance (signature, statement, subject, builder), or an
+    /// image in a registry against the attestations published with it.
     Verify(VerifyArgs),
     /// Write a PEM key pair for signing provenance.
     Keygen(KeygenArgs),
@@ -63,7 +64,8 @@ pub enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
     /// Push an OCI image layout (or the `[[image]]` of that name in --out) to a registry, by
-    /// digest; prints `REF@sha256:<manifest digest>`.
+    /// digest, with its signed attestations (cosign's `.att` tag, OCI referrers); prints
+    /// `REF@sha256:<manifest digest>`, then one line per attestation.
     Push(PushArgs),
     /// Print a spec equivalent to a Dockerfile (for review; see docs/images.md).
     Convert(ConvertArgs),
