@@ -375,6 +375,35 @@ fn registry_verify_reference_holds_against_what_a_registry_writer_can_do() {
         serde_json::json!([".att tag", "OCI referrer (fallback tag)"])
     );
 
+    // Another writer's attestations there first (an unsigned envelope of another type under
+    // the .att tag, a referrer of another artifact type in the fallback index): kept, ours
+    // added after them, and they do not fail the verification.
+    let repository = "sealroom-test/foreign";
+    let foreign = script(python, &registry, repository, digest, &["foreign"]);
+    let (foreign_layer, foreign_referrer) = foreign.trim().split_once(' ').unwrap();
+    push(&built.layout, &format!("{}/{repository}", registry.host()));
+    let dir = built.project.path("inspect-foreign");
+    let inspected = inspect(python, &registry, repository, digest, &dir);
+    let layers = inspected["att"]["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["digest"], foreign_layer, "{layers:?}");
+    assert_eq!(layers[1]["annotations"]["predicateType"], SLSA);
+    let listed = inspected["fallback"]["manifests"].as_array().unwrap();
+    assert_eq!(listed[0]["digest"], foreign_referrer);
+    assert!(listed.len() >= 3, "{listed:?}");
+    let reference = format!("{}/{repository}@{digest}", registry.host());
+    let (code, _, stderr) = verify(&reference, &built.public);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "skip OCI referrer (fallback tag) {foreign_referrer}: its artifact type is `application/vnd.example+json`"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("FAIL .att tag sha256-{}.att layer {foreign_layer} (other https://example.com/other/v1)", &digest["sha256:".len()..])),
+        "{stderr}"
+    );
+
     // Only one scheme left (the other deleted): still passes, and says which.
     for (scenario, deleted, left) in [
         ("only-referrer", "att", "OCI referrer (fallback tag)"),

@@ -12,6 +12,9 @@ usage: registry_attestations.py BASE REPO DIGEST COMMAND [ARGS]
                   is another manifest (the .att one), and deletes the .att tag
   oversize        rewrites the .att tag: the first layer's size understated, the second
                   claiming 1 TiB; deletes the fallback tag
+  foreign         before any push: another writer's .att tag (one unsigned envelope of another
+                  predicate type) and fallback index (one referrer of another artifact type);
+                  prints both digests
 """
 import base64
 import hashlib
@@ -205,6 +208,30 @@ def oversize():
     print(layers[0]["digest"], layers[1]["digest"])
 
 
+def foreign():
+    statement = {"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://example.com/other/v1",
+                 "subject": [{"name": "x", "digest": {"sha256": HEX}}], "predicate": {}}
+    envelope = compact({"payloadType": "application/vnd.in-toto+json",
+                        "payload": base64.b64encode(compact(statement)).decode(), "signatures": []})
+    layer = {"mediaType": DSSE, "digest": put_blob(envelope), "size": len(envelope),
+             "annotations": {"predicateType": "https://example.com/other/v1"}}
+    config = compact({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}})
+    att = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [layer],
+                   "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put_blob(config), "size": len(config)}})
+    put_manifest(ATT, att, OCI_MANIFEST)
+    empty = put_blob(b"{}")
+    artifact = b"other writer"
+    referrer = compact({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example+json",
+                        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+                        "layers": [{"mediaType": "application/vnd.example+json", "digest": put_blob(artifact), "size": len(artifact)}],
+                        "subject": {"mediaType": OCI_MANIFEST, "digest": DIGEST, "size": 1}})
+    put_manifest(sha(referrer), referrer, OCI_MANIFEST)
+    index = compact({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": sha(referrer), "size": len(referrer), "artifactType": "application/vnd.example+json"}]})
+    put_manifest(FALLBACK, index, OCI_INDEX)
+    print(layer["digest"], sha(referrer))
+
+
 if COMMAND == "inspect":
     inspect(REST[0])
 elif COMMAND == "resign":
@@ -215,5 +242,7 @@ elif COMMAND == "graft":
     graft()
 elif COMMAND == "oversize":
     oversize()
+elif COMMAND == "foreign":
+    foreign()
 else:
     raise SystemExit(f"unknown command {COMMAND}")
