@@ -391,7 +391,7 @@ async fn read_error_body(mut response: reqwest::Response) -> String {
 }
 
 /// An error and its causes on one line (reqwest's own message alone says little).
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
