@@ -145,7 +145,20 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 spec_digest: args.spec_digest,
                 sbom: args.sbom,
             };
-            let report = ops::verify::check_policy(&args.artifact, &args.provenance, &policy)?;
+            let (artifact, provenance) = match ops::verify::target(
+                &args.artifact,
+                args.provenance.as_deref(),
+                policy.sbom.as_deref(),
+            )? {
+                ops::verify::Target::Registry(reference) => {
+                    return verify_reference(&reference, &policy, cli.format).await;
+                }
+                ops::verify::Target::File {
+                    artifact,
+                    provenance,
+                } => (artifact, provenance),
+            };
+            let report = ops::verify::check_policy(&artifact, &provenance, &policy)?;
             match cli.format {
                 Format::Json => print_json(&report),
                 Format::Text => {
@@ -336,7 +349,29 @@ async fn run(cli: Cli) -> Result<(), Error> {
             let report = ops::push::push(&args.image, &args.reference, &args.out).await?;
             match cli.format {
                 Format::Json => print_json(&report),
-                Format::Text => println!("{}", report.reference),
+                Format::Text => {
+                    println!("{}", report.reference);
+                    for pushed in &report.attestations {
+                        let listed = match &pushed.listed_by {
+                            Some(listed) => format!(", listed by {listed}"),
+                            None => String::new(),
+                        };
+                        println!(
+                            "attestation {} {} {}{}{}",
+                            pushed.scheme,
+                            pushed.reference,
+                            pushed.predicate_types.join(" "),
+                            listed,
+                            if pushed.new { "" } else { " (already there)" }
+                        );
+                    }
+                    if report.unsigned_skipped > 0 {
+                        eprintln!(
+                            "note: {} unsigned attestation envelope(s) not pushed (build with --key to sign them)",
+                            report.unsigned_skipped
+                        );
+                    }
+                }
             }
             Ok(())
         }
@@ -380,6 +415,58 @@ async fn run(cli: Cli) -> Result<(), Error> {
             store_command(command, &store, cli.format)
         }
     }
+}
+
+/// `sealroom verify REGISTRY/REPO@sha256:…`: each attestation's result on stderr (the report
+/// with `--format json`), then `verified REF (schemes)` on stdout, or the failure.
+async fn verify_reference(
+    reference: &sealroom::registry::Reference,
+    policy: &ops::verify::Policy,
+    format: Format,
+) -> Result<(), Error> {
+    let report = ops::verify::verify_reference(reference, policy).await?;
+    let schemes = report
+        .schemes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    match format {
+        Format::Json => print_json(&report),
+        Format::Text => {
+            eprintln!(
+                "found: {}",
+                if schemes.is_empty() {
+                    "nothing"
+                } else {
+                    &schemes
+                }
+            );
+            for attestation in &report.attestations {
+                eprintln!(
+                    "{} {} {} layer {} ({} {}): {}",
+                    if attestation.verified { "ok  " } else { "FAIL" },
+                    attestation.scheme,
+                    attestation.manifest,
+                    attestation.layer,
+                    attestation.kind,
+                    attestation.predicate_type.as_deref().unwrap_or("unknown"),
+                    attestation.summary()
+                );
+            }
+            for refused in &report.not_accepted {
+                eprintln!(
+                    "skip {} {}: {}",
+                    refused.scheme, refused.manifest, refused.reason
+                );
+            }
+        }
+    }
+    let report = report.into_result()?;
+    if format == Format::Text {
+        println!("verified {} ({schemes})", report.reference);
+    }
+    Ok(())
 }
 
 /// `sealroom store ls|verify|gc`: a table or summary for people, the report with `--format json`.

@@ -39,7 +39,8 @@ pub enum Format {
 pub enum Command {
     /// Run the whole pipeline: resolve, build every step network-off, store, attest.
     Build(BuildArgs),
-    /// Check an artifact against its provenance: signature, statement, subject, builder.
+    /// Check an artifact against its provenance (signature, statement, subject, builder), or an
+    /// image in a registry against the attestations published with it.
     Verify(VerifyArgs),
     /// Write a PEM key pair for signing provenance.
     Keygen(KeygenArgs),
@@ -63,7 +64,8 @@ pub enum Command {
     #[command(subcommand)]
     Store(StoreCommand),
     /// Push an OCI image layout (or the `[[image]]` of that name in --out) to a registry, by
-    /// digest; prints `REF@sha256:<manifest digest>`.
+    /// digest, with its signed attestations (cosign's `.att` tag, OCI referrers); prints
+    /// `REF@sha256:<manifest digest>`, then one line per attestation.
     Push(PushArgs),
     /// Print a spec equivalent to a Dockerfile (for review; see docs/images.md).
     Convert(ConvertArgs),
@@ -164,11 +166,14 @@ pub struct BuildArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The artifact to check.
+    /// The artifact file to check, or an image in a registry pinned by its manifest digest
+    /// (`REGISTRY/REPOSITORY@sha256:<hex>`), whose attestations are read from the registry
+    /// (cosign's `.att` tag and OCI referrers).
     pub artifact: PathBuf,
-    /// Its provenance (`<artifact>.intoto.jsonl`).
+    /// Its provenance (`<artifact>.intoto.jsonl`); needed for a file, not for an image in a
+    /// registry.
     #[arg(long, value_name = "FILE")]
-    pub provenance: PathBuf,
+    pub provenance: Option<PathBuf>,
     /// A trusted PEM public key (SPKI); repeat for several. Signatures by --threshold distinct
     /// keys must verify.
     #[arg(long = "key", value_name = "PUB", required = true)]

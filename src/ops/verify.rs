@@ -18,7 +18,10 @@ use crate::sign::SignError;
 use crate::sign::dsse::Envelope;
 use crate::sign::keys::VerifyingKey;
 
+mod registry;
 mod sbom;
+
+pub use registry::{AttestationReport, RegistryVerifyReport, verify_reference};
 
 /// What a verification holds the provenance to. `verify` is this with one key, threshold 1.
 #[derive(Debug, Clone)]
@@ -100,6 +103,74 @@ pub struct Check {
     pub detail: String,
 }
 
+/// What `sealroom verify ARTIFACT` checks: a file with its provenance, or an image in a
+/// registry with the attestations published there.
+#[derive(Debug)]
+pub enum Target {
+    File {
+        artifact: PathBuf,
+        provenance: PathBuf,
+    },
+    Registry(crate::registry::Reference),
+}
+
+/// Tells the two forms of `verify` apart: an `artifact` that is not an existing file and parses
+/// as `REGISTRY/REPO@sha256:<digest>` is an image in a registry (which needs no `--provenance`
+/// and takes no `--sbom`); anything else is a file, which needs `provenance`.
+pub fn target(
+    artifact: &Path,
+    provenance: Option<&Path>,
+    sbom: Option<&Path>,
+) -> Result<Target, VerifyInputError> {
+    let text = artifact.to_string_lossy();
+    if !artifact.exists()
+        && let Ok(reference) = crate::registry::Reference::parse(&text)
+        && reference.digest.is_some()
+    {
+        if sbom.is_some() {
+            return Err(VerifyInputError::SbomWithReference {
+                reference: reference.to_string(),
+            });
+        }
+        return Ok(Target::Registry(reference));
+    }
+    match provenance {
+        Some(provenance) => Ok(Target::File {
+            artifact: artifact.to_path_buf(),
+            provenance: provenance.to_path_buf(),
+        }),
+        None if artifact.exists() => Err(VerifyInputError::ProvenanceMissing {
+            artifact: artifact.to_path_buf(),
+        }),
+        None => Err(VerifyInputError::NeitherFileNorReference {
+            artifact: artifact.to_path_buf(),
+        }),
+    }
+}
+
+/// A `verify` command line that names no usable target.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyInputError {
+    #[error(
+        "`{artifact}` is a file, and verifying a file needs its provenance\n  hint: add `--provenance {artifact}.intoto.jsonl`"
+    )]
+    ProvenanceMissing { artifact: PathBuf },
+    #[error(
+        "`{artifact}` is neither a file nor a registry reference pinned by digest\n  hint: name the artifact file with --provenance, or an image as REGISTRY/REPOSITORY@sha256:<manifest digest>"
+    )]
+    NeitherFileNorReference { artifact: PathBuf },
+    #[error(
+        "--sbom names the SBOM attestation of a file artifact; {reference} is an image in a registry, whose SBOM attestations are read from there\n  hint: leave out --sbom"
+    )]
+    SbomWithReference { reference: String },
+}
+
+impl Failure for VerifyInputError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
 /// Checks one key with threshold 1, and the builder id when given (see [`verify_policy`]).
 pub fn verify(
     artifact: &Path,
@@ -156,20 +227,17 @@ pub fn check_policy(
         None => None,
     };
 
-    let mut report = VerifyReport {
-        verified: false,
-        artifact: artifact.to_path_buf(),
-        artifact_sha256: artifact_digest.hex(),
-        threshold: policy.threshold,
-        verified_key_ids: Vec::new(),
-        builder_id: None,
-        checks: Vec::new(),
-        failure: None,
-    };
-    let statement = check_envelope(&mut report, provenance, &bytes, &keys, policy);
-    if let Some(statement) = &statement {
-        check_claims(&mut report, statement, policy);
-    }
+    let mut report = VerifyReport::new(
+        artifact.to_path_buf(),
+        artifact_digest.hex(),
+        policy.threshold,
+    );
+    let statement = check_provenance(
+        &mut report,
+        read_envelope(provenance, &bytes),
+        &keys,
+        policy,
+    );
     if let (Some(path), Some(bytes)) = (&policy.sbom, &sbom_bytes) {
         sbom::check_sbom(
             &mut report,
@@ -184,7 +252,35 @@ pub fn check_policy(
     Ok(report)
 }
 
+/// Every check of one provenance envelope (or why it could not be read): the envelope's own
+/// checks, then the claims against `report`'s artifact digest and `policy`. The statement when
+/// the envelope's checks passed. The file and the registry paths of `verify` share it.
+fn check_provenance(
+    report: &mut VerifyReport,
+    envelope: Result<Envelope, VerifyError>,
+    keys: &[VerifyingKey],
+    policy: &Policy,
+) -> Option<Statement> {
+    let statement = check_envelope(report, envelope, keys, policy)?;
+    check_claims(report, &statement, policy);
+    Some(statement)
+}
+
 impl VerifyReport {
+    /// An empty report about the artifact `artifact` of sha256 `artifact_sha256` (hex).
+    fn new(artifact: PathBuf, artifact_sha256: String, threshold: usize) -> Self {
+        VerifyReport {
+            verified: false,
+            artifact,
+            artifact_sha256,
+            threshold,
+            verified_key_ids: Vec::new(),
+            builder_id: None,
+            checks: Vec::new(),
+            failure: None,
+        }
+    }
+
     fn pass(&mut self, name: &'static str, detail: String) {
         self.checks.push(Check {
             name,
@@ -224,12 +320,11 @@ impl VerifyReport {
 /// The checks that make the payload trustworthy; the statement when they all pass.
 fn check_envelope(
     report: &mut VerifyReport,
-    provenance: &Path,
-    bytes: &[u8],
+    envelope: Result<Envelope, VerifyError>,
     keys: &[VerifyingKey],
     policy: &Policy,
 ) -> Option<Statement> {
-    let envelope = match read_envelope(provenance, bytes) {
+    let envelope = match envelope {
         Ok(envelope) => envelope,
         Err(error) => {
             report.fail("envelope", None, error);
@@ -543,6 +638,12 @@ pub enum VerifyError {
         "spec digest: expected `{expected}` in externalParameters.spec.digest.sha256, found {found}"
     )]
     SpecDigest { expected: String, found: String },
+    #[error(
+        "no attestation of {reference} found: {looked}\n  hint: push the image with `sealroom push` from a build signed with --key"
+    )]
+    NoAttestations { reference: String, looked: String },
+    #[error("no provenance attestation of {reference} verifies under the policy: {reasons}")]
+    NoneVerified { reference: String, reasons: String },
     #[error("SBOM attestation `{path}`, line {line}: {detail}")]
     Sbom {
         path: PathBuf,

@@ -27,7 +27,7 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 pub const MAX_ERROR_BODY_BYTES: usize = 16 * 1024;
 
 pub struct Client {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     /// `http://host:port/` or `https://host/`.
     base: Url,
 }
@@ -55,14 +55,14 @@ impl Client {
         Ok(Self { http, base })
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(super) fn url(&self, path: &str) -> Url {
         self.base
             .join(path)
             .expect("a registry path is a valid URL")
     }
 
     /// Sends `request`; a response outside 2xx is an error naming `action`.
-    async fn send(
+    pub(super) async fn send(
         &self,
         action: &str,
         url: &Url,
@@ -336,7 +336,7 @@ impl<R: std::io::Read> std::io::Read for AtMost<R> {
 
 /// The body of `response`, at most `limit` bytes: a longer one (by its Content-Length or by
 /// what arrives) is refused as soon as it shows, without reading the rest.
-async fn read_bounded(
+pub(super) async fn read_bounded(
     mut response: reqwest::Response,
     url: &Url,
     what: &str,

@@ -7,11 +7,14 @@
 //!   default), HTTPS (rustls) otherwise. No authentication yet.
 //! - [`pull`] downloads a base image's manifest, config and layers into the store, each verified
 //!   against its digest as it streams.
+//! - [`referrers`] publishes and finds an image's attestations: cosign's `sha256-<hex>.att` tag
+//!   and OCI 1.1 referrers (with the fallback tag `sha256-<hex>`).
 //!
 //! Nothing here touches the engine; `ops::push` composes it with the layout on disk.
 
 pub mod client;
 pub mod pull;
+pub mod referrers;
 
 use std::fmt;
 

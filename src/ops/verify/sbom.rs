@@ -71,7 +71,7 @@ pub(super) fn check_sbom(
 }
 
 /// One envelope: the format's name when every check holds, else what failed.
-fn check_line(
+pub(super) fn check_line(
     line: &str,
     artifact: &str,
     keys: &[VerifyingKey],
