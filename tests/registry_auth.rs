@@ -547,6 +547,35 @@ fn a_wrong_password_is_exit_1_with_the_registrys_words_and_never_shown() {
         .count();
     assert_eq!(unauthorized, 3, "{:?}", registry.requests());
 
+    // `sealroom login` against the Basic registry: the wrong password is refused in the
+    // registry's words and not saved; the right one is saved.
+    let login_config = work.path().join("login");
+    let login = |password: &str| {
+        common::sealroom()
+            .env("DOCKER_CONFIG", &login_config)
+            .env("SSL_CERT_FILE", &ca)
+            .args(["login", &registry.host(), "-u", ALICE, "--password-stdin"])
+            .write_stdin(password.to_string())
+            .output()
+            .unwrap()
+    };
+    let output = login(wrong);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("authentication required") && !shown.contains(wrong),
+        "{shown}"
+    );
+    assert!(!login_config.join("config.json").exists());
+    let output = login(ALICE_PASSWORD);
+    assert!(output.status.success(), "{}", text(&output));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(login_config.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        written["auths"][registry.host()]["auth"],
+        basic(ALICE, ALICE_PASSWORD)
+    );
+
     // No credentials at all for a registry that asks for Basic: exit 1, words, hint.
     let none = docker_config(work.path(), "none", serde_json::json!({"auths": {}}));
     let output = push(

@@ -1109,6 +1109,42 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// A client's requests may run on spawned tasks (parallel layer downloads): their futures
+    /// are Send and the client is Sync, so no lock is held across an await.
+    #[test]
+    fn a_client_can_be_shared_by_spawned_tasks() {
+        fn shareable<T: Send + Sync>(_: &T) {}
+        fn sendable<T: Send>(_: T) {}
+        let client = Client::new("127.0.0.1:9").unwrap();
+        shareable(&client);
+        let digest = BlobDigest::of(b"");
+        sendable(client.has_blob("x", &digest));
+        sendable(client.get_manifest("x", "latest"));
+        sendable(client.check_credentials());
+    }
+
+    #[test]
+    fn refusals_are_told_in_the_registrys_words() {
+        let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository","Name":"a","Action":"push"}]}]}"#;
+        assert_eq!(
+            registry_words(body, Some("insufficient_scope")),
+            r#"UNAUTHORIZED: authentication required, error="insufficient_scope""#
+        );
+        assert_eq!(
+            registry_words(r#"{"details":"incorrect username or password"}"#, None),
+            "incorrect username or password"
+        );
+        assert_eq!(
+            registry_words(
+                r#"{"error":"invalid_grant","error_description":"expired"}"#,
+                None
+            ),
+            "expired"
+        );
+        assert_eq!(registry_words("plain words\n", None), "plain words");
+        assert_eq!(registry_words("", None), "it gave no reason");
+    }
+
     #[test]
     fn a_blob_reader_stops_one_byte_past_its_descriptor() {
         let exceeded = Arc::new(AtomicBool::new(false));
