@@ -101,6 +101,9 @@ fn print_json(value: &impl serde::Serialize) {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
+    sealroom::registry::configure(sealroom::registry::Settings {
+        ca_files: cli.registry_ca.clone(),
+    });
     match cli.command {
         Command::Build(args) => {
             let store = cli.store.unwrap_or_else(sealroom::store::default_root);
@@ -370,6 +373,53 @@ async fn run(cli: Cli) -> Result<(), Error> {
                             "note: {} unsigned attestation envelope(s) not pushed (build with --key to sign them)",
                             report.unsigned_skipped
                         );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Login(args) => {
+            let password = if args.password_stdin {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|error| Error::io("cannot read the password from", "stdin", error))?;
+                Some(sealroom::registry::auth::Secret::new(
+                    text.trim_end_matches(['\n', '\r']),
+                ))
+            } else {
+                None
+            };
+            let stored =
+                ops::login::login(&args.registry, args.username.as_deref(), password).await?;
+            match cli.format {
+                Format::Json => print_json(&stored),
+                Format::Text => {
+                    eprintln!("login succeeded: {} as `{}`", stored.key, stored.username);
+                    match &stored.helper {
+                        Some(helper) => println!(
+                            "{}: auths.{} (the secret is in docker-credential-{helper})",
+                            stored.config.display(),
+                            stored.key
+                        ),
+                        None => println!("{}: auths.{}", stored.config.display(), stored.key),
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Logout(args) => {
+            let removed = ops::login::logout(&args.registry).await?;
+            match cli.format {
+                Format::Json => print_json(&removed),
+                Format::Text => {
+                    if removed.keys.is_empty() && removed.helper.is_none() {
+                        eprintln!("not logged in to {}", args.registry);
+                    }
+                    for key in &removed.keys {
+                        println!("{}: removed auths.{key}", removed.config.display());
+                    }
+                    if let Some(helper) = &removed.helper {
+                        println!("erased the entry of docker-credential-{helper}");
                     }
                 }
             }

@@ -21,6 +21,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "SEALROOM_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 
+    /// A PEM file of CA certificates to trust for registries (a private registry's CA), besides
+    /// the system's roots or SSL_CERT_FILE's. Repeatable.
+    #[arg(
+        long = "registry-ca",
+        global = true,
+        env = "SEALROOM_REGISTRY_CA",
+        value_name = "FILE"
+    )]
+    pub registry_ca: Vec<PathBuf>,
+
     /// Output format for what the command reports on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -69,6 +79,31 @@ pub enum Command {
     Push(PushArgs),
     /// Print a spec equivalent to a Dockerfile (for review; see docs/images.md).
     Convert(ConvertArgs),
+    /// Check credentials against a registry and save them in docker's config.json
+    /// ($DOCKER_CONFIG/config.json, or its credential helper), as `docker login` does.
+    Login(LoginArgs),
+    /// Remove a registry's credentials from docker's config.json (and its credential helper).
+    Logout(LogoutArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The registry: `host[:port]` (a scheme or path, as docker's keys have, is dropped).
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+    /// The user name.
+    #[arg(long, short = 'u', value_name = "USER")]
+    pub username: Option<String>,
+    /// Read the password (or token) from stdin; it never appears on the command line.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// The registry: `host[:port]`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,7 +111,8 @@ pub struct PushArgs {
     /// An OCI image layout directory, or the name of an `[[image]]` built into --out.
     #[arg(value_name = "IMAGE")]
     pub image: String,
-    /// Where to: `host[:port]/repository[:tag]` (plain HTTP for 127.0.0.1 and localhost).
+    /// Where to: `host[:port]/repository[:tag]` (HTTPS; on 127.0.0.1 and localhost plain HTTP
+    /// when the registry speaks no TLS). Credentials come from docker's config.json.
     #[arg(value_name = "REF")]
     pub reference: String,
     /// The build's output directory, where an image named by IMAGE is looked up.

@@ -12,6 +12,7 @@ pub mod image_contents;
 pub mod image_import;
 pub mod keygen;
 pub mod lock_fetch;
+pub mod login;
 pub mod push;
 pub mod reproduce;
 pub mod sandbox_image;

@@ -97,6 +97,7 @@ pub async fn push(image: &str, reference: &str, out_dir: &Path) -> Result<PushRe
     let (attestation_files, attestations, unsigned_skipped) =
         read_attestations(&layout, &contents.manifest_digest)?;
     let client = Client::new(&reference.registry)?;
+    client.will_push(&reference.repository);
     let (mut uploaded, mut skipped) = (0, 0);
     for blob in std::iter::once(&contents.config).chain(&contents.layers) {
         if client.has_blob(&reference.repository, &blob.digest).await? {

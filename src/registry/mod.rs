@@ -1,10 +1,14 @@
 //! OCI registries (the distribution API v2): pushing an image layout by digest and pulling a
-//! base image by manifest digest.
+//! base image by manifest digest, with docker's credentials.
 //!
 //! - [`Reference`] parses `host[:port]/repository[:tag][@sha256:...]`.
-//! - [`client::Client`] speaks HTTP to one registry: plain HTTP for loopback hosts
-//!   (`127.0.0.1`, `localhost`, `[::1]`, as Docker treats them as insecure registries by
-//!   default), HTTPS (rustls) otherwise. No authentication yet.
+//! - [`client::Client`] speaks HTTP to one registry: HTTPS (rustls; the system's roots, or
+//!   `SSL_CERT_FILE`, plus any `--registry-ca`), and for loopback hosts (`127.0.0.0/8`, `::1`,
+//!   `localhost`) HTTPS first with a fall-back to plain HTTP when no TLS connection can be made,
+//!   as docker treats them. It answers `WWW-Authenticate` challenges: Basic, and the Bearer
+//!   token flow, reusing tokens across its requests.
+//! - [`auth`] finds credentials as docker does (`$DOCKER_CONFIG/config.json`, credential
+//!   helpers) and parses challenges; `sealroom login` writes the same file.
 //! - [`pull`] downloads a base image's manifest, config and layers into the store, each verified
 //!   against its digest as it streams.
 //! - [`referrers`] publishes and finds an image's attestations: cosign's `sha256-<hex>.att` tag
@@ -12,6 +16,7 @@
 //!
 //! Nothing here touches the engine; `ops::push` composes it with the layout on disk.
 
+pub mod auth;
 pub mod client;
 pub mod pull;
 pub mod referrers;
@@ -19,6 +24,32 @@ pub mod referrers;
 use std::fmt;
 
 use crate::error::{ExitCode, Failure};
+
+/// What the command line says about every registry connection (set once, by `main`).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// PEM files of CA certificates trusted for registries besides the system's roots (or
+    /// `SSL_CERT_FILE`'s, which replace them): `--registry-ca` / `SEALROOM_REGISTRY_CA`.
+    pub ca_files: Vec<std::path::PathBuf>,
+}
+
+static SETTINGS: std::sync::RwLock<Option<Settings>> = std::sync::RwLock::new(None);
+
+/// Sets what every [`client::Client`] made after this call uses.
+pub fn configure(settings: Settings) {
+    *SETTINGS
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(settings);
+}
+
+/// The settings [`configure`] set, or the defaults.
+pub fn settings() -> Settings {
+    SETTINGS
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
 
 /// Docker Hub's registry, for a reference without a host.
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
@@ -157,10 +188,59 @@ pub enum RegistryError {
         body: String,
     },
 
+    #[error(transparent)]
+    Denied(Box<Denial>),
+
+    #[error(transparent)]
+    TokenRefused(Box<TokenRefusal>),
+
     #[error(
-        "the registry asks for authentication at {url}; sealroom does not log in to registries yet\n  hint: push to a registry that accepts anonymous pushes (e.g. one on 127.0.0.1)"
+        "the registry {registry} sends credentials to the token realm {realm}, which is plain HTTP on a host that is not this machine; sealroom does not send {who} there\n  hint: the registry's `auth.token.realm` must be an https:// URL (plain http:// only on 127.0.0.1 or localhost)"
     )]
-    AuthenticationRequired { url: String },
+    InsecureRealm {
+        registry: String,
+        realm: String,
+        who: String,
+    },
+
+    #[error(
+        "TLS with the registry at {url} failed: {detail}\n  hint: for a registry with a private CA, pass its certificate with --registry-ca FILE (SEALROOM_REGISTRY_CA) or SSL_CERT_FILE"
+    )]
+    Tls { url: String, detail: String },
+
+    #[error(
+        "cannot use `{}` as registry CA certificates: {detail}\n  hint: --registry-ca (SEALROOM_REGISTRY_CA) takes a PEM file of one or more certificates",
+        path.display()
+    )]
+    CaFile {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+
+    #[error(
+        "cannot use docker's configuration `{}`: {detail}\n  hint: fix the file, or point DOCKER_CONFIG at a directory with a valid config.json",
+        path.display()
+    )]
+    DockerConfig {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+
+    #[error("cannot write docker's configuration `{}`: {detail}", path.display())]
+    WriteDockerConfig {
+        path: std::path::PathBuf,
+        detail: String,
+    },
+
+    #[error(
+        "the credential helper `{program}` cannot be used: {detail}\n  hint: install it on the PATH, or remove `credsStore` / `credHelpers` from docker's config.json"
+    )]
+    CredentialHelper { program: String, detail: String },
+
+    #[error(
+        "no credentials to log in to {registry} with\n  hint: pass -u USER and the password on stdin with --password-stdin"
+    )]
+    NoCredentials { registry: String },
 
     #[error(
         "{what} from {url} has sha256 {found}, expected {expected}: the registry sent something other than what was pinned"
@@ -203,6 +283,37 @@ pub enum RegistryError {
 
     #[error("cannot write to the store: {detail}")]
     Store { detail: String },
+}
+
+/// A registry's refusal of a request after sealroom authenticated, or without credentials.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the registry {registry} refused {action} (HTTP {status} from {url}): {words}\n  sealroom sent {who}\n  hint: log in with `sealroom login {registry}` (or `docker login {registry}`); credentials are read from {config} (DOCKER_CONFIG names its directory)"
+)]
+pub struct Denial {
+    pub registry: String,
+    pub action: String,
+    pub url: String,
+    pub status: u16,
+    /// The registry's own words: its JSON error's code and message, the challenge's error.
+    pub words: String,
+    /// Which credentials were sent (never the secret), or that there were none.
+    pub who: String,
+    pub config: String,
+}
+
+/// A token server's refusal to hand out a token.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the token server {realm} of registry {registry} refused {who}: HTTP {status}: {words}\n  hint: log in with `sealroom login {registry}` (or `docker login {registry}`); credentials are read from {config} (DOCKER_CONFIG names its directory)"
+)]
+pub struct TokenRefusal {
+    pub registry: String,
+    pub realm: String,
+    pub status: u16,
+    pub words: String,
+    pub who: String,
+    pub config: String,
 }
 
 fn body_text(body: &str) -> String {

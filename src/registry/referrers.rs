@@ -22,11 +22,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use reqwest::{Url, header};
 use serde_json::{Value, json};
 
 use super::RegistryError;
-use super::client::{Client, MAX_MANIFEST_BYTES, read_bounded};
+use super::client::{Client, MAX_MANIFEST_BYTES};
 use crate::digest::BlobDigest;
 use crate::image::oci::canonical_json;
 
@@ -274,7 +273,7 @@ impl Client {
         if att_layers_added > 0 {
             let (manifest, config) = att_manifest(&layers);
             self.put_blob_bytes(repository, &config).await?;
-            self.put_manifest_for_headers(repository, &tag, OCI_MANIFEST, &manifest)
+            self.put_manifest(repository, &tag, OCI_MANIFEST, &manifest)
                 .await?;
         }
 
@@ -287,7 +286,7 @@ impl Client {
             let manifest = referrer_manifest(subject, attestation);
             let digest = BlobDigest::of(&manifest);
             let headers = self
-                .put_manifest_for_headers(repository, &digest.to_string(), OCI_MANIFEST, &manifest)
+                .put_manifest(repository, &digest.to_string(), OCI_MANIFEST, &manifest)
                 .await?;
             indexed &= headers.contains_key(OCI_SUBJECT_HEADER);
             entries.push(json!({
@@ -317,7 +316,7 @@ impl Client {
                     })
                     .copied()
                     .collect();
-                self.put_manifest_for_headers(repository, &tag, OCI_INDEX, &index)
+                self.put_manifest(repository, &tag, OCI_INDEX, &index)
                     .await?;
             }
             fallback = Some(tag);
@@ -469,24 +468,19 @@ impl Client {
         digest: &BlobDigest,
         size: u64,
     ) -> Result<Vec<u8>, RegistryError> {
-        let url = self.url(&format!("v2/{repository}/blobs/{digest}"));
+        let path = format!("v2/{repository}/blobs/{digest}");
         let what = format!("attestation layer {digest}");
         if size > MAX_ENVELOPE_BYTES {
             return Err(RegistryError::TooLarge {
                 what,
-                url: url.to_string(),
+                url: format!("{}/{path}", self.registry()),
                 limit: MAX_ENVELOPE_BYTES,
                 detail: format!("its descriptor says {size} bytes; it was not downloaded"),
             });
         }
-        let response = self
-            .send(
-                &format!("a download of {what}"),
-                &url,
-                self.http.get(url.clone()),
-            )
+        let (bytes, url) = self
+            .get_bounded(&what, repository, &path, None, size)
             .await?;
-        let bytes = read_bounded(response, &url, &what, size).await?;
         let found = BlobDigest::of(&bytes);
         if found != *digest {
             return Err(RegistryError::DigestMismatch {
@@ -506,12 +500,13 @@ impl Client {
         repository: &str,
         image: &BlobDigest,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
-        let url = self.url(&format!("v2/{repository}/referrers/{image}"));
-        let request = self.http.get(url.clone()).header(header::ACCEPT, OCI_INDEX);
-        match self.send("the referrers list", &url, request).await {
-            Ok(response) => Ok(Some(
-                read_bounded(response, &url, "the referrers list", MAX_MANIFEST_BYTES).await?,
-            )),
+        let path = format!("v2/{repository}/referrers/{image}");
+        let what = "the referrers list";
+        match self
+            .get_bounded(what, repository, &path, Some(OCI_INDEX), MAX_MANIFEST_BYTES)
+            .await
+        {
+            Ok((bytes, _)) => Ok(Some(bytes)),
             Err(RegistryError::Refused { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
@@ -532,73 +527,10 @@ impl Client {
 
     /// Uploads `bytes` as a blob unless the repository has it.
     async fn put_blob_bytes(&self, repository: &str, bytes: &[u8]) -> Result<(), RegistryError> {
-        let digest = BlobDigest::of(bytes);
-        if self.has_blob(repository, &digest).await? {
-            return Ok(());
+        if !self.has_blob(repository, &BlobDigest::of(bytes)).await? {
+            self.push_blob_bytes(repository, bytes).await?;
         }
-        let start = self.url(&format!("v2/{repository}/blobs/uploads/"));
-        let action = format!("an upload of blob {digest}");
-        let response = self
-            .send(
-                &action,
-                &start,
-                self.http
-                    .post(start.clone())
-                    .header(header::CONTENT_LENGTH, 0),
-            )
-            .await?;
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| RegistryError::Unsupported {
-                what: "the upload response".to_string(),
-                url: start.to_string(),
-                detail: "it has no Location header".to_string(),
-            })?;
-        let mut upload: Url = start
-            .join(location)
-            .map_err(|error| RegistryError::Unsupported {
-                what: "the upload location".to_string(),
-                url: start.to_string(),
-                detail: error.to_string(),
-            })?;
-        upload
-            .query_pairs_mut()
-            .append_pair("digest", &digest.to_string());
-        self.send(
-            &action,
-            &upload,
-            self.http
-                .put(upload.clone())
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(bytes.to_vec()),
-        )
-        .await?;
         Ok(())
-    }
-
-    /// `PUT /v2/<repo>/manifests/<reference>`, returning the response's headers (a registry
-    /// that indexes referrers says so with `OCI-Subject`).
-    async fn put_manifest_for_headers(
-        &self,
-        repository: &str,
-        reference: &str,
-        media_type: &str,
-        manifest: &[u8],
-    ) -> Result<header::HeaderMap, RegistryError> {
-        let url = self.url(&format!("v2/{repository}/manifests/{reference}"));
-        let response = self
-            .send(
-                &format!("the manifest for `{reference}`"),
-                &url,
-                self.http
-                    .put(url.clone())
-                    .header(header::CONTENT_TYPE, media_type)
-                    .body(manifest.to_vec()),
-            )
-            .await?;
-        Ok(response.headers().clone())
     }
 }
 
