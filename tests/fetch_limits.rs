@@ -60,7 +60,15 @@ fn raw_server(framing: Framing, total: u64) -> (String, std::thread::JoinHandle<
     let address = listener.local_addr().unwrap();
     let sent = Arc::new(AtomicU64::new(0));
     let handle = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
+        // A client trying HTTPS first (a loopback registry) sends a TLS ClientHello: that
+        // connection is closed, as a plain-HTTP server fails the handshake, and the next taken.
+        let mut stream = loop {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut first = [0u8; 1];
+            if stream.read(&mut first).unwrap_or(0) == 1 && first[0].is_ascii_uppercase() {
+                break stream;
+            }
+        };
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {

@@ -1105,3 +1105,108 @@ fn a_plain_http_realm_off_this_machine_never_gets_the_credentials() {
     // The registry did not take the fake token: the answer is its refusal, after one retry.
     assert!(text(&output).contains("refused"), "{}", text(&output));
 }
+
+#[test]
+fn a_sandbox_image_from_the_token_registry_builds_with_credentials_from_a_helper() {
+    let Some((_pki, tokens, registry)) = token_setup() else {
+        return;
+    };
+    // An image steps can run in: busybox plus a marker, built and pushed with config.json.
+    let work = tempfile::tempdir().unwrap();
+    let marker = marker("sandbox");
+    let maker = common::Project::new();
+    std::fs::write(maker.path("src/marker"), format!("{marker}\n")).unwrap();
+    let busybox = common::busybox().to_string();
+    let spec = maker.write_spec(
+        &busybox,
+        &format!(
+            "[[step]]\nname = \"noop\"\nrun = [\"true\"]\n\n[[image]]\nname = \"marked\"\nbase = \"{busybox}\"\nlayers = [{{ source = \"src\", path = \"/app\" }}]\n"
+        ),
+    );
+    let output = maker
+        .build_command(&spec)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let built: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let image_id = built["images"][0]["config_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auths = docker_config(
+        work.path(),
+        "auths",
+        serde_json::json!({"auths": {registry.host(): {"auth": basic(BOB, BOB_PASSWORD)}}}),
+    );
+    let digest = pushed_digest(&push(
+        &auths,
+        &maker.out().join("marked"),
+        &format!("{}/test/sandbox", registry.host()),
+        &[],
+        &[],
+    ));
+    // The engine must not have it: the build pulls it.
+    Command::new("docker")
+        .args(["rmi", "-f", &image_id])
+        .output()
+        .unwrap();
+
+    // Credentials only through the helper (credsStore), as `docker login` leaves them.
+    let bin = work.path().join("bin");
+    let log = work.path().join("helper.log");
+    credential_helper(&bin, "test", &registry.host(), BOB, BOB_PASSWORD, &log);
+    let config = docker_config(
+        work.path(),
+        "store",
+        serde_json::json!({"auths": {registry.host(): {}}, "credsStore": "test"}),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let project = common::Project::new();
+    let spec = project.write_spec(
+        &format!("{}/test/sandbox@{digest}", registry.host()),
+        "[[step]]\nname = \"probe\"\nrun = [\"sh\", \"-c\", \"cat /app/marker > /out/marker.txt\"]\nartifacts = [\"marker.txt\"]\n",
+    );
+    let before = tokens.requests().len();
+    let output = project
+        .build_command(&spec)
+        .env("DOCKER_CONFIG", &config)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        std::fs::read_to_string(project.out().join("marker.txt")).unwrap(),
+        format!("{marker}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("get {}\n", registry.host())
+    );
+    let pulled = &tokens.requests()[before..];
+    assert_eq!(pulled.len(), 1, "one token for the pull: {pulled:?}");
+    assert_eq!(pulled[0]["user"], BOB);
+
+    // Without credentials the registry's refusal is the error, with the hint to log in.
+    let none = docker_config(work.path(), "none", serde_json::json!({"auths": {}}));
+    let fresh = common::Project::new();
+    let spec = fresh.write_spec(
+        &format!("{}/test/sandbox@{digest}", registry.host()),
+        "[[step]]\nname = \"probe\"\nrun = [\"true\"]\n",
+    );
+    let output = fresh
+        .build_command(&spec)
+        .env("DOCKER_CONFIG", &none)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("login"), "{}", text(&output));
+    Command::new("docker")
+        .args(["rmi", "-f", &image_id])
+        .output()
+        .unwrap();
+}

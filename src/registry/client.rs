@@ -50,6 +50,12 @@ const MIN_TOKEN_SECONDS: u64 = 60;
 /// A token is not used in its last seconds, so it does not expire on the way.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
+/// How long a connection (TCP and TLS handshake) to a registry may take: docker's dial timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same on this machine, where a TLS handshake takes milliseconds: a plain-HTTP server
+/// that does not answer one is given up on soon, for the fall-back to HTTP.
+const LOOPBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Where a request goes: a path below the registry's base, or a URL the registry gave (an
 /// upload's `Location`).
 enum Target<'a> {
@@ -130,8 +136,16 @@ impl Client {
         } else {
             None
         };
-        let mut builder =
-            reqwest::Client::builder().user_agent(concat!("sealroom/", env!("CARGO_PKG_VERSION")));
+        // A loopback server that speaks only plain HTTP may never answer a TLS handshake; the
+        // fall-back to HTTP must not wait on it for long.
+        let connect_timeout = if plain.is_some() {
+            LOOPBACK_CONNECT_TIMEOUT
+        } else {
+            CONNECT_TIMEOUT
+        };
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("sealroom/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout);
         for path in super::settings().ca_files {
             for certificate in read_ca_file(&path)? {
                 builder = builder.add_root_certificate(certificate);

@@ -261,6 +261,11 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
             return None;
         }
         head.extend_from_slice(&buffer[..read]);
+        // Not HTTP (a TLS ClientHello, as a client trying HTTPS first sends): closed at once,
+        // as a server that speaks only HTTP would fail the handshake.
+        if !head[0].is_ascii_uppercase() {
+            return None;
+        }
     }
     let text = String::from_utf8_lossy(&head);
     let request_line = text.lines().next()?;
