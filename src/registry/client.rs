@@ -527,7 +527,8 @@ impl Client {
     }
 
     /// `GET` of `path` below the registry (`accept` as the Accept header), at most `limit`
-    /// bytes read: the body and the URL it came from. A 404 is `Refused` with status 404.
+    /// bytes read: the body, the URL it came from and its Content-Type. A 404 is `Refused`
+    /// with status 404.
     pub(super) async fn get_bounded(
         &self,
         what: &str,
@@ -535,7 +536,7 @@ impl Client {
         path: &str,
         accept: Option<&str>,
         limit: u64,
-    ) -> Result<(Vec<u8>, Url), RegistryError> {
+    ) -> Result<(Vec<u8>, Url, String), RegistryError> {
         let response = self
             .send(
                 what,
@@ -552,7 +553,14 @@ impl Client {
             )
             .await?;
         let url = response.url().clone();
-        Ok((read_bounded(response, &url, what, limit).await?, url))
+        let media_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = read_bounded(response, &url, what, limit).await?;
+        Ok((bytes, url, media_type))
     }
 
     /// The manifest at `reference` and its media type, checked against `reference` when it is a
@@ -562,32 +570,15 @@ impl Client {
         repository: &str,
         reference: &str,
     ) -> Result<(Vec<u8>, String), RegistryError> {
-        let path = format!("v2/{repository}/manifests/{reference}");
-        let response = self
-            .send(
+        let (bytes, url, media_type) = self
+            .get_bounded(
                 &format!("the manifest `{reference}`"),
-                Some(repository),
-                Target::Path(&path),
-                |status| status.is_success(),
-                |url| {
-                    Ok(self
-                        .http
-                        .get(url)
-                        .header(header::ACCEPT, MANIFEST_TYPES.join(", ")))
-                },
+                repository,
+                &format!("v2/{repository}/manifests/{reference}"),
+                Some(&MANIFEST_TYPES.join(", ")),
+                MAX_MANIFEST_BYTES,
             )
             .await?;
-        let url = self
-            .base()
-            .join(&path)
-            .expect("a registry path is a valid URL");
-        let media_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        let bytes = read_bounded(response, &url, "the manifest", MAX_MANIFEST_BYTES).await?;
         if let Ok(expected) = reference.parse::<BlobDigest>() {
             let found = BlobDigest::of(&bytes);
             if found != expected {

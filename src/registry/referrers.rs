@@ -478,7 +478,7 @@ impl Client {
                 detail: format!("its descriptor says {size} bytes; it was not downloaded"),
             });
         }
-        let (bytes, url) = self
+        let (bytes, url, _) = self
             .get_bounded(&what, repository, &path, None, size)
             .await?;
         let found = BlobDigest::of(&bytes);
@@ -506,7 +506,7 @@ impl Client {
             .get_bounded(what, repository, &path, Some(OCI_INDEX), MAX_MANIFEST_BYTES)
             .await
         {
-            Ok((bytes, _)) => Ok(Some(bytes)),
+            Ok((bytes, _, _)) => Ok(Some(bytes)),
             Err(RegistryError::Refused { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
