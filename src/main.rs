@@ -430,6 +430,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 &args.dockerfile,
                 args.context.as_deref(),
                 args.name.as_deref(),
+                &args.build_args,
             )?;
             print!("{toml}");
             Ok(())

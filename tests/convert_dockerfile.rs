@@ -93,9 +93,9 @@ fn a_downloading_run_is_flagged_with_a_fetch_suggestion() {
     );
     let (ok, stdout, stderr) = convert(&dockerfile, &[]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("# note: line 2: this RUN downloads (`apt-get`), but steps run with the network off: move the download into a [[fetch]]"), "{stdout}");
+    assert!(stdout.contains("# note: line 2: this RUN downloads (`apt-get update`, `apt-get install`), but steps run with the network off: system packages belong in the base image"), "{stdout}");
     assert!(
-        stdout.contains("# note: line 3: this RUN downloads (`wget`)"),
+        stdout.contains("# note: line 3: this RUN downloads (`wget`), but steps run with the network off: make the download a [[fetch]] with its url and sha256"),
         "{stdout}"
     );
 }

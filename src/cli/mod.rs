@@ -131,6 +131,9 @@ pub struct ConvertArgs {
     /// The spec's and the image's name (default: the context directory's name).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Set an ARG's value, as `docker build --build-arg` does (repeatable).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

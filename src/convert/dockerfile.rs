@@ -48,10 +48,16 @@ pub fn parse(text: &str) -> Result<Vec<Instruction>, ConvertError> {
         if pending.is_none() && trimmed.trim().is_empty() {
             continue;
         }
+        let continuing = pending.is_some();
         let (start, mut joined) = pending.take().unwrap_or((line_number, String::new()));
-        let content = raw_line.trim_end();
+        // A continued line's indentation is layout, not part of the command.
+        let content = if continuing {
+            raw_line.trim()
+        } else {
+            raw_line.trim_end()
+        };
         if let Some(continued) = content.strip_suffix('\\') {
-            joined.push_str(continued);
+            joined.push_str(continued.trim_end());
             joined.push(' ');
             pending = Some((start, joined));
             continue;
@@ -184,7 +190,7 @@ mod tests {
         assert_eq!(parsed[1].line, 3);
         assert_eq!(
             parsed[1].arguments,
-            Arguments::Shell("echo a    && echo b".to_string())
+            Arguments::Shell("echo a && echo b".to_string())
         );
         assert_eq!(
             parsed[2].flags,

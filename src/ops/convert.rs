@@ -2,6 +2,7 @@
 //! `crate::convert` for the model and its limits). Reads the Dockerfile and its context;
 //! writes nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::convert::{self, ConvertError, Options};
@@ -13,7 +14,12 @@ pub fn convert(
     dockerfile: &Path,
     context: Option<&Path>,
     name: Option<&str>,
+    build_args: &[String],
 ) -> Result<String, Error> {
+    let build_args = build_args
+        .iter()
+        .map(|text| convert::parse_build_arg(text))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
     let text = std::fs::read_to_string(dockerfile).map_err(|source| ConvertError::Read {
         path: dockerfile.to_path_buf(),
         source,
@@ -34,6 +40,7 @@ pub fn convert(
         &Options {
             name: &name,
             context: &context,
+            build_args: &build_args,
         },
     )?)
 }
