@@ -1509,6 +1509,7 @@ fn copy_line(
     context: &Path,
 ) -> String {
     let relative = source.trim_start_matches("./").trim_start_matches('/');
+    let relative = if relative == "." { "" } else { relative };
     let from = match step {
         None => format!("/inputs/context/{relative}"),
         Some(step) => format!("/inputs/{step}/{relative}"),
