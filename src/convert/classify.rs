@@ -993,6 +993,63 @@ mod tests {
         }
     }
 
+    /// The one kind (other than `Other`) of the RUN `text` as a Dockerfile line.
+    fn kind_of_run(text: &str) -> Kind {
+        let dockerfile = format!("FROM x@sha256:00\nRUN {text}\n");
+        let parsed = super::super::dockerfile::parse(&dockerfile).unwrap();
+        let run = parsed[1].arguments.text();
+        let kinds: Vec<Kind> = kinds_with(&run, &[])
+            .into_iter()
+            .filter(|kind| *kind != Kind::Other)
+            .collect();
+        assert_eq!(kinds.len(), 1, "{text}: {kinds:?}");
+        kinds.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn each_form_is_read_the_same_in_continued_lines_chains_and_sh_c() {
+        let forms = [
+            "pip download --require-hashes -r requirements.txt -d /wheels",
+            "pip wheel -r requirements.txt -w /wheels",
+            "npm ci --omit=dev",
+            "npm install",
+            "cargo fetch --locked",
+            "cargo vendor vendor",
+            "go mod download",
+            "go mod vendor",
+            "pip install --no-index --find-links=/wheels -r requirements.txt",
+            "npm ci --offline",
+            "cargo build --offline --release",
+            "cargo build --frozen",
+            "GOFLAGS=-mod=vendor go build ./...",
+            "GOPROXY=off go build ./...",
+            "curl -fsSLo /tmp/x https://x.example/x",
+            "wget https://x.example/x",
+            "git clone https://x.example/r.git",
+            "apt-get install -y gcc",
+            "pip install flask",
+        ];
+        for form in forms {
+            let plain = kind_of_run(form);
+            let words: Vec<&str> = form.split(' ').collect();
+            let (head, tail) = words.split_at(words.len() / 2 + 1);
+            let continued = format!("{} \\\n    {}", head.join(" "), tail.join(" "));
+            for variant in [
+                continued.clone(),
+                format!("set -eux; cd /src \\\n  && {form} \\\n  && ls"),
+                format!("sh -c '{form}'"),
+                format!("/bin/bash -euxo pipefail -c \"cd /src && {form}\""),
+                format!("true && {continued} || exit 1"),
+            ] {
+                assert_eq!(
+                    kind_of_run(&variant),
+                    plain,
+                    "`{variant}` reads differently from `{form}`"
+                );
+            }
+        }
+    }
+
     #[test]
     fn written_paths_are_found_by_command() {
         let paths = |text: &str| -> Vec<(String, bool)> {

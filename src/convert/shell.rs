@@ -364,15 +364,23 @@ fn shell_script(command: &Simple) -> Option<String> {
         return None;
     }
     let mut has_c = false;
+    let mut option_value = false;
     for word in words {
+        if option_value {
+            // The name after `-o` (`-o pipefail`).
+            option_value = false;
+            continue;
+        }
         if has_c {
             return Some(word.clone());
         }
-        if word.starts_with('-') && !word.starts_with("--") && word.contains('c') {
+        let short = (word.starts_with('-') || word.starts_with('+')) && !word.starts_with("--");
+        if short && word.contains('c') {
             has_c = true;
-        } else if word.starts_with('-') || word == "+e" || word == "+x" {
-            continue;
-        } else if !word.starts_with('-') {
+            option_value = word.ends_with('o');
+        } else if short {
+            option_value = word.ends_with('o');
+        } else if !word.starts_with("--") {
             return None;
         }
     }
