@@ -587,3 +587,15 @@ fn every_instruction_not_kept_exactly_has_a_note_with_its_line() {
         );
     }
 }
+
+#[test]
+fn a_copy_from_outside_the_context_is_refused() {
+    let dockerfile = format!("FROM {BASE}\nCOPY ../secret.txt /app/\n");
+    let (ok, stdout, stderr, _context) = convert_in(&dockerfile, &[], &[]);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("line 2: COPY source `../secret.txt` is outside the build context"),
+        "{stderr}"
+    );
+}

@@ -672,6 +672,14 @@ fn copy(
         }
     };
     for source in &parts {
+        if source_root.is_none() && escapes(source) {
+            return Err(ConvertError::Invalid {
+                line,
+                message: format!(
+                    "{keyword} source `{source}` is outside the build context (as `docker build` says: forbidden path outside the build context)"
+                ),
+            });
+        }
         if keyword == "ADD" && (source.contains("://") || source.starts_with("git@")) {
             top_notes.push(format!(
                 "line {line}: `ADD {source}` downloads: move it into a [[fetch]] with its url and sha256, and give the fetch to a step as an input"
@@ -705,6 +713,27 @@ fn copy(
         stage.made.insert(dest.clone());
     }
     Ok(())
+}
+
+/// True when the relative `path` climbs above its root with `..`.
+fn escapes(path: &str) -> bool {
+    if path.contains("://") {
+        return false;
+    }
+    let mut depth: i64 = 0;
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
 }
 
 /// The earlier stage a `--from=` names: by its index or its name.
