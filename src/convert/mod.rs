@@ -1062,7 +1062,12 @@ fn convert_run(
                 }
                 continue;
             }
-            "set" | "true" | ":" | "echo" | "ls" | "" if simple_command.writes.is_empty() => {
+            "" if simple_command.writes.is_empty() => {
+                // `NAME=value` alone sets a shell variable for what follows.
+                variables.extend(simple_command.assignments.iter().cloned());
+                continue;
+            }
+            "set" | "true" | ":" | "echo" | "ls" if simple_command.writes.is_empty() => {
                 continue;
             }
             "mkdir" => {
