@@ -3,9 +3,12 @@
 //! `auth: token` against a token server the test runs). Its access log is kept in a file, so a
 //! test can count the requests the registry answered. With CI=true a missing binary fails the
 //! test (scripts/ensure-packages.sh installs it); elsewhere the test is skipped.
+//!
+//! [`Registry::start_for_the_process`] makes one a test process keeps in a `static` (never
+//! dropped): it stops, and its storage is removed, when the process exits, however it exits.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// A running registry.
 pub struct Registry {
@@ -14,6 +17,9 @@ pub struct Registry {
     /// `https` when started with TLS, else `http`.
     pub scheme: &'static str,
     log: PathBuf,
+    /// For a registry kept for the process: the pipe whose closing stops it (see
+    /// [`Registry::start_for_the_process`]).
+    lifeline: Option<ChildStdin>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,6 +39,19 @@ impl Registry {
     }
 
     pub fn start_with(config: RegistryConfig) -> Option<Self> {
+        Self::spawn(config, false)
+    }
+
+    /// An anonymous plain-HTTP registry for the whole test process, to keep in a `static`
+    /// (whose value is never dropped). It runs under `sh`, which waits for its stdin, a pipe
+    /// from this process, to close: when the test process exits (the kernel closes the pipe,
+    /// even after a crash) `sh` stops the registry and removes its storage. Dropping the value
+    /// closes the pipe and waits for the same.
+    pub fn start_for_the_process() -> Option<Self> {
+        Self::spawn(RegistryConfig::default(), true)
+    }
+
+    fn spawn(config: RegistryConfig, for_the_process: bool) -> Option<Self> {
         let binary = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
             .into_iter()
             .find(|path| Path::new(path).exists());
@@ -63,15 +82,32 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, yaml).unwrap();
         let log = dir.path().join("registry.log");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config_path)
+        let mut command = if for_the_process {
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(
+                    "\"$0\" serve \"$1\" </dev/null & registry=$!; cat >/dev/null; \
+                     kill \"$registry\"; wait \"$registry\"; rm -rf \"$2\"",
+                )
+                .arg(binary)
+                .arg(&config_path)
+                .arg(dir.path())
+                .stdin(Stdio::piped());
+            command
+        } else {
+            let mut command = Command::new(binary);
+            command.arg("serve").arg(&config_path);
+            command
+        };
+        let mut child = command
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
             ))
             .spawn()
             .unwrap();
+        let lifeline = child.stdin.take();
         let mut registry = Registry {
             child,
             port,
@@ -81,6 +117,7 @@ impl Registry {
                 "http"
             },
             log,
+            lifeline,
             _dir: dir,
         };
         for _ in 0..200 {
@@ -95,7 +132,10 @@ impl Registry {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("docker-registry did not listen on 127.0.0.1:{port}");
+        panic!(
+            "docker-registry did not listen on 127.0.0.1:{port}: {}",
+            registry.log()
+        );
     }
 
     /// `127.0.0.1:PORT`, the registry part of a reference.
@@ -136,7 +176,12 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Some(lifeline) = self.lifeline.take() {
+            // `sh` stops the registry (its own child) once the pipe closes.
+            drop(lifeline);
+        } else {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
