@@ -254,6 +254,10 @@ fn pip_download_of_a_hashed_lock_becomes_a_fetch_that_the_offline_install_reads(
         ),
         "{install}"
     );
+    assert!(
+        stdout.contains("# note: line 13: `pip install --target` compiles `.pyc` files that record the temporary directory it installs through, so the output differs from build to build: add `--no-compile`\n"),
+        "{stdout}"
+    );
     let run = step_text(&stdout, "build-2");
     assert!(
         run.contains("PYTHONPATH=/out/app/site python3 app.py > /out/app/out.txt"),

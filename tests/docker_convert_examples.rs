@@ -264,6 +264,9 @@ struct Example {
     ran: (&'static str, &'static str),
     /// What `docker run --network none <image>` prints.
     output: &'static str,
+    /// Two steps that run the same command on the same inputs: their outputs must be the same
+    /// tree (the converted spec is deterministic, not only working).
+    same_output: Option<(&'static str, &'static str)>,
 }
 
 /// Converts, builds (`--load`) and runs `example`, as its README says.
@@ -386,6 +389,23 @@ fn converts_builds_and_runs(example: &Example) {
         "step {step_name}'s log has no `{log_line}`:\n{log}"
     );
 
+    if let Some((first, second)) = example.same_output {
+        let output_of = |name: &str| {
+            report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|step| step["name"] == name)
+                .map(|step| step["output"].clone())
+                .unwrap_or_else(|| panic!("no step {name} in the report: {report}"))
+        };
+        assert_eq!(
+            output_of(first),
+            output_of(second),
+            "steps {first} and {second} install the same lock the same way: their outputs must be one tree"
+        );
+    }
+
     // The image runs, with no network, as the Dockerfile's would.
     let image_id = report["images"][0]["config_digest"].as_str().unwrap();
     let started = Instant::now();
@@ -435,6 +455,7 @@ fn docker_the_python_hermetic_dockerfile_converts_to_its_spec_which_tests_and_bu
         ],
         ran: ("build-2", "5 passed"),
         output: "Hello, world!\n",
+        same_output: Some(("build-1", "runtime-1")),
     });
 }
 
@@ -451,5 +472,6 @@ fn docker_the_node_hermetic_dockerfile_converts_to_its_spec_which_installs_with_
         ],
         ran: ("deps-1", "added 2 packages"),
         output: "tiny:hello Ada\n",
+        same_output: None,
     });
 }

@@ -529,6 +529,26 @@ pub fn installs_into_the_base(command: &Simple) -> Option<&'static str> {
     None
 }
 
+/// `pip install --target` without `--no-compile`: the `.pyc` files it writes hold the random
+/// temporary directory pip installs through, so the output differs from build to build.
+pub fn compiles_through_a_temp_dir(command: &Simple, variables: &BTreeMap<String, String>) -> bool {
+    let Some(program) = command.program() else {
+        return false;
+    };
+    let args: Vec<&str> = command.words.iter().skip(1).map(String::as_str).collect();
+    let pip_args: &[&str] = if is_pip(program) {
+        &args
+    } else if is_python(program) && args.len() >= 2 && args[0] == "-m" && args[1] == "pip" {
+        &args[2..]
+    } else {
+        return false;
+    };
+    first_operand_skipping(pip_args, PIP_GLOBAL_VALUED) == Some("install")
+        && !values(pip_args, &["-t", "--target"]).is_empty()
+        && !has_flag(pip_args, &["--no-compile"])
+        && !truthy(variables.get("PIP_NO_COMPILE").map(String::as_str))
+}
+
 /// Paths `command` writes to by its arguments (`mkdir`, `-d`/`--target`/`--prefix`,
 /// `cp`/`mv`/`install` destinations, `tar -C`, `-o`, `python -m venv`, `cargo vendor`) and by
 /// redirections, as written. The second element is true for a virtual environment, which

@@ -1187,6 +1187,11 @@ fn convert_run(
                 }
             }
         }
+        if classify::compiles_through_a_temp_dir(simple_command, &command_variables) {
+            notes.push(format!(
+                "line {line}: `pip install --target` compiles `.pyc` files that record the temporary directory it installs through, so the output differs from build to build: add `--no-compile`"
+            ));
+        }
         if let Some(what) = classify::installs_into_the_base(simple_command) {
             notes.push(format!(
                 "line {line}: {what}, which is read-only in a step and not rewritten: install under a directory of the stage's own (`--target=/app/site`, `--prefix=/app`, `DESTDIR=`) and point PYTHONPATH, PATH or the program there"
