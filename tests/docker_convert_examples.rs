@@ -216,18 +216,6 @@ impl Drop for PackageServer {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Removes what a test left in the engine, also when it fails: its image and the container of
 /// its `docker run`, and the language image a step loaded.
 struct EngineCleanup<'a> {
@@ -275,7 +263,7 @@ fn converts_builds_and_runs(example: &Example) {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app");
-    copy_tree(&Path::new(ROOT).join("examples").join(example.name), &app);
+    common::copy_tree(&Path::new(ROOT).join("examples").join(example.name), &app);
 
     // `sealroom convert` prints the checked-in spec, pinned to the image the build-arg names.
     let started = Instant::now();

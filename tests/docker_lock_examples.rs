@@ -273,7 +273,7 @@ impl Project {
         let image = image::debian_langs();
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
-        copy_tree(
+        common::copy_tree(
             &Path::new(ROOT).join("examples").join(format.example()),
             &app,
         );
@@ -333,18 +333,6 @@ impl Project {
             .env("CARGO_HOME", self.path("cargo-home"))
             .output()
             .unwrap()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let target = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
     }
 }
 

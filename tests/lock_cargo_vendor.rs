@@ -25,18 +25,6 @@ fn have_cargo() -> bool {
     common::tool_available("cargo", "--version", "install Rust with rustup")
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.path().strip_prefix(from).unwrap());
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&dest).unwrap();
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// A temp directory with the fixture project in `app/` (its lock replaced by `lock`, a fixture
 /// path), and the crates of that lock laid out in `crates/`, as the fetch stage would: each
 /// `.crate` checked against the lock's checksum first.
@@ -53,7 +41,7 @@ impl Laid {
     fn with_project(lock: &str, change: impl FnOnce(&Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path().join("app");
-        copy_tree(&Path::new(FIXTURES).join("locks/cargo/app"), &app);
+        common::copy_tree(&Path::new(FIXTURES).join("locks/cargo/app"), &app);
         fs::copy(Path::new(FIXTURES).join(lock), app.join("Cargo.lock")).unwrap();
         change(&app);
 

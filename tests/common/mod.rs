@@ -226,3 +226,16 @@ pub fn statement_of(jsonl: &str) -> serde_json::Value {
         .expect("base64");
     serde_json::from_slice(&payload).expect("a statement")
 }
+
+/// Copies the tree at `from` (files and directories) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
