@@ -504,14 +504,8 @@ fn uv(args: &[&str], variables: &BTreeMap<String, String>) -> Kind {
 pub fn installs_into_the_base(command: &Simple) -> Option<&'static str> {
     let program = command.program()?;
     let args: Vec<&str> = command.words.iter().skip(1).map(String::as_str).collect();
-    let pip_args: Option<&[&str]> = if is_pip(program) {
-        Some(&args)
-    } else if is_python(program) && args.len() >= 2 && args[0] == "-m" && args[1] == "pip" {
-        Some(&args[2..])
-    } else {
-        None
-    };
-    if let Some(pip_args) = pip_args {
+    if let Some(pip_args) = pip_arguments(command) {
+        let pip_args = pip_args.as_slice();
         let installs = first_operand_skipping(pip_args, PIP_GLOBAL_VALUED) == Some("install");
         let placed = !values(pip_args, &["-t", "--target", "--prefix", "--root"]).is_empty()
             || has_flag(pip_args, &["--user"]);
@@ -529,20 +523,26 @@ pub fn installs_into_the_base(command: &Simple) -> Option<&'static str> {
     None
 }
 
+/// pip's arguments, for `pip …`, `pip3 …` and `python3 -m pip …`.
+fn pip_arguments(command: &Simple) -> Option<Vec<&str>> {
+    let program = command.program()?;
+    let args: Vec<&str> = command.words.iter().skip(1).map(String::as_str).collect();
+    if is_pip(program) {
+        Some(args)
+    } else if is_python(program) && args.len() >= 2 && args[0] == "-m" && args[1] == "pip" {
+        Some(args[2..].to_vec())
+    } else {
+        None
+    }
+}
+
 /// `pip install --target` without `--no-compile`: the `.pyc` files it writes hold the random
 /// temporary directory pip installs through, so the output differs from build to build.
 pub fn compiles_through_a_temp_dir(command: &Simple, variables: &BTreeMap<String, String>) -> bool {
-    let Some(program) = command.program() else {
+    let Some(pip_args) = pip_arguments(command) else {
         return false;
     };
-    let args: Vec<&str> = command.words.iter().skip(1).map(String::as_str).collect();
-    let pip_args: &[&str] = if is_pip(program) {
-        &args
-    } else if is_python(program) && args.len() >= 2 && args[0] == "-m" && args[1] == "pip" {
-        &args[2..]
-    } else {
-        return false;
-    };
+    let pip_args = pip_args.as_slice();
     first_operand_skipping(pip_args, PIP_GLOBAL_VALUED) == Some("install")
         && !values(pip_args, &["-t", "--target"]).is_empty()
         && !has_flag(pip_args, &["--no-compile"])
