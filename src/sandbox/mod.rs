@@ -13,6 +13,7 @@ pub mod docker;
 pub mod fake;
 pub mod fetch_network;
 pub mod record;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -383,6 +384,12 @@ pub enum SandboxError {
         "step `{step}` ran out of memory: it was killed at its limit of {limit} (limits.memory)\n  hint: raise `limits.memory` for this step, or make it use less"
     )]
     OutOfMemory { step: String, limit: ByteSize },
+    #[error(
+        "step `{step}` wrote more than its output limit of {limit} to /out (limits.output)\n  hint: raise `limits.output` for this step if the output is meant to be that large"
+    )]
+    OutputTooLarge { step: String, limit: ByteSize },
+    #[error("step `{step}` left something in /out that cannot be stored: {detail}")]
+    UnsafeOutput { step: String, detail: String },
     #[error("container engine error while {action} for step `{step}`: {detail}")]
     Step {
         step: String,
@@ -399,7 +406,9 @@ impl Failure for SandboxError {
             | SandboxError::Step { .. }
             | SandboxError::Cancelled { .. }
             | SandboxError::TimedOut { .. }
-            | SandboxError::OutOfMemory { .. } => ExitCode::StepFailed,
+            | SandboxError::OutOfMemory { .. }
+            | SandboxError::OutputTooLarge { .. }
+            | SandboxError::UnsafeOutput { .. } => ExitCode::StepFailed,
         }
     }
 }
