@@ -53,12 +53,12 @@ fn run(program: &str, args: &[&str]) -> Output {
     output
 }
 
-/// A CA, a server certificate for IP 127.0.0.1 and a client certificate, in `dir`; `dir/client`
-/// is a DOCKER_CERT_PATH with all three, `dir/nocert` one with only the CA, `dir/otherca` one
-/// with a client certificate of another CA that the engine does not know, and whose ca.pem
-/// does not sign the engine's certificate either.
+/// A CA, a server certificate for IP 127.0.0.1 and a client certificate, in `dir`. Each of
+/// these is a DOCKER_CERT_PATH: `client` with all three; `nocert` with only the CA; `stranger`
+/// with the CA and a client certificate of another CA, which the engine does not trust;
+/// `wrongca` with the client certificate and another CA, which did not sign the engine's.
 fn make_certificates(dir: &Path) {
-    for sub in ["client", "nocert", "otherca"] {
+    for sub in ["client", "nocert", "stranger", "wrongca"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
@@ -147,12 +147,20 @@ fn make_certificates(dir: &Path) {
         "stranger",
         "/CN=sealroom-test-stranger",
         "extendedKeyUsage=clientAuth\n",
-        &path("otherca/key.pem"),
-        &path("otherca/cert.pem"),
+        &path("stranger/key.pem"),
+        &path("stranger/cert.pem"),
     );
     std::fs::copy(dir.join("ca.pem"), dir.join("client/ca.pem")).unwrap();
     std::fs::copy(dir.join("ca.pem"), dir.join("nocert/ca.pem")).unwrap();
-    std::fs::copy(dir.join("other-ca.pem"), dir.join("otherca/ca.pem")).unwrap();
+    std::fs::copy(dir.join("ca.pem"), dir.join("stranger/ca.pem")).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(
+            dir.join("client").join(file),
+            dir.join("wrongca").join(file),
+        )
+        .unwrap();
+    }
+    std::fs::copy(dir.join("other-ca.pem"), dir.join("wrongca/ca.pem")).unwrap();
 }
 
 /// The second engine: a dockerd this test started, and what to stop and remove after it.
@@ -738,13 +746,23 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
     // 70 with the TLS layer's words, nothing written.
     for (cert_dir, words) in [
         ("nocert", "no client certificate was offered"),
-        ("otherca", "certificate"),
+        ("stranger", "alert"),
+        ("wrongca", "invalid peer certificate"),
     ] {
         let refused = build(host.path(), &spec, cert_dir, &engine.env(cert_dir)).output;
         let stderr = String::from_utf8_lossy(&refused.stderr);
         assert_eq!(refused.status.code(), Some(70), "{cert_dir}: {stderr}");
+        eprintln!(
+            "{cert_dir}: {}",
+            stderr
+                .lines()
+                .find(|line| line.contains("cannot reach"))
+                .unwrap_or_default()
+        );
         assert!(
-            stderr.contains("cannot reach the container engine") && stderr.contains(words),
+            stderr.contains("cannot reach the container engine at tcp://127.0.0.1:")
+                && stderr.contains("over TLS")
+                && stderr.contains(words),
             "{cert_dir}: {stderr}"
         );
         assert!(

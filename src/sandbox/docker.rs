@@ -123,14 +123,14 @@ async fn connect() -> Result<(Docker, EngineLocation), EngineError> {
         return Ok((docker, EngineLocation::Local));
     }
     let version = bollard::API_DEFAULT_VERSION;
-    let mut no_client_certificate = None;
+    let mut tls_dir = None;
+    let mut no_client_certificate = false;
     let docker = if host.starts_with("tcp://") && !tls_verify() {
         Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECONDS, version)
     } else if host.starts_with("tcp://") || host.starts_with("https://") {
         let files = TlsFiles::from_env(&host)?;
-        if !files.has_client_certificate {
-            no_client_certificate = Some(files.dir.clone());
-        }
+        no_client_certificate = !files.has_client_certificate;
+        tls_dir = Some(files.dir.clone());
         install_tls_provider();
         Docker::connect_with_ssl(
             &host,
@@ -149,15 +149,23 @@ async fn connect() -> Result<(Docker, EngineLocation), EngineError> {
             ),
         });
     };
-    let unreachable = |error: bollard::errors::Error| {
-        let mut detail = format!("{host}: {}", error_chain(&error));
-        if let Some(dir) = &no_client_certificate {
-            detail.push_str(&format!(
-                " (no client certificate was offered: {} has no cert.pem and key.pem)",
-                dir.display()
-            ));
+    let unreachable = |error: bollard::errors::Error| match &tls_dir {
+        Some(dir) if is_tls_error(&error) => {
+            let mut detail = error_chain(&error);
+            if no_client_certificate {
+                detail.push_str(
+                    " (no client certificate was offered: there is no cert.pem and key.pem)",
+                );
+            }
+            EngineError::Tls {
+                host: host.clone(),
+                cert_path: dir.display().to_string(),
+                detail,
+            }
         }
-        EngineError::Unreachable { detail }
+        _ => EngineError::Unreachable {
+            detail: format!("{host}: {}", error_chain(&error)),
+        },
     };
     let docker = docker.map_err(unreachable)?;
     let docker = docker.negotiate_version().await.map_err(unreachable)?;
@@ -227,6 +235,26 @@ impl TlsFiles {
             has_client_certificate,
         })
     }
+}
+
+/// Whether the TLS layer (rustls: the engine's alert, or its certificate refused here) is
+/// somewhere among `error`'s causes.
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // io::Error's source() skips the error it wraps: look inside.
+        current = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    false
 }
 
 /// rustls's process-wide crypto provider (ring), which bollard's TLS client uses to load the

@@ -303,6 +303,14 @@ pub enum EngineError {
         "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
     )]
     Unreachable { detail: String },
+    #[error(
+        "cannot reach the container engine at {host} over TLS: {detail}\n  hint: DOCKER_CERT_PATH ({cert_path}) must hold ca.pem (the CA that signed the engine's --tlscert) and a client certificate, cert.pem with key.pem, signed by the CA of the engine's --tlscacert"
+    )]
+    Tls {
+        host: String,
+        cert_path: String,
+        detail: String,
+    },
     #[error("the container engine refused {action}: {detail}")]
     Refused { action: String, detail: String },
     #[error(
@@ -342,7 +350,9 @@ pub enum EngineError {
 impl Failure for EngineError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            EngineError::Unreachable { .. } => ExitCode::EngineUnreachable,
+            EngineError::Unreachable { .. } | EngineError::Tls { .. } => {
+                ExitCode::EngineUnreachable
+            }
             // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
             // works differently, not the user's input.
             EngineError::Refused { .. } => ExitCode::Internal,

@@ -192,8 +192,14 @@ pub fn unpack_output(archive: impl Read, dest: &Path, limit: u64) -> Result<(), 
                     .link_name_bytes()
                     .ok_or_else(|| unsafe_entry(&relative, "is a hard link without a target"))?;
                 let target = utf8(&target, "is a hard link whose target is not UTF-8")?;
-                let Some(target) = below_root(&target, root_name)? else {
-                    return Err(unsafe_entry(&relative, "is a hard link to /out itself"));
+                let outside = || {
+                    unsafe_entry(
+                        &relative,
+                        &format!("is a hard link to `{target}`, which is not a file below /out"),
+                    )
+                };
+                let Some(target) = below_root(&target, root_name).map_err(|_| outside())? else {
+                    return Err(outside());
                 };
                 let (source_parent, source_name) = open_parent(&root, &target, dest)?;
                 let stat =
@@ -342,44 +348,50 @@ fn not_made(
 mod tests {
     use super::*;
 
-    /// An archive of `/out` as the engine sends it, from `(name, kind)` entries.
+    /// An archive of `/out` as the engine sends it, from `(name, kind)` entries. Names and
+    /// link targets are written as they are (the tar crate would refuse `..` and `/`), as a
+    /// hostile engine could send them.
     fn archive(entries: &[(&str, Kind)]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
         for (name, kind) in entries {
-            let mut header = tar::Header::new_gnu();
+            let mut header = tar::Header::new_old();
             header.set_mtime(1);
-            match kind {
+            header.set_size(0);
+            let raw = |field: &mut [u8], value: &str| {
+                field.fill(0);
+                field[..value.len()].copy_from_slice(value.as_bytes());
+            };
+            raw(&mut header.as_old_mut().name, name);
+            let data: &[u8] = match kind {
                 Kind::Dir => {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_mode(0o755);
-                    header.set_size(0);
-                    builder.append_data(&mut header, name, io::empty()).unwrap();
+                    &[]
                 }
                 Kind::File(mode, bytes) => {
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(*mode);
                     header.set_size(bytes.len() as u64);
-                    builder.append_data(&mut header, name, *bytes).unwrap();
+                    bytes
                 }
-                Kind::Symlink(target) => {
-                    header.set_entry_type(tar::EntryType::Symlink);
+                Kind::Symlink(target) | Kind::Hardlink(target) => {
+                    header.set_entry_type(if matches!(kind, Kind::Symlink(_)) {
+                        tar::EntryType::Symlink
+                    } else {
+                        tar::EntryType::Link
+                    });
                     header.set_mode(0o777);
-                    header.set_size(0);
-                    builder.append_link(&mut header, name, target).unwrap();
-                }
-                Kind::Hardlink(target) => {
-                    header.set_entry_type(tar::EntryType::Link);
-                    header.set_mode(0o644);
-                    header.set_size(0);
-                    builder.append_link(&mut header, name, target).unwrap();
+                    raw(&mut header.as_old_mut().linkname, target);
+                    &[]
                 }
                 Kind::Char => {
                     header.set_entry_type(tar::EntryType::Char);
                     header.set_mode(0o644);
-                    header.set_size(0);
-                    builder.append_data(&mut header, name, io::empty()).unwrap();
+                    &[]
                 }
-            }
+            };
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
         }
         builder.into_inner().unwrap()
     }
