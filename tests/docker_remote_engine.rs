@@ -788,3 +788,74 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
         String::from_utf8_lossy(&bridged.stderr)
     );
 }
+
+#[test]
+fn docker_a_bad_docker_host_or_missing_tls_files_are_exit_70_saying_what_is_wrong() {
+    let project = common::Project::new();
+    let spec = project.write_spec(
+        &busybox().to_string(),
+        "[[step]]\nname = \"one\"\ninputs = [\"src\"]\nrun = [\"true\"]\n",
+    );
+    let certs = tempfile::tempdir().unwrap();
+    let half = certs.path().join("half");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::write(half.join("ca.pem"), "not used").unwrap();
+    std::fs::write(half.join("cert.pem"), "not used").unwrap();
+    // Nothing listens there: a port that was free a moment ago.
+    let closed = format!("tcp://127.0.0.1:{}", free_port());
+    let cases: Vec<(Vec<(&str, String)>, String)> = vec![
+        (
+            vec![("DOCKER_HOST", "ftp://127.0.0.1:2375".to_string())],
+            "DOCKER_HOST is `ftp://127.0.0.1:2375`: sealroom reaches an engine at unix://PATH, tcp://HOST:PORT (TLS when DOCKER_TLS_VERIFY is set), https://HOST:PORT or ssh://[USER@]HOST".to_string(),
+        ),
+        (
+            vec![
+                ("DOCKER_HOST", closed.clone()),
+                ("DOCKER_TLS_VERIFY", "1".to_string()),
+                ("DOCKER_CERT_PATH", certs.path().display().to_string()),
+            ],
+            format!(
+                "{closed}: the CA certificate that the engine's certificate is verified against, {}/ca.pem, cannot be read",
+                certs.path().display()
+            ),
+        ),
+        (
+            vec![
+                ("DOCKER_HOST", closed.clone()),
+                ("DOCKER_TLS_VERIFY", "1".to_string()),
+                ("DOCKER_CERT_PATH", half.display().to_string()),
+            ],
+            format!(
+                "the client certificate is half there: {0}/cert.pem exists, {0}/key.pem does not",
+                half.display()
+            ),
+        ),
+        (
+            vec![("DOCKER_HOST", closed.clone())],
+            format!("cannot reach the container engine: {closed}: "),
+        ),
+        (
+            vec![("DOCKER_HOST", "ssh://nobody@127.0.0.1:2222".to_string())],
+            "DOCKER_HOST is `ssh://nobody@127.0.0.1:2222`: the ssh transport (bollard 0.21's) cannot take a port".to_string(),
+        ),
+    ];
+    for (env, words) in cases {
+        let mut command = project.build_command(&spec);
+        command
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH");
+        for (key, value) in &env {
+            command.env(key, value);
+        }
+        let assert = command.assert().code(70);
+        let stderr = common::stderr_of(&assert);
+        assert!(
+            stderr.contains(&words),
+            "{env:?}: want `{words}` in: {stderr}"
+        );
+        assert!(
+            common::files_below(&project.out()).is_empty(),
+            "{env:?}: nothing written"
+        );
+    }
+}

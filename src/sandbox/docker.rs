@@ -140,7 +140,19 @@ async fn connect() -> Result<(Docker, EngineLocation), EngineError> {
             REQUEST_TIMEOUT_SECONDS,
             version,
         )
-    } else if host.starts_with("ssh://") {
+    } else if let Some(destination) = host.strip_prefix("ssh://") {
+        let authority = destination.split('/').next().unwrap_or_default();
+        let machine = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, machine)| machine);
+        if machine.contains(':') {
+            // bollard hands `user@host:port` to ssh as a host name.
+            return Err(EngineError::Unreachable {
+                detail: format!(
+                    "DOCKER_HOST is `{host}`: the ssh transport (bollard 0.21's) cannot take a port\n  hint: give the host a name in ~/.ssh/config (`Host NAME`, `HostName …`, `Port …`) and set DOCKER_HOST=ssh://USER@NAME"
+                ),
+            });
+        }
         Docker::connect_with_ssh(&host, REQUEST_TIMEOUT_SECONDS, version, None)
     } else {
         return Err(EngineError::Unreachable {
