@@ -473,7 +473,7 @@ fn build(root: &Path, spec: &Path, tag: &str, env: &[(&str, String)]) -> Built {
         .arg(root.join(format!("store-{tag}")))
         .arg("--out")
         .arg(root.join(format!("out-{tag}")))
-        .args(["--format", "json"])
+        .args(["--format", "json", "--sbom", "cyclonedx"])
         .env("TMPDIR", root.join("tmp"))
         .env_remove("SEALROOM_STORE")
         .env_remove("DOCKER_HOST")
@@ -583,17 +583,32 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
 
     let engine = SecondEngine::start(engine_dir.path(), host.path());
     let socket = format!("unix://{}/docker.sock", engine_dir.path().display());
-    let loaded = Command::new("sh")
-        .args([
-            "-c",
-            &format!("docker save '{image_id}' | docker -H '{socket}' load"),
-        ])
-        .output()
-        .unwrap();
+    // The image goes in as sealroom loads images: through the API of the engine DOCKER_HOST
+    // names, from a root filesystem the engine cannot see; the same tree, the same digest.
+    let rootfs = host.path().join("rootfs");
+    common::image::busybox_rootfs(&rootfs);
+    let mut import = Command::new(env!("CARGO_BIN_EXE_sealroom"));
+    import
+        .args(["image", "import"])
+        .arg(&rootfs)
+        .args(["--name", common::image::TEST_IMAGE_NAME]);
+    for (key, value) in engine.env("client") {
+        import.env(key, value);
+    }
+    let imported = import.output().unwrap();
     assert!(
-        loaded.status.success(),
-        "loading the image into the second engine: {}",
-        String::from_utf8_lossy(&loaded.stderr)
+        imported.status.success(),
+        "sealroom image import into the second engine: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&imported.stdout).trim(),
+        image.to_string(),
+        "the same root filesystem gives the same pinned image on the remote engine"
+    );
+    assert_eq!(
+        engine.lines(&["image", "ls", "-q", "--no-trunc"]),
+        [image_id.clone()]
     );
     // The premise: sealroom's paths do not exist on the engine's side.
     let seen = engine.lines(&[
@@ -649,11 +664,17 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
     );
     let names = |tree: &[(String, u32, Vec<u8>)]| {
         tree.iter()
-            .filter(|(name, _, _)| !name.ends_with(".intoto.jsonl"))
+            .filter(|(name, _, _)| !name.ends_with(".intoto.jsonl") && !name.ends_with(".cdx.json"))
             .map(|(name, mode, bytes)| (name.clone(), *mode, bytes.clone()))
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&remote_tree), names(&local_tree));
+    assert!(
+        remote_tree
+            .iter()
+            .any(|(name, _, _)| name == "sum.txt.cdx.json"),
+        "an SBOM (its image files read through the remote engine) next to each artifact"
+    );
     let run_sh = remote_tree
         .iter()
         .find(|(name, _, _)| name == "run.sh")
