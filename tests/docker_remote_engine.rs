@@ -608,7 +608,7 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
     );
     assert_eq!(
         engine.lines(&["image", "ls", "-q", "--no-trunc"]),
-        [image_id.clone()]
+        std::slice::from_ref(&image_id)
     );
     // The premise: sealroom's paths do not exist on the engine's side.
     let seen = engine.lines(&[

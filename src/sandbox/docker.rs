@@ -1223,8 +1223,12 @@ impl DockerEngine {
         let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
             .path("/")
             .build();
+        // The engine answers once the whole tar is in: the request may take as long as the
+        // staging allowance, not the usual request timeout.
         let uploaded = self
             .docker
+            .clone()
+            .with_timeout(STAGING_ALLOWANCE)
             .upload_to_container(holder, Some(options), bollard::body_try_stream(body))
             .await;
         let written = writer
