@@ -558,6 +558,25 @@ fn tree_of(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
     entries
 }
 
+/// `sealroom image import ROOTFS --name NAME` into `engine`; the pinned reference it prints.
+fn import(engine: &SecondEngine, rootfs: &Path, name: &str) -> String {
+    let mut import = Command::new(env!("CARGO_BIN_EXE_sealroom"));
+    import
+        .args(["image", "import"])
+        .arg(rootfs)
+        .args(["--name", name]);
+    for (key, value) in engine.env("client") {
+        import.env(key, value);
+    }
+    let imported = import.output().unwrap();
+    assert!(
+        imported.status.success(),
+        "sealroom image import into the second engine: {}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    String::from_utf8_lossy(&imported.stdout).trim().to_string()
+}
+
 #[test]
 fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
     if !runnable() {
@@ -587,22 +606,9 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
     // names, from a root filesystem the engine cannot see; the same tree, the same digest.
     let rootfs = host.path().join("rootfs");
     common::image::busybox_rootfs(&rootfs);
-    let mut import = Command::new(env!("CARGO_BIN_EXE_sealroom"));
-    import
-        .args(["image", "import"])
-        .arg(&rootfs)
-        .args(["--name", common::image::TEST_IMAGE_NAME]);
-    for (key, value) in engine.env("client") {
-        import.env(key, value);
-    }
-    let imported = import.output().unwrap();
-    assert!(
-        imported.status.success(),
-        "sealroom image import into the second engine: {}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    let imported = import(&engine, &rootfs, common::image::TEST_IMAGE_NAME);
     assert_eq!(
-        String::from_utf8_lossy(&imported.stdout).trim(),
+        imported,
         image.to_string(),
         "the same root filesystem gives the same pinned image on the remote engine"
     );
@@ -762,6 +768,54 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
             "volumes left"
         );
     }
+
+    // An image without `/inputs` or `/out`: the engine makes the mount points, on the holder
+    // (which is never started) as on the step's container.
+    let bare = host.path().join("bare");
+    common::image::busybox_rootfs(&bare);
+    std::fs::remove_dir(bare.join("inputs")).unwrap();
+    std::fs::remove_dir(bare.join("out")).unwrap();
+    let bare_image = import(&engine, &bare, "sealroom-test/bare");
+    let bare_spec = host.path().join("proj/bare.toml");
+    std::fs::write(
+        &bare_spec,
+        format!(
+            "version = 1\nname = \"bare\"\n\n[sandbox]\nimage = \"{bare_image}\"\n\n[[source]]\nname = \"tools\"\npath = \"tools\"\n\n[[step]]\nname = \"bare\"\ninputs = [\"tools\"]\nrun = [\"sh\", \"-c\", \"/inputs/tools/bin/gen.sh /out\"]\nartifacts = [\"made.txt\"]\n"
+        ),
+    )
+    .unwrap();
+    report(
+        &build(host.path(), &bare_spec, "bare", &engine.env("client")).output,
+        "a build on an image without /inputs and /out",
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out-bare/made.txt")).unwrap(),
+        "made by gen.sh\n"
+    );
+
+    // A fetch container needs the firewall rules of its engine's machine: refused, nothing run.
+    let fetch_spec = host.path().join("proj/fetch.toml");
+    std::fs::write(
+        &fetch_spec,
+        format!(
+            "version = 1\nname = \"fetch\"\n\n[sandbox]\nimage = \"{image}\"\n\n[[fetch]]\nname = \"vendor\"\nrun = [\"sh\", \"-c\", \"echo x > /out/x\"]\noutput = \"sha256:{}\"\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let refused = build(host.path(), &fetch_spec, "fetch", &engine.env("client")).output;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(70), "{stderr}");
+    assert!(
+        stderr
+            .contains("is remote, and the firewall rules that keep fetch containers off the host"),
+        "{stderr}"
+    );
+    assert_eq!(
+        engine.lines(&["ps", "-aq"]),
+        Vec::<String>::new(),
+        "containers left"
+    );
 
     // No client certificate, then a client certificate and CA the engine does not know: exit
     // 70 with the TLS layer's words, nothing written.
