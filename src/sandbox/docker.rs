@@ -14,6 +14,13 @@
 //! Files are read out of an image (`read_image_files`) from a container that is created and
 //! never started (network off, the same labels), through the engine's archive endpoint, and
 //! removed the same way on every path out.
+//!
+//! The engine is the one `DOCKER_HOST` names ([`EngineLocation`]): on a unix socket it shares
+//! this machine's filesystem and gets the bind mounts above; over TCP (TLS or not) or ssh it is
+//! remote, and a step's inputs and `/out` are volumes instead, filled and read through the
+//! archive endpoint of a container that holds them and is never started (`run_staged`, with
+//! `super::transfer` doing the tar work). The step's own container config is the same but for
+//! those mounts: the record, the hardening and the limits do not change.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -2424,6 +2431,114 @@ mod tests {
                 ("/tmp".to_string(), "VOLUME".to_string(), scratch),
             ]
         );
+    }
+
+    #[test]
+    fn on_a_remote_engine_volumes_stand_in_for_the_bind_mounts_and_nothing_else_changes() {
+        let request = request(Network::None);
+        let staged = StagedVolumes {
+            inputs: vec![("/inputs/src".to_string(), "input-volume".to_string())],
+            out: "out-volume".to_string(),
+        };
+        let local = DockerEngine::container_body(&request, None);
+        let remote = DockerEngine::container_body(&request, Some(&staged));
+        let volumes: Vec<(String, String, bool)> = remote
+            .host_config
+            .as_ref()
+            .unwrap()
+            .mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|mount| mount.source.is_some())
+            .map(|mount| {
+                assert_eq!(mount.typ, Some(MountType::VOLUME));
+                assert_eq!(
+                    mount.volume_options.as_ref().unwrap().no_copy,
+                    Some(true),
+                    "never filled from the image"
+                );
+                (
+                    mount.target.clone().unwrap(),
+                    mount.source.clone().unwrap(),
+                    mount.read_only.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                ("/inputs/src".to_string(), "input-volume".to_string(), true),
+                ("/out".to_string(), "out-volume".to_string(), false),
+            ]
+        );
+        // Everything but the mounts is the local config (the deadline label aside: it is made
+        // of the time).
+        let without_mounts = |mut body: ContainerCreateBody| {
+            body.host_config.as_mut().unwrap().mounts = None;
+            body.labels.as_mut().unwrap().remove(DEADLINE_LABEL);
+            body
+        };
+        assert_eq!(without_mounts(remote), without_mounts(local));
+        // The holder: the same volumes, read-write, and nothing that could run.
+        let labels = HashMap::from([(BUILD_LABEL.to_string(), "b".to_string())]);
+        let holder = DockerEngine::holder_body(&request, &staged, labels);
+        let host = holder.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        let mounts: Vec<(String, String, bool)> = host
+            .mounts
+            .unwrap()
+            .iter()
+            .map(|mount| {
+                (
+                    mount.target.clone().unwrap(),
+                    mount.source.clone().unwrap(),
+                    mount.read_only.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/inputs/src".to_string(), "input-volume".to_string(), false),
+                ("/out".to_string(), "out-volume".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_chain_keeps_every_cause_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|layer| layer as _)
+            }
+        }
+        let error = Layer(
+            "client error (Connect)",
+            Some(Box::new(Layer(
+                "received fatal alert: BadCertificate",
+                Some(Box::new(Layer(
+                    "received fatal alert: BadCertificate",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&error),
+            "client error (Connect): received fatal alert: BadCertificate"
+        );
+        assert!(!is_tls_error(&error));
+        let tls = std::io::Error::other(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate,
+        ));
+        assert!(is_tls_error(&tls), "found inside an io::Error");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! engine: run a step, tell whether it holds an image (and its id, and the `VOLUME`s it
 //! declares), load, save and tag images, remove what killed builds left behind. `docker`
 //! implements it through bollard and is the only module that uses bollard; `fake` implements
-//! it in memory for unit tests.
+//! it in memory for unit tests; `transfer` writes and reads the tars that carry a step's files
+//! to and from a remote engine.
 //!
 //! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
 //! the host directories behind its input and output mounts) and nothing else. It does not decide
