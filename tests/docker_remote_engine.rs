@@ -817,6 +817,97 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
         "containers left"
     );
 
+    // Interrupted mid-step (SIGINT): the step, its holder and its volumes are removed before
+    // sealroom exits. Killed (SIGKILL): they stay, labelled, and the next command against the
+    // engine (`store gc`) removes them.
+    let slow_spec = host.path().join("proj/slow.toml");
+    std::fs::write(
+        &slow_spec,
+        format!(
+            "version = 1\nname = \"slow\"\n\n[sandbox]\nimage = \"{image}\"\n\n[[source]]\nname = \"tools\"\npath = \"tools\"\n\n[[step]]\nname = \"slow\"\ninputs = [\"tools\"]\nrun = [\"sleep\", \"60\"]\n"
+        ),
+    )
+    .unwrap();
+    for (signal, tag) in [("-INT", "slow-int"), ("-KILL", "slow-kill")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sealroom"));
+        command
+            .arg("build")
+            .arg(&slow_spec)
+            .arg("--store")
+            .arg(host.path().join(format!("store-{tag}")))
+            .arg("--out")
+            .arg(host.path().join(format!("out-{tag}")))
+            .env("TMPDIR", host.path().join("tmp"))
+            .env_remove("SEALROOM_STORE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in engine.env("client") {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let started = Instant::now();
+        while engine
+            .lines(&["ps", "-q", "--filter", "label=dev.sealroom.step=slow"])
+            .is_empty()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the slow step never started on the remote engine"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(
+            engine.lines(&["volume", "ls", "-q"]).len(),
+            4,
+            "an input volume, /out's and the two scratch volumes, while the step runs"
+        );
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        if signal == "-INT" {
+            assert_eq!(exit.code(), Some(130), "an interrupted build");
+        } else {
+            assert_eq!(
+                engine
+                    .lines(&[
+                        "volume",
+                        "ls",
+                        "-q",
+                        "--filter",
+                        "label=dev.sealroom.step=slow"
+                    ])
+                    .len(),
+                4,
+                "a killed build leaves its volumes, labelled"
+            );
+            let mut gc = Command::new(env!("CARGO_BIN_EXE_sealroom"));
+            gc.args(["store", "gc", "--store"])
+                .arg(host.path().join(format!("store-{tag}")));
+            for (key, value) in engine.env("client") {
+                gc.env(key, value);
+            }
+            let output = gc.output().unwrap();
+            assert!(
+                output.status.success(),
+                "store gc: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        assert_eq!(
+            engine.lines(&["ps", "-aq"]),
+            Vec::<String>::new(),
+            "{signal}: containers left"
+        );
+        assert_eq!(
+            engine.lines(&["volume", "ls", "-q"]),
+            Vec::<String>::new(),
+            "{signal}: volumes left"
+        );
+    }
+
     // No client certificate, then a client certificate and CA the engine does not know: exit
     // 70 with the TLS layer's words, nothing written.
     for (cert_dir, words) in [

@@ -227,9 +227,9 @@ pub trait Engine: Send + Sync {
         tag: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
-    /// Removes the containers (and scratch volumes) that sealroom processes which are no longer
-    /// running left behind, and those past their deadline; returns how many containers it
-    /// removed.
+    /// Removes the containers (and volumes: scratch volumes, and a remote step's input and
+    /// `/out` volumes) that sealroom processes which are no longer running left behind, and
+    /// those past their deadline; returns how many containers it removed.
     fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
 
     /// The bytes of the regular files among `paths` (absolute paths) in the image `image_id`,
