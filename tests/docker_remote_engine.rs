@@ -942,7 +942,13 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
         );
     }
 
+    let bridge = engine.bridge.clone();
     drop(engine);
+    let link = Command::new("ip")
+        .args(["link", "show", &bridge])
+        .output()
+        .unwrap();
+    assert!(!link.status.success(), "the test's bridge {bridge} is gone");
     // The docker0 guard: the main engine still starts a container on its default bridge.
     let bridged = Command::new("docker")
         .args(["run", "--rm", &image_id, "true"])
