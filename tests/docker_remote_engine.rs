@@ -415,6 +415,9 @@ fn write_project(root: &Path, image: &str) -> PathBuf {
         "#!/bin/sh\necho \"made by gen.sh\" > \"$1/made.txt\"\n",
     )
     .unwrap();
+    // Names past the 100 bytes of a plain tar header, both ways (GNU long names up, PAX down).
+    let long = "l".repeat(150);
+    std::fs::write(project.join("tools").join(&long), "a long name\n").unwrap();
     std::fs::set_permissions(
         project.join("tools/bin/gen.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -434,7 +437,7 @@ path = "tools"
 [[step]]
 name = "make"
 inputs = ["tools"]
-run = ["sh", "-c", "/inputs/tools/bin/gen.sh /out && mkdir -p /out/sub && seq 1 300000 > /out/sub/numbers && cp /inputs/tools/bin/gen.sh /out/run.sh && ln /out/made.txt /out/again.txt && ln -s sub/numbers /out/numbers-link && ls -l --full-time /inputs/tools/bin > /out/listing"]
+run = ["sh", "-c", "/inputs/tools/bin/gen.sh /out && mkdir -p /out/sub && seq 1 300000 > /out/sub/numbers && cp /inputs/tools/bin/gen.sh /out/run.sh && ln /out/made.txt /out/again.txt && ln -s sub/numbers /out/numbers-link && ls -l --full-time /inputs/tools/bin > /out/listing && cat /inputs/tools/l*l > /out/sub/$(printf 'n%.0s' $(seq 1 150))"]
 artifacts = ["made.txt", "sub/numbers", "run.sh", "listing"]
 
 [[step]]
