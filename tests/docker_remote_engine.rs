@@ -446,6 +446,12 @@ inputs = ["make"]
 run = ["sh", "-c", "sha256sum /inputs/make/sub/numbers | cut -d' ' -f1 > /out/sum.txt && cat /inputs/make/made.txt /inputs/make/numbers-link | tail -n 1 >> /out/sum.txt && ls -l --full-time /inputs/make/run.sh >> /out/sum.txt"]
 artifacts = ["sum.txt"]
 
+[[image]]
+name = "tools-image"
+base = "{image}"
+layers = [{{ step = "make", path = "/app" }}]
+cmd = ["/app/run.sh", "/tmp"]
+
 [[step]]
 name = "probe"
 run = ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status > /out/probe.txt; id -u >> /out/probe.txt; ls /sys/class/net >> /out/probe.txt; touch /probe 2>/dev/null && echo root-writable >> /out/probe.txt; touch /inputs/x 2>/dev/null && echo inputs-writable >> /out/probe.txt; stat -c %a /out >> /out/probe.txt"]
@@ -468,6 +474,17 @@ struct Built {
 /// `sealroom build SPEC --format json` with a store and `--out` of its own (named `tag`) under
 /// `root`, `TMPDIR` there too, and `env`.
 fn build(root: &Path, spec: &Path, tag: &str, env: &[(&str, String)]) -> Built {
+    build_with(root, spec, tag, env, &[])
+}
+
+/// [`build`] with more arguments.
+fn build_with(
+    root: &Path,
+    spec: &Path,
+    tag: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+) -> Built {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sealroom"));
     command
         .arg("build")
@@ -477,6 +494,7 @@ fn build(root: &Path, spec: &Path, tag: &str, env: &[(&str, String)]) -> Built {
         .arg("--out")
         .arg(root.join(format!("out-{tag}")))
         .args(["--format", "json", "--sbom", "cyclonedx"])
+        .args(extra)
         .env("TMPDIR", root.join("tmp"))
         .env_remove("SEALROOM_STORE")
         .env_remove("DOCKER_HOST")
@@ -771,6 +789,34 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
             "volumes left"
         );
     }
+
+    // The image built from the outputs: the same manifest, and `--load` puts it into the
+    // remote engine (every step cached: no container runs for it).
+    assert_eq!(
+        remote["images"][0]["manifest_digest"],
+        local["images"][0]["manifest_digest"]
+    );
+    let loaded_tag = format!("sealroom-test/remote-load:{}", std::process::id());
+    let loaded = report(
+        &build_with(
+            host.path(),
+            &spec,
+            "remote",
+            &engine.env("client"),
+            &["--load", "--tag", &loaded_tag],
+        )
+        .output,
+        "the cached remote build with --load",
+    );
+    assert!(step_outputs(&loaded).iter().all(|(_, _, cached)| *cached));
+    assert_eq!(
+        engine.lines(&["image", "inspect", "--format", "{{.Id}}", &loaded_tag]),
+        [loaded["images"][0]["config_digest"]
+            .as_str()
+            .unwrap()
+            .to_string()],
+        "--load put the image into the remote engine"
+    );
 
     // An image without `/inputs` or `/out`: the engine makes the mount points, on the holder
     // (which is never started) as on the step's container.
