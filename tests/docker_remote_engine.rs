@@ -7,7 +7,8 @@
 //! endpoint can carry a step's files. A multi-step build through `DOCKER_HOST` + TLS gives the
 //! same output trees and artifacts as the local engine, with the same hardening; no container
 //! or volume is left on either engine; a missing client certificate or an unknown CA is exit 70
-//! with the TLS layer's words; and the main engine still runs a bridge-network container.
+//! with the TLS layer's words; the same build over `ssh://` (an sshd of the test's own on
+//! 127.0.0.1) gives the same trees; and the main engine still runs a bridge-network container.
 
 mod common;
 
@@ -29,13 +30,21 @@ fn runnable() -> bool {
         eprintln!("notice: not root; skipping the remote engine test");
         return false;
     }
-    let install =
-        "apt-get install docker.io iproute2 util-linux openssl (scripts/ensure-packages.sh)";
+    let install = "apt-get install docker.io iproute2 util-linux openssl openssh-client openssh-server (scripts/ensure-packages.sh)";
+    if !Path::new("/usr/sbin/sshd").is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "/usr/sbin/sshd is missing and CI=true: tests never skip there ({install})"
+        );
+        eprintln!("notice: /usr/sbin/sshd is missing; skipping ({install})");
+        return false;
+    }
     tool_available("dockerd", "--version", install)
         && tool_available("ip", "-V", install)
         && tool_available("unshare", "--version", install)
         && tool_available("openssl", "version", install)
         && tool_available("docker", "--version", install)
+        && tool_available("ssh", "-V", install)
 }
 
 /// Runs `program` with `args`; its output, failing the test with its stderr if it fails.
@@ -528,9 +537,10 @@ fn report(output: &Output, what: &str) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// Step name to (output tree, cached) of a build report.
+/// Step name to (output tree, cached) of a build report, sorted by name (the report lists
+/// steps in the order they finished).
 fn step_outputs(report: &serde_json::Value) -> Vec<(String, String, bool)> {
-    report["steps"]
+    let mut steps: Vec<(String, String, bool)> = report["steps"]
         .as_array()
         .unwrap()
         .iter()
@@ -541,7 +551,9 @@ fn step_outputs(report: &serde_json::Value) -> Vec<(String, String, bool)> {
                 step["cached"].as_bool().unwrap(),
             )
         })
-        .collect()
+        .collect();
+    steps.sort();
+    steps
 }
 
 /// Every file and symlink below `dir` (relative path, mode, bytes or link target), sorted.
@@ -577,6 +589,110 @@ fn tree_of(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
         .collect();
     entries.sort();
     entries
+}
+
+/// An sshd of the test's own on 127.0.0.1 (its host key, authorized key and config in `dir`),
+/// whose sessions for the test's key get `DOCKER_HOST` of `engine`, so `docker system
+/// dial-stdio` there reaches it; and the client side: a home directory whose `.ssh/config`
+/// names that sshd `sealroom-test-engine` (the port lives there: bollard's ssh transport takes
+/// none in the URL).
+struct SshServer {
+    child: Child,
+    home: PathBuf,
+}
+
+impl SshServer {
+    fn start(dir: &Path, engine: &SecondEngine) -> Self {
+        std::fs::create_dir_all(dir.join("home/.ssh")).unwrap();
+        let path = |name: &str| dir.join(name).display().to_string();
+        for key in ["host_key", "client_key"] {
+            run(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-f", &path(key)],
+            );
+        }
+        let public = std::fs::read_to_string(dir.join("client_key.pub")).unwrap();
+        std::fs::write(
+            dir.join("authorized_keys"),
+            format!(
+                "environment=\"DOCKER_HOST=unix://{}/docker.sock\" {public}",
+                engine.dir.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitUserEnvironment yes\n",
+                path("host_key"),
+                path("sshd.pid"),
+                path("authorized_keys")
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("home/.ssh/config"),
+            format!(
+                "Host sealroom-test-engine\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n",
+                path("client_key"),
+                path("known_hosts")
+            ),
+        )
+        .unwrap();
+        // sshd's privilege separation directory, as its package's service would make it.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let log = std::fs::File::create(dir.join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &path("sshd_config")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "sshd did not listen: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        SshServer {
+            child,
+            home: dir.join("home"),
+        }
+    }
+
+    /// `sealroom ARGS` with `DOCKER_HOST=ssh://root@sealroom-test-engine`, in a mount namespace
+    /// of its own where `/root` is the test's home (ssh reads `~/.ssh` of the user's passwd
+    /// entry, not `$HOME`), and every process left in it (the ssh master) ended after.
+    fn sealroom(&self, args: &[std::ffi::OsString]) -> Output {
+        let script = format!(
+            "mount -t tmpfs sealroom-test-home /root && cp -a '{}/.ssh' /root/.ssh && \"$0\" \"$@\"; status=$?; \
+             for p in /proc/[0-9]*; do [ \"$(readlink $p/ns/mnt)\" = \"$(readlink /proc/self/ns/mnt)\" ] && [ \"${{p#/proc/}}\" != $$ ] && kill \"${{p#/proc/}}\" 2>/dev/null; done; exit $status",
+            self.home.display()
+        );
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .arg(env!("CARGO_BIN_EXE_sealroom"))
+            .args(args)
+            .env("DOCKER_HOST", "ssh://root@sealroom-test-engine")
+            .env("HOME", "/root")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .env_remove("SEALROOM_STORE")
+            .output()
+            .expect("unshare runs")
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// `sealroom image import ROOTFS --name NAME` into `engine`; the pinned reference it prints.
@@ -681,8 +797,13 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|artifact| (artifact["name"].clone(), artifact["digest"].clone()))
-            .collect::<Vec<_>>()
+            .map(|artifact| {
+                (
+                    artifact["name"].as_str().unwrap().to_string(),
+                    artifact["digest"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
     };
     assert_eq!(digests(&remote), digests(&local));
     let (local_tree, remote_tree) = (
@@ -990,6 +1111,45 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
             "{cert_dir}: nothing written"
         );
     }
+
+    // ssh://: the same build through `docker system dial-stdio` on the far side of an sshd.
+    let sshd = SshServer::start(&engine_dir.path().join("ssh"), &engine);
+    let started = Instant::now();
+    let over_ssh = sshd.sealroom(&[
+        "build".into(),
+        spec.clone().into(),
+        "--store".into(),
+        host.path().join("store-ssh").into(),
+        "--out".into(),
+        host.path().join("out-ssh").into(),
+        "--format".into(),
+        "json".into(),
+    ]);
+    let ssh_seconds = started.elapsed().as_secs_f64();
+    let over_ssh = report(&over_ssh, "the build over ssh");
+    eprintln!("remote engine over ssh: {ssh_seconds:.2} s for 3 steps");
+    let sshd_log =
+        std::fs::read_to_string(engine_dir.path().join("ssh/sshd.log")).unwrap_or_default();
+    assert!(
+        sshd_log.contains("Accepted publickey for root"),
+        "the build went through the test's sshd: {sshd_log}"
+    );
+    assert_eq!(
+        step_outputs(&over_ssh),
+        local_steps,
+        "over ssh: the local output trees"
+    );
+    assert_eq!(
+        engine.lines(&["ps", "-aq"]),
+        Vec::<String>::new(),
+        "containers left"
+    );
+    assert_eq!(
+        engine.lines(&["volume", "ls", "-q"]),
+        Vec::<String>::new(),
+        "volumes left"
+    );
+    drop(sshd);
 
     let bridge = engine.bridge.clone();
     drop(engine);
