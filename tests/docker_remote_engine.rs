@@ -624,7 +624,7 @@ impl SshServer {
         std::fs::write(
             dir.join("sshd_config"),
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitUserEnvironment yes\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitUserEnvironment yes\nMaxStartups 100\n",
                 path("host_key"),
                 path("sshd.pid"),
                 path("authorized_keys")
@@ -697,12 +697,18 @@ impl Drop for SshServer {
 
 /// `sealroom image import ROOTFS --name NAME` into `engine`; the pinned reference it prints.
 fn import(engine: &SecondEngine, rootfs: &Path, name: &str) -> String {
+    import_with(rootfs, name, &engine.env("client"))
+}
+
+/// [`import`] with the engine named by `env`.
+fn import_with(rootfs: &Path, name: &str, env: &[(&str, String)]) -> String {
     let mut import = Command::new(env!("CARGO_BIN_EXE_sealroom"));
     import
         .args(["image", "import"])
         .arg(rootfs)
-        .args(["--name", name]);
-    for (key, value) in engine.env("client") {
+        .args(["--name", name])
+        .env_remove("DOCKER_TLS_VERIFY");
+    for (key, value) in env {
         import.env(key, value);
     }
     let imported = import.output().unwrap();
@@ -748,6 +754,16 @@ fn docker_a_build_on_a_remote_engine_over_tls_gives_the_local_digests() {
         imported,
         image.to_string(),
         "the same root filesystem gives the same pinned image on the remote engine"
+    );
+    // `https://` is TLS without DOCKER_TLS_VERIFY.
+    let [(_, tcp), _, (_, cert_path)] = engine.env("client");
+    let https = [
+        ("DOCKER_HOST", tcp.replacen("tcp://", "https://", 1)),
+        ("DOCKER_CERT_PATH", cert_path),
+    ];
+    assert_eq!(
+        import_with(&rootfs, common::image::TEST_IMAGE_NAME, &https),
+        image.to_string()
     );
     assert_eq!(
         engine.lines(&["image", "ls", "-q", "--no-trunc"]),
