@@ -4,7 +4,10 @@
 # docker-registry (the registry the image push tests run on 127.0.0.1), apache2-utils (htpasswd:
 # the bcrypt password file of the registry auth tests), golang-go (the go.sum
 # layout test runs go build and go test against it), npm (the package-lock.json layout test runs
-# npm ci against it; machines that have Node.js already keep theirs).
+# npm ci against it; machines that have Node.js already keep theirs), iproute2 and util-linux (`ip`
+# and `unshare`: the remote engine test gives a second dockerd its own bridge and mount namespace),
+# openssh-client and openssh-server (that test reaches the engine over ssh too, through an sshd of
+# its own on 127.0.0.1; the package's own service is not used).
 set -euo pipefail
 
 missing=()
@@ -15,6 +18,10 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-packages: installing ${missing[*]}" >&2
   apt-get update -qq

@@ -22,7 +22,8 @@
 //!   verify and gc.
 //! - [`sandbox`]: the step record (what runs) and the `Engine` trait, the one boundary to the
 //!   container engine (run a step, image id, load, save, tag, leftovers); `sandbox::docker` is
-//!   the only module that uses bollard, `sandbox::fake` keeps everything in memory for tests.
+//!   the only module that uses bollard, `sandbox::fake` keeps everything in memory for tests;
+//!   `sandbox::transfer` carries a step's files to and from an engine on another machine.
 //! - [`image`]: deterministic images from a root filesystem, and OCI images from build outputs.
 //! - [`registry`]: pulling bases and pushing images (the distribution API).
 //! - [`convert`]: a Dockerfile (the hermetic subset) into a spec.

@@ -14,6 +14,13 @@
 //! Files are read out of an image (`read_image_files`) from a container that is created and
 //! never started (network off, the same labels), through the engine's archive endpoint, and
 //! removed the same way on every path out.
+//!
+//! The engine is the one `DOCKER_HOST` names ([`EngineLocation`]): on a unix socket it shares
+//! this machine's filesystem and gets the bind mounts above; over TCP (TLS or not) or ssh it is
+//! remote, and a step's inputs and `/out` are volumes instead, filled and read through the
+//! archive endpoint of a container that holds them and is never started (`run_staged`, with
+//! `super::transfer` doing the tar work). The step's own container config is the same but for
+//! those mounts: the record, the hardening and the limits do not change.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -64,18 +71,37 @@ enum ArchivedPath {
     Absent,
 }
 
+/// Where the engine runs, as `DOCKER_HOST` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineLocation {
+    /// A unix socket on this machine: the engine shares sealroom's filesystem, and a step's
+    /// inputs and `/out` are bind mounts of sealroom's directories.
+    Local,
+    /// Over TCP (with TLS or without) or ssh, at `host`: the engine's machine does not see
+    /// sealroom's paths, so a step's inputs and `/out` are volumes, filled and read through the
+    /// engine's archive endpoint ([`super::transfer`]).
+    Remote { host: String },
+}
+
+/// The engine's socket when `DOCKER_HOST` names none (bollard's default too).
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long one request to the engine may take, in seconds (bollard's default).
+const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+
 /// Connects to the engine named by `DOCKER_HOST` (else the local socket) and agrees on an API
 /// version both sides speak, so older daemons (e.g. Debian's 20.10) work. On a unix socket the
 /// version comes from `GET /_ping`'s `API-Version` header, as the docker CLI does it (under a
 /// millisecond; `GET /version`, which bollard asks, takes the engine several); elsewhere
-/// bollard negotiates.
-async fn connect() -> Result<Docker, EngineError> {
-    let unreachable = |error: bollard::errors::Error| EngineError::Unreachable {
-        detail: error.to_string(),
-    };
-    // bollard's default, the engine's own socket.
-    let host =
-        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+/// bollard negotiates. As the docker CLI reads them: `tcp://` is plain HTTP unless
+/// `DOCKER_TLS_VERIFY` is set (to anything but the empty string), then TLS with the client
+/// certificate and CA of `DOCKER_CERT_PATH` (default `~/.docker`); `https://` is always TLS;
+/// `ssh://[user@]host` runs `docker system dial-stdio` there through the `ssh` client.
+async fn connect() -> Result<(Docker, EngineLocation), EngineError> {
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
     if let Some(socket) = host.strip_prefix("unix://") {
         let server = ping_api_version(socket)
             .await
@@ -96,10 +122,183 @@ async fn connect() -> Result<Docker, EngineError> {
                 minor_version: ours.minor_version,
             }
         };
-        return Docker::connect_with_unix(&host, 120, &version).map_err(unreachable);
+        let docker = Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECONDS, &version).map_err(
+            |error| EngineError::Unreachable {
+                detail: format!("{socket}: {}", error_chain(&error)),
+            },
+        )?;
+        return Ok((docker, EngineLocation::Local));
     }
-    let docker = Docker::connect_with_defaults().map_err(unreachable)?;
-    docker.negotiate_version().await.map_err(unreachable)
+    let version = bollard::API_DEFAULT_VERSION;
+    let mut tls_dir = None;
+    let mut no_client_certificate = false;
+    let docker = if host.starts_with("tcp://") && !tls_verify() {
+        Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECONDS, version)
+    } else if host.starts_with("tcp://") || host.starts_with("https://") {
+        let files = TlsFiles::from_env(&host)?;
+        no_client_certificate = !files.has_client_certificate;
+        tls_dir = Some(files.dir.clone());
+        install_tls_provider();
+        Docker::connect_with_ssl(
+            &host,
+            &files.dir.join("key.pem"),
+            &files.dir.join("cert.pem"),
+            &files.dir.join("ca.pem"),
+            REQUEST_TIMEOUT_SECONDS,
+            version,
+        )
+    } else if let Some(destination) = host.strip_prefix("ssh://") {
+        let authority = destination.split('/').next().unwrap_or_default();
+        let machine = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, machine)| machine);
+        if machine.contains(':') {
+            // bollard hands `user@host:port` to ssh as a host name.
+            return Err(EngineError::Unreachable {
+                detail: format!(
+                    "DOCKER_HOST is `{host}`: the ssh transport (bollard 0.21's) cannot take a port\n  hint: give the host a name in ~/.ssh/config (`Host NAME`, `HostName …`, `Port …`) and set DOCKER_HOST=ssh://USER@NAME"
+                ),
+            });
+        }
+        Docker::connect_with_ssh(&host, REQUEST_TIMEOUT_SECONDS, version, None)
+    } else {
+        return Err(EngineError::Unreachable {
+            detail: format!(
+                "DOCKER_HOST is `{host}`: sealroom reaches an engine at unix://PATH, tcp://HOST:PORT (TLS when DOCKER_TLS_VERIFY is set), https://HOST:PORT or ssh://[USER@]HOST"
+            ),
+        });
+    };
+    let unreachable = |error: bollard::errors::Error| match &tls_dir {
+        Some(dir) if is_tls_error(&error) => {
+            let mut detail = error_chain(&error);
+            if no_client_certificate {
+                detail.push_str(
+                    " (no client certificate was offered: there is no cert.pem and key.pem)",
+                );
+            }
+            EngineError::Tls {
+                host: host.clone(),
+                cert_path: dir.display().to_string(),
+                detail,
+            }
+        }
+        _ => EngineError::Unreachable {
+            detail: format!("{host}: {}", error_chain(&error)),
+        },
+    };
+    let docker = docker.map_err(unreachable)?;
+    let docker = docker.negotiate_version().await.map_err(unreachable)?;
+    Ok((docker, EngineLocation::Remote { host }))
+}
+
+/// Whether `DOCKER_TLS_VERIFY` asks for TLS: set, and not empty (as the docker CLI reads it).
+fn tls_verify() -> bool {
+    std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|value| !value.is_empty())
+}
+
+/// The files a TLS connection is made with: `ca.pem` (which the engine's certificate must be
+/// signed by), and `cert.pem` with `key.pem` (the client certificate), in `DOCKER_CERT_PATH`
+/// (else `~/.docker`).
+struct TlsFiles {
+    dir: std::path::PathBuf,
+    /// Both `cert.pem` and `key.pem` are there. Neither is not an error here: the connection
+    /// offers no certificate, and an engine that requires one says so in its own words.
+    has_client_certificate: bool,
+}
+
+impl TlsFiles {
+    fn from_env(host: &str) -> Result<Self, EngineError> {
+        let dir = match std::env::var_os("DOCKER_CERT_PATH").filter(|dir| !dir.is_empty()) {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+                Some(home) => std::path::Path::new(&home).join(".docker"),
+                None => {
+                    return Err(EngineError::Unreachable {
+                        detail: format!(
+                            "{host}: TLS needs DOCKER_CERT_PATH (the directory with ca.pem, cert.pem and key.pem), and neither it nor HOME is set"
+                        ),
+                    });
+                }
+            },
+        };
+        let ca = dir.join("ca.pem");
+        if let Err(error) = std::fs::metadata(&ca) {
+            return Err(EngineError::Unreachable {
+                detail: format!(
+                    "{host}: the CA certificate that the engine's certificate is verified against, {}, cannot be read: {error}\n  hint: point DOCKER_CERT_PATH at the directory with ca.pem, cert.pem and key.pem",
+                    ca.display()
+                ),
+            });
+        }
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let has_client_certificate = match (cert.exists(), key.exists()) {
+            (true, true) => true,
+            (false, false) => false,
+            (present, _) => {
+                let (found, missing) = if present {
+                    (&cert, &key)
+                } else {
+                    (&key, &cert)
+                };
+                return Err(EngineError::Unreachable {
+                    detail: format!(
+                        "{host}: the client certificate is half there: {} exists, {} does not",
+                        found.display(),
+                        missing.display()
+                    ),
+                });
+            }
+        };
+        Ok(TlsFiles {
+            dir,
+            has_client_certificate,
+        })
+    }
+}
+
+/// Whether the TLS layer (rustls: the engine's alert, or its certificate refused here) is
+/// somewhere among `error`'s causes.
+fn is_tls_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        // io::Error's source() skips the error it wraps: look inside.
+        current = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    false
+}
+
+/// rustls's process-wide crypto provider (ring), which bollard's TLS client uses to load the
+/// client key; installed once (an error only says one is installed already).
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `error` and every error below it, joined by `: ` (a message repeated by its source once):
+/// a TLS refusal is several layers down (the engine's alert, inside rustls's error, inside
+/// hyper's), and its words are what the user needs.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut last = text.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !last.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        last = message;
+        source = cause.source();
+    }
+    text
 }
 
 /// The `API-Version` the engine on the unix socket `path` answers `GET /_ping` with (`None`
@@ -155,7 +354,7 @@ fn engine_error(action: &str) -> impl Fn(bollard::errors::Error) -> EngineError 
             detail: error.trim_end().to_string(),
         },
         other => EngineError::Unreachable {
-            detail: other.to_string(),
+            detail: error_chain(&other),
         },
     }
 }
@@ -173,18 +372,49 @@ fn is_not_found(error: &bollard::errors::Error) -> bool {
 /// The Docker implementation of [`Engine`].
 pub struct DockerEngine {
     docker: Docker,
+    location: EngineLocation,
 }
+
+/// The volumes that stand in for a step's bind mounts on a remote engine: one per input (by
+/// the input's target) and one for `/out`.
+struct StagedVolumes {
+    inputs: Vec<(String, String)>,
+    out: String,
+}
+
+impl StagedVolumes {
+    fn input(&self, target: &str) -> &str {
+        self.inputs
+            .iter()
+            .find(|(input, _)| input == target)
+            .map(|(_, volume)| volume.as_str())
+            .expect("every input mount of a record has a volume")
+    }
+}
+
+/// How long past a step's timeout its volumes, and the container that fills and reads them,
+/// are left to the build that made them (which removes them as soon as the step's `/out` is
+/// back) before any other sealroom command may: room for the uploads and the download.
+const STAGING_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl DockerEngine {
     pub async fn connect() -> Result<Self, EngineError> {
-        Ok(Self {
-            docker: connect().await?,
-        })
+        let (docker, location) = connect().await?;
+        Ok(Self { docker, location })
     }
 
-    /// The container config of `request`: exactly its record, plus the host paths behind its
-    /// mounts and the labels that let a later build find leftovers.
-    fn container_body(request: &StepRequest) -> ContainerCreateBody {
+    /// Where the engine runs.
+    pub fn location(&self) -> &EngineLocation {
+        &self.location
+    }
+
+    /// The container config of `request`: exactly its record, plus the host paths (or, on a
+    /// remote engine, the volumes) behind its mounts and the labels that let a later build find
+    /// leftovers.
+    fn container_body(
+        request: &StepRequest,
+        staged: Option<&StagedVolumes>,
+    ) -> ContainerCreateBody {
         let record = &request.record;
         let policy = &record.policy;
         let deadline = owner::deadline(
@@ -207,19 +437,28 @@ impl DockerEngine {
         let mounts = record
             .mounts
             .iter()
-            .map(|mount| match mount {
-                MountRecord::Input { target, .. } => {
+            .map(|mount| match (mount, staged) {
+                (MountRecord::Input { target, .. }, None) => {
                     let source = request
                         .input_path(target)
                         .expect("every input mount of a record has a host directory");
                     bind(target, source, true)
                 }
-                MountRecord::Output { target } => bind(target, &request.out_dir, false),
-                MountRecord::Scratch {
-                    target,
-                    size_bytes,
-                    options,
-                } => scratch_mount(target, *size_bytes, options, &labels),
+                (MountRecord::Input { target, .. }, Some(staged)) => {
+                    volume_mount(target, staged.input(target), true)
+                }
+                (MountRecord::Output { target }, None) => bind(target, &request.out_dir, false),
+                (MountRecord::Output { target }, Some(staged)) => {
+                    volume_mount(target, &staged.out, false)
+                }
+                (
+                    MountRecord::Scratch {
+                        target,
+                        size_bytes,
+                        options,
+                    },
+                    _,
+                ) => scratch_mount(target, *size_bytes, options, &labels),
             })
             .collect();
         assert_eq!(
@@ -679,6 +918,83 @@ async fn inspect_fetch_network(
     }
 }
 
+/// A volume of sealroom's (a remote engine's stand-in for a bind mount) at `target`. Never
+/// filled from the image (`no_copy`): it holds exactly what sealroom put there.
+fn volume_mount(target: &str, volume: &str, read_only: bool) -> Mount {
+    Mount {
+        target: Some(target.to_string()),
+        source: Some(volume.to_string()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(read_only),
+        volume_options: Some(MountVolumeOptions {
+            no_copy: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A [`std::io::Write`] that hands what is written to an async receiver in chunks of
+/// [`CHANNEL_CHUNK`] bytes (from a blocking thread), so that a tar streams to the engine as it
+/// is written, with at most a few chunks in memory.
+struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buffer: Vec<u8>,
+}
+
+const CHANNEL_CHUNK: usize = 256 * 1024;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::take(&mut self.buffer));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the upload",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHANNEL_CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// A [`std::io::Read`] of chunks an async task sends (read on a blocking thread); an error
+/// sent is returned once, then the end.
+struct ChannelReader {
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.receiver.blocking_recv() {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(error)) => return Err(error),
+                None => return Ok(0),
+            }
+        }
+        let n = buffer.len().min(self.chunk.len());
+        buffer[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
 /// A scratch directory: an anonymous volume of the engine's `local` driver that is a tmpfs,
 /// removed with the container. Not the engine's own tmpfs mounts: those are `noexec` unless told
 /// otherwise and take the mode of the directory the image has at that path (a `/tmp` of 0755
@@ -710,19 +1026,19 @@ fn scratch_mount(
     }
 }
 
-impl Engine for DockerEngine {
-    async fn run(
+impl DockerEngine {
+    /// Creates, runs and removes the step's container: with bind mounts of the request's
+    /// directories, or (`staged`) with volumes standing in for them.
+    async fn run_container(
         &self,
         request: &StepRequest,
+        staged: Option<&StagedVolumes>,
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, SandboxError> {
-        if request.record.network == Network::Fetch {
-            ensure_fetch_network(&self.docker).await?;
-        }
         let options = CreateContainerOptionsBuilder::new().build();
         let created = self
             .docker
-            .create_container(Some(options), Self::container_body(request))
+            .create_container(Some(options), Self::container_body(request, staged))
             .await
             .map_err(|error| match error {
                 error if is_not_found(&error) => SandboxError::Engine(EngineError::ImageMissing {
@@ -731,7 +1047,7 @@ impl Engine for DockerEngine {
                 error => SandboxError::Step {
                     step: request.step.clone(),
                     action: "creating the container",
-                    detail: error.to_string(),
+                    detail: error_chain(&error),
                 },
             })?;
         // Removal below runs on every path: finished, failed, timed out, or cancelled mid-step.
@@ -757,9 +1073,307 @@ impl Engine for DockerEngine {
         removed.map_err(|error| SandboxError::Step {
             step: request.step.clone(),
             action: "removing the container",
-            detail: error.to_string(),
+            detail: error_chain(&error),
         })?;
         Ok(outcome)
+    }
+
+    /// A step on a remote engine: a volume per input and one for `/out`, and a container that
+    /// holds them and is never started (the holder), all labelled like the step's container;
+    /// the inputs uploaded through the holder's archive endpoint as one tar; the step run with
+    /// the input volumes read-only; its `/out` downloaded through the holder and unpacked into
+    /// the request's `out_dir`; then the holder and every volume removed, on every path out.
+    async fn run_staged(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, SandboxError> {
+        let mut volumes = Vec::new();
+        let mut holder = None;
+        let result = self
+            .stage_and_run(request, cancel, &mut volumes, &mut holder)
+            .await;
+        let cleaned = self
+            .remove_staged(request, holder.as_deref(), &volumes)
+            .await;
+        let outcome = result?;
+        cleaned?;
+        Ok(outcome)
+    }
+
+    async fn stage_and_run(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+        volumes: &mut Vec<String>,
+        holder: &mut Option<String>,
+    ) -> Result<StepOutcome, SandboxError> {
+        let failed = |action: &'static str| {
+            let step = request.step.clone();
+            move |error: bollard::errors::Error| SandboxError::Step {
+                step,
+                action,
+                detail: error_chain(&error),
+            }
+        };
+        let timeout = std::time::Duration::from_millis(request.record.limits.timeout_ms);
+        let deadline = owner::deadline(owner::unix_now(), timeout + STAGING_ALLOWANCE);
+        let labels = HashMap::from([
+            (BUILD_LABEL.to_string(), request.build_id.clone()),
+            (STEP_LABEL.to_string(), request.step.clone()),
+            (OWNER_LABEL.to_string(), Owner::this_process().to_label()),
+            (DEADLINE_LABEL.to_string(), deadline.to_string()),
+        ]);
+        let mut create_volume = async || {
+            let volume = self
+                .docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    driver: Some("local".to_string()),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(failed("creating a volume"))?;
+            volumes.push(volume.name.clone());
+            Ok::<_, SandboxError>(volume.name)
+        };
+        let mut inputs = Vec::new();
+        for input in &request.inputs {
+            inputs.push((input.target(), create_volume().await?));
+        }
+        let out = create_volume().await?;
+        let staged = StagedVolumes { inputs, out };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().build()),
+                Self::holder_body(request, &staged, labels.clone()),
+            )
+            .await
+            .map_err(failed("creating the container that fills the volumes"))?;
+        *holder = Some(created.id.clone());
+        let cancelled = || SandboxError::Cancelled {
+            step: request.step.clone(),
+        };
+        tokio::select! {
+            uploaded = self.upload_inputs(&created.id, request) => uploaded?,
+            () = cancel.cancelled() => return Err(cancelled()),
+        }
+        let outcome = self.run_container(request, Some(&staged), cancel).await?;
+        if outcome.succeeded() {
+            tokio::select! {
+                downloaded = self.download_output(&created.id, request) => downloaded?,
+                () = cancel.cancelled() => return Err(cancelled()),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The container that holds a remote step's volumes, read-write, for the archive endpoint:
+    /// created from the step's image and never started (no network, no log, no command that
+    /// runs), with the labels of the step's volumes.
+    fn holder_body(
+        request: &StepRequest,
+        staged: &StagedVolumes,
+        labels: HashMap<String, String>,
+    ) -> ContainerCreateBody {
+        let mut mounts: Vec<Mount> = staged
+            .inputs
+            .iter()
+            .map(|(target, volume)| volume_mount(target, volume, false))
+            .collect();
+        mounts.push(volume_mount(super::OUT_DIR, &staged.out, false));
+        ContainerCreateBody {
+            image: Some(request.record.image.to_string()),
+            cmd: Some(vec!["/nonexistent".to_string()]),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some(Network::None.mode().to_string()),
+                mounts: Some(mounts),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("none".to_string()),
+                    config: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Streams the staging tar ([`super::transfer::write_staging_tar`]: every input checkout,
+    /// and an open `/out`) to the holder, unpacked at its `/`.
+    async fn upload_inputs(&self, holder: &str, request: &StepRequest) -> Result<(), SandboxError> {
+        let inputs: Vec<(String, std::path::PathBuf)> = request
+            .inputs
+            .iter()
+            .map(|input| (input.target(), input.host_path.clone()))
+            .collect();
+        let mtime = request.record.policy.input_mtime;
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut out = ChannelWriter {
+                sender: sender.clone(),
+                buffer: Vec::with_capacity(CHANNEL_CHUNK),
+            };
+            let written = super::transfer::write_staging_tar(&inputs, mtime, &mut out);
+            if let Err(error) = &written {
+                // The upload must fail, not end as if the tar were whole.
+                let _ =
+                    sender.blocking_send(Err(std::io::Error::new(error.kind(), error.to_string())));
+            }
+            written
+        });
+        let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+            .path("/")
+            .build();
+        // The engine answers once the whole tar is in: the request may take as long as the
+        // staging allowance, not the usual request timeout.
+        let uploaded = self
+            .docker
+            .clone()
+            .with_timeout(STAGING_ALLOWANCE)
+            .upload_to_container(holder, Some(options), bollard::body_try_stream(body))
+            .await;
+        let written = writer
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        let step_error = |action: &'static str, detail: String| SandboxError::Step {
+            step: request.step.clone(),
+            action,
+            detail,
+        };
+        match (written, uploaded) {
+            (Err(error), _) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(step_error(
+                "packing the inputs for the remote engine",
+                error.to_string(),
+            )),
+            (_, Err(error)) => Err(step_error(
+                "uploading the inputs to the remote engine",
+                error_chain(&error),
+            )),
+            (Err(error), Ok(())) => Err(step_error(
+                "uploading the inputs to the remote engine",
+                error.to_string(),
+            )),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+
+    /// Downloads the step's `/out` through the holder and unpacks it into the request's
+    /// `out_dir` ([`super::transfer::unpack_output`]), within `limits.output`.
+    async fn download_output(
+        &self,
+        holder: &str,
+        request: &StepRequest,
+    ) -> Result<(), SandboxError> {
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(super::OUT_DIR)
+            .build();
+        let mut stream = self.docker.download_from_container(holder, Some(options));
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let dest = request.out_dir.clone();
+        let limit = request.record.limits.output_bytes;
+        let unpacker = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                receiver,
+                chunk: bytes::Bytes::new(),
+            };
+            super::transfer::unpack_output(reader, &dest, limit)
+        });
+        let mut refused = None;
+        while let Some(chunk) = stream.next().await {
+            let item = chunk.map_err(|error| {
+                let detail = error_chain(&error);
+                refused = Some(detail.clone());
+                std::io::Error::other(detail)
+            });
+            let failed = item.is_err();
+            // The unpacker stopped (an error of its own): it says why.
+            if sender.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(sender);
+        let unpacked = unpacker
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()));
+        use super::transfer::UnpackError;
+        let step = request.step.clone();
+        match unpacked {
+            Ok(()) => Ok(()),
+            Err(UnpackError::TooLarge { .. }) => Err(SandboxError::OutputTooLarge {
+                step,
+                limit: ByteSize(limit),
+            }),
+            Err(error @ UnpackError::Unsafe { .. }) => Err(SandboxError::UnsafeOutput {
+                step,
+                detail: error.to_string(),
+            }),
+            Err(error) => Err(SandboxError::Step {
+                step,
+                action: "copying /out from the remote engine",
+                detail: refused.unwrap_or_else(|| error.to_string()),
+            }),
+        }
+    }
+
+    /// Removes a remote step's holder container, then its volumes (one already gone is fine).
+    async fn remove_staged(
+        &self,
+        request: &StepRequest,
+        holder: Option<&str>,
+        volumes: &[String],
+    ) -> Result<(), SandboxError> {
+        let failed = |error: bollard::errors::Error| SandboxError::Step {
+            step: request.step.clone(),
+            action: "removing the step's volumes",
+            detail: error_chain(&error),
+        };
+        let holder_removed = match holder {
+            Some(id) => self.remove(id).await,
+            None => Ok(()),
+        };
+        let mut first_error = holder_removed.err();
+        for volume in volumes {
+            match self
+                .docker
+                .remove_volume(volume, None::<RemoveVolumeOptions>)
+                .await
+            {
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+                Ok(()) => {}
+            }
+        }
+        first_error.map_or(Ok(()), |error| Err(failed(error)))
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn run(
+        &self,
+        request: &StepRequest,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, SandboxError> {
+        if request.record.network == Network::Fetch {
+            if let EngineLocation::Remote { host } = &self.location {
+                return Err(fetch_network::refused(format!(
+                    "the engine at {host} is remote, and the firewall rules that keep fetch containers off the host, other containers and link-local addresses are set on the engine's machine, which sealroom cannot reach\n  hint: run the fetch steps on a local engine (`sealroom fetch` with DOCKER_HOST unset fills the store), then build on the remote one"
+                ))
+                .into());
+            }
+            ensure_fetch_network(&self.docker).await?;
+        }
+        match self.location {
+            EngineLocation::Local => self.run_container(request, None, cancel).await,
+            EngineLocation::Remote { .. } => self.run_staged(request, cancel).await,
+        }
     }
 
     async fn image(&self, reference: &str) -> Result<Option<EngineImage>, EngineError> {
@@ -1742,7 +2356,7 @@ mod tests {
     fn the_container_config_is_the_record_and_nothing_else() {
         let request = request(Network::None);
         let record = &request.record;
-        let body = DockerEngine::container_body(&request);
+        let body = DockerEngine::container_body(&request, None);
         assert_eq!(body.image, Some(record.image.to_string()));
         assert_eq!(body.entrypoint.as_ref(), Some(&record.argv));
         assert_eq!(body.cmd, None);
@@ -1820,9 +2434,117 @@ mod tests {
     }
 
     #[test]
+    fn on_a_remote_engine_volumes_stand_in_for_the_bind_mounts_and_nothing_else_changes() {
+        let request = request(Network::None);
+        let staged = StagedVolumes {
+            inputs: vec![("/inputs/src".to_string(), "input-volume".to_string())],
+            out: "out-volume".to_string(),
+        };
+        let local = DockerEngine::container_body(&request, None);
+        let remote = DockerEngine::container_body(&request, Some(&staged));
+        let volumes: Vec<(String, String, bool)> = remote
+            .host_config
+            .as_ref()
+            .unwrap()
+            .mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .filter(|mount| mount.source.is_some())
+            .map(|mount| {
+                assert_eq!(mount.typ, Some(MountType::VOLUME));
+                assert_eq!(
+                    mount.volume_options.as_ref().unwrap().no_copy,
+                    Some(true),
+                    "never filled from the image"
+                );
+                (
+                    mount.target.clone().unwrap(),
+                    mount.source.clone().unwrap(),
+                    mount.read_only.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                ("/inputs/src".to_string(), "input-volume".to_string(), true),
+                ("/out".to_string(), "out-volume".to_string(), false),
+            ]
+        );
+        // Everything but the mounts is the local config (the deadline label aside: it is made
+        // of the time).
+        let without_mounts = |mut body: ContainerCreateBody| {
+            body.host_config.as_mut().unwrap().mounts = None;
+            body.labels.as_mut().unwrap().remove(DEADLINE_LABEL);
+            body
+        };
+        assert_eq!(without_mounts(remote), without_mounts(local));
+        // The holder: the same volumes, read-write, and nothing that could run.
+        let labels = HashMap::from([(BUILD_LABEL.to_string(), "b".to_string())]);
+        let holder = DockerEngine::holder_body(&request, &staged, labels);
+        let host = holder.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        let mounts: Vec<(String, String, bool)> = host
+            .mounts
+            .unwrap()
+            .iter()
+            .map(|mount| {
+                (
+                    mount.target.clone().unwrap(),
+                    mount.source.clone().unwrap(),
+                    mount.read_only.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/inputs/src".to_string(), "input-volume".to_string(), false),
+                ("/out".to_string(), "out-volume".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_error_chain_keeps_every_cause_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|layer| layer as _)
+            }
+        }
+        let error = Layer(
+            "client error (Connect)",
+            Some(Box::new(Layer(
+                "received fatal alert: BadCertificate",
+                Some(Box::new(Layer(
+                    "received fatal alert: BadCertificate",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&error),
+            "client error (Connect): received fatal alert: BadCertificate"
+        );
+        assert!(!is_tls_error(&error));
+        let tls = std::io::Error::other(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate,
+        ));
+        assert!(is_tls_error(&tls), "found inside an io::Error");
+    }
+
+    #[test]
     fn the_engine_reads_the_policy_from_the_record() {
         let mut request = request(Network::Host);
-        let host_body = DockerEngine::container_body(&request);
+        let host_body = DockerEngine::container_body(&request, None);
         assert_eq!(
             host_body.hostname, None,
             "the host's network comes with its name"
@@ -1831,7 +2553,9 @@ mod tests {
         request.record.policy.no_new_privileges = false;
         request.record.policy.read_only_root = false;
         request.record.policy.cap_add = vec!["NET_RAW"];
-        let host = DockerEngine::container_body(&request).host_config.unwrap();
+        let host = DockerEngine::container_body(&request, None)
+            .host_config
+            .unwrap();
         assert_eq!(host.security_opt, Some(Vec::new()));
         assert_eq!(host.readonly_rootfs, Some(false));
         assert_eq!(host.cap_add, Some(vec!["NET_RAW".to_string()]));

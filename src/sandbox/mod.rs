@@ -2,7 +2,8 @@
 //! engine: run a step, tell whether it holds an image (and its id, and the `VOLUME`s it
 //! declares), load, save and tag images, remove what killed builds left behind. `docker`
 //! implements it through bollard and is the only module that uses bollard; `fake` implements
-//! it in memory for unit tests.
+//! it in memory for unit tests; `transfer` writes and reads the tars that carry a step's files
+//! to and from a remote engine.
 //!
 //! A sandbox is given everything a step may see (`StepRequest`: its [`record::StepRecord`], and
 //! the host directories behind its input and output mounts) and nothing else. It does not decide
@@ -13,6 +14,7 @@ pub mod docker;
 pub mod fake;
 pub mod fetch_network;
 pub mod record;
+pub mod transfer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -225,9 +227,9 @@ pub trait Engine: Send + Sync {
         tag: &str,
     ) -> impl Future<Output = Result<(), EngineError>> + Send;
 
-    /// Removes the containers (and scratch volumes) that sealroom processes which are no longer
-    /// running left behind, and those past their deadline; returns how many containers it
-    /// removed.
+    /// Removes the containers (and volumes: scratch volumes, and a remote step's input and
+    /// `/out` volumes) that sealroom processes which are no longer running left behind, and
+    /// those past their deadline; returns how many containers it removed.
     fn remove_leftovers(&self) -> impl Future<Output = Result<usize, EngineError>> + Send;
 
     /// The bytes of the regular files among `paths` (absolute paths) in the image `image_id`,
@@ -302,6 +304,14 @@ pub enum EngineError {
         "cannot reach the container engine: {detail}\n  hint: start the Docker daemon (`dockerd`), or set DOCKER_HOST to where it listens"
     )]
     Unreachable { detail: String },
+    #[error(
+        "cannot reach the container engine at {host} over TLS: {detail}\n  hint: DOCKER_CERT_PATH ({cert_path}) must hold ca.pem (the CA that signed the engine's --tlscert) and a client certificate, cert.pem with key.pem, signed by the CA of the engine's --tlscacert"
+    )]
+    Tls {
+        host: String,
+        cert_path: String,
+        detail: String,
+    },
     #[error("the container engine refused {action}: {detail}")]
     Refused { action: String, detail: String },
     #[error(
@@ -341,7 +351,9 @@ pub enum EngineError {
 impl Failure for EngineError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            EngineError::Unreachable { .. } => ExitCode::EngineUnreachable,
+            EngineError::Unreachable { .. } | EngineError::Tls { .. } => {
+                ExitCode::EngineUnreachable
+            }
             // What sealroom sends is always well-formed: a refusal is a bug, or an engine that
             // works differently, not the user's input.
             EngineError::Refused { .. } => ExitCode::Internal,
@@ -383,6 +395,12 @@ pub enum SandboxError {
         "step `{step}` ran out of memory: it was killed at its limit of {limit} (limits.memory)\n  hint: raise `limits.memory` for this step, or make it use less"
     )]
     OutOfMemory { step: String, limit: ByteSize },
+    #[error(
+        "step `{step}` wrote more than its output limit of {limit} to /out (limits.output)\n  hint: raise `limits.output` for this step if the output is meant to be that large"
+    )]
+    OutputTooLarge { step: String, limit: ByteSize },
+    #[error("step `{step}` left something in /out that cannot be stored: {detail}")]
+    UnsafeOutput { step: String, detail: String },
     #[error("container engine error while {action} for step `{step}`: {detail}")]
     Step {
         step: String,
@@ -399,7 +417,9 @@ impl Failure for SandboxError {
             | SandboxError::Step { .. }
             | SandboxError::Cancelled { .. }
             | SandboxError::TimedOut { .. }
-            | SandboxError::OutOfMemory { .. } => ExitCode::StepFailed,
+            | SandboxError::OutOfMemory { .. }
+            | SandboxError::OutputTooLarge { .. }
+            | SandboxError::UnsafeOutput { .. } => ExitCode::StepFailed,
         }
     }
 }

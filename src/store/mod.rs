@@ -27,6 +27,7 @@
 //! - `checkout`: writing trees back out (shared checkouts, copies), all with the same modes and
 //!   one fixed mtime, and removing read-only trees.
 //! - `tree`: the canonical tree object and its encoding.
+//! - `tar`: the one writer of deterministic tars (image layers, a remote engine's inputs).
 //! - `actions`: the action cache, step definitions to output trees.
 //! - `lock`: the shared/exclusive store lock.
 //! - `usage`: counting entries and bytes (`store ls`).
@@ -39,6 +40,7 @@ mod checkout;
 pub mod gc;
 mod listing;
 pub mod lock;
+pub mod tar;
 pub mod tree;
 mod untrusted;
 pub mod usage;
