@@ -25,5 +25,14 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-packages: installing ${missing[*]}" >&2
   apt-get update -qq
+  # No package's service is started by the install (openssh-server would start an sshd on port
+  # 22): a policy-rc.d that refuses every start, unless the machine has its own.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || rm -f "$policy"
 fi
