@@ -19,6 +19,7 @@ lint:
 deps:
     bash scripts/ensure-packages.sh
     bash scripts/ensure-docker.sh
+    bash scripts/buildgrid.sh >/dev/null
 
 # The outside acceptance check of one issue, e.g. `just accept A-foundation`.
 accept name:
