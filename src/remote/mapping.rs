@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
 use prost::Message;
 
-use crate::digest::{BlobDigest, TreeDigest};
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::sandbox::record::{MountRecord, RECORD_FORMAT, StepRecord};
 use crate::store::tree::{Entry, EntryKind, TreeObject};
 
@@ -160,6 +160,47 @@ pub fn map_record(
         command,
         directories: all,
     })
+}
+
+/// The REAPI form of reading an image's `files` for its contents (`ops::image_contents`): a
+/// `Command` `sealroom-read-image-files FILE…` on the image's platform, no inputs, the result's
+/// `out` the empty tree and its stdout the contents record; salted with the local cache's
+/// `key`, which names the image and the version of the reading.
+pub fn map_image_contents(image_id: &str, key: &ActionDigest, files: &[&str]) -> MappedAction {
+    let platform = reapi::Platform {
+        properties: vec![
+            reapi::platform::Property {
+                name: "OSFamily".to_string(),
+                value: "linux".to_string(),
+            },
+            reapi::platform::Property {
+                name: "container-image".to_string(),
+                value: format!("docker://{IMAGE_NAME}@{image_id}"),
+            },
+        ],
+    };
+    let mut arguments = vec!["sealroom-read-image-files".to_string()];
+    arguments.extend(files.iter().map(|file| file.to_string()));
+    #[allow(deprecated)]
+    let command = EncodedMessage::of(&reapi::Command {
+        arguments,
+        output_paths: vec![OUTPUT_PATH.to_string()],
+        platform: Some(platform.clone()),
+        ..Default::default()
+    });
+    let root = EncodedMessage::of(&reapi::Directory::default());
+    let action = EncodedMessage::of(&reapi::Action {
+        command_digest: Some(command.digest.clone()),
+        input_root_digest: Some(root.digest.clone()),
+        salt: format!("sealroom-image-contents {key}").into_bytes(),
+        platform: Some(platform),
+        ..Default::default()
+    });
+    MappedAction {
+        action,
+        command,
+        directories: vec![root],
+    }
 }
 
 /// The action's salt: the record format and the record's action key.

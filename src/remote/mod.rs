@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
 
-use crate::digest::{BlobDigest, TreeDigest};
+use crate::digest::{ActionDigest, BlobDigest, TreeDigest};
 use crate::error::{ExitCode, Failure};
 use crate::sandbox::record::StepRecord;
 use crate::sign::keys::{SigningKey, VerifyingKey};
@@ -240,21 +240,53 @@ impl RemoteCache {
                 return None;
             }
         };
-        match self.fetch(store, record, &mapped).await {
-            Ok(hit) => {
-                tracing::info!(
-                    "step {step}: from the remote cache (action {}), output {}",
-                    mapped.action.digest.hash,
-                    hit.result.output
-                );
-                Some(hit)
-            }
+        let hit = self
+            .lookup_mapped(
+                store,
+                &mapped,
+                &record.action_key(),
+                &format!("step {step}"),
+            )
+            .await?;
+        tracing::info!(
+            "step {step}: from the remote cache (action {}), output {}",
+            mapped.action.digest.hash,
+            hit.result.output
+        );
+        Some(hit)
+    }
+
+    /// The contents of image `image_id` the local cache files under `key` (see
+    /// `mapping::map_image_contents`), from the remote cache and now in the store.
+    pub async fn lookup_image_contents(
+        &self,
+        store: &Store,
+        image_id: &str,
+        key: &ActionDigest,
+        files: &[&str],
+    ) -> Option<ActionResult> {
+        let mapped = mapping::map_image_contents(image_id, key, files);
+        let hit = self
+            .lookup_mapped(store, &mapped, key, &format!("image {image_id}"))
+            .await?;
+        Some(hit.result)
+    }
+
+    async fn lookup_mapped(
+        &self,
+        store: &Store,
+        mapped: &MappedAction,
+        action_key: &ActionDigest,
+        what: &str,
+    ) -> Option<RemoteHit> {
+        match self.fetch(store, action_key, mapped).await {
+            Ok(hit) => Some(hit),
             Err(Miss::Absent) => {
-                tracing::info!("step {step}: not in the remote cache");
+                tracing::info!("{what}: not in the remote cache");
                 None
             }
             Err(Miss::Refused(why)) => {
-                tracing::warn!("step {step}: the remote cache entry is not used: {why}");
+                tracing::warn!("{what}: the remote cache entry is not used: {why}");
                 None
             }
         }
@@ -263,7 +295,7 @@ impl RemoteCache {
     async fn fetch(
         &self,
         store: &Store,
-        record: &StepRecord,
+        action_key: &ActionDigest,
         mapped: &MappedAction,
     ) -> Result<RemoteHit, Miss> {
         let action = &mapped.action.digest;
@@ -317,11 +349,7 @@ impl RemoteCache {
                     .map_err(|e| Miss::Refused(e.to_string()))
             };
             check("action", &statement.action, &statement::digest_text(action))?;
-            check(
-                "action key",
-                &statement.action_key,
-                &record.action_key().to_string(),
-            )?;
+            check("action key", &statement.action_key, &action_key.to_string())?;
             check(
                 "output tree",
                 &statement.output_tree,
@@ -499,7 +527,14 @@ impl RemoteCache {
         if self.read_only {
             return;
         }
-        match self.try_upload(store, record, result).await {
+        let uploaded = match Self::map(store, record).await {
+            Ok(mapped) => {
+                self.try_upload(store, &mapped, &record.action_key(), result)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match uploaded {
             Ok(action) => {
                 tracing::info!("step {step}: uploaded to the remote cache (action {action})")
             }
@@ -507,13 +542,36 @@ impl RemoteCache {
         }
     }
 
+    /// Uploads the contents of image `image_id` read here (see [`Self::lookup_image_contents`]).
+    pub async fn upload_image_contents(
+        &self,
+        store: &Store,
+        image_id: &str,
+        key: &ActionDigest,
+        files: &[&str],
+        result: &ActionResult,
+    ) {
+        if self.read_only {
+            return;
+        }
+        let mapped = mapping::map_image_contents(image_id, key, files);
+        match self.try_upload(store, &mapped, key, result).await {
+            Ok(action) => tracing::info!(
+                "image {image_id}: contents uploaded to the remote cache (action {action})"
+            ),
+            Err(error) => tracing::warn!(
+                "image {image_id}: contents not uploaded to the remote cache: {error}"
+            ),
+        }
+    }
+
     async fn try_upload(
         &self,
         store: &Store,
-        record: &StepRecord,
+        mapped: &MappedAction,
+        action_key: &ActionDigest,
         result: &ActionResult,
     ) -> Result<String, String> {
-        let mapped = Self::map(store, record).await?;
         let (tree, root, files) = {
             let (store, output) = (store.clone(), result.output);
             tokio::task::spawn_blocking(move || {
@@ -615,7 +673,7 @@ impl RemoteCache {
             let statement = CacheResultStatement {
                 statement_type: STATEMENT_TYPE.to_string(),
                 action: statement::digest_text(&mapped.action.digest),
-                action_key: record.action_key().to_string(),
+                action_key: action_key.to_string(),
                 output_tree: statement::digest_text(&tree.digest),
                 output: result.output,
                 log: result.log,
@@ -639,7 +697,7 @@ impl RemoteCache {
             .update_action_result(&mapped.action.digest, action_result)
             .await
             .map_err(|error| error.to_string())?;
-        Ok(mapped.action.digest.hash)
+        Ok(mapped.action.digest.hash.clone())
     }
 }
 
