@@ -69,7 +69,19 @@ impl Runner<'_> {
 
     /// Builds `spec` with the cache and `extra`; the JSON report and stderr.
     fn build(&self, spec: &Path, cache: &BuildGrid, extra: &[&str]) -> (serde_json::Value, String) {
+        self.build_logging(spec, cache, extra, "warn,sealroom=info")
+    }
+
+    /// [`Runner::build`] with `SEALROOM_LOG` set to `log`.
+    fn build_logging(
+        &self,
+        spec: &Path,
+        cache: &BuildGrid,
+        extra: &[&str],
+        log: &str,
+    ) -> (serde_json::Value, String) {
         let output = sealroom()
+            .env("SEALROOM_LOG", log)
             .arg("build")
             .arg(spec)
             .arg("--store")
@@ -265,8 +277,22 @@ fn docker_remote_a_fresh_runner_builds_from_another_s_uploads_without_a_containe
     );
 
     // Runner B, another empty store trusting A's key: nothing runs, the same bytes come out.
-    let (report, _) = b.build(&spec, &cache, &["--trust-key", pub_a.to_str().unwrap()]);
+    let (report, stderr) = b.build_logging(
+        &spec,
+        &cache,
+        &["--trust-key", pub_a.to_str().unwrap()],
+        "warn,sealroom=debug",
+    );
     assert!(ran(&report).is_empty(), "runner B ran {:?}", ran(&report));
+    // Not even the SBOM's image contents needed a container: A's build read them out of a
+    // step's container and uploaded them, signed, with its steps.
+    assert!(
+        stderr.contains(&format!(
+            "image {}: contents from the remote cache",
+            busybox().digest
+        )),
+        "{stderr}"
+    );
     same_artifacts(&a, &b, &ARTIFACTS);
     // The executable bit and the symlink of gen's output survived the round trip.
     let store_b = sealroom::store::Store::open(&b.store()).unwrap();
@@ -481,6 +507,110 @@ artifacts = ["one.txt"]
     assert_eq!(ran(&report), ["one"]);
     assert!(stderr.contains("building locally"), "{stderr}");
     same_artifacts(&a, &e, &["one.txt"]);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
+/// `dir`: (ca.pem, server.pem, server.key, client.pem, client.key).
+fn certificates(dir: &Path) -> [PathBuf; 5] {
+    let script = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.pem
+openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=test-client
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.pem
+"#;
+    let output = std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (scripts/ensure-packages.sh installs it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "client.pem",
+        "client.key",
+    ]
+    .map(|name| dir.join(name))
+}
+
+#[test]
+fn docker_remote_grpcs_with_a_ca_and_a_client_certificate() {
+    let project = Project::new();
+    let certs = project.path("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let [ca, server_cert, server_key, client_cert, client_key] = certificates(&certs);
+    let cache = BuildGrid::start_tls(
+        INSTANCE,
+        common::buildgrid::ServerTls {
+            cert: server_cert,
+            key: server_key,
+            client_ca: ca.clone(),
+        },
+    );
+    assert!(cache.url().starts_with("grpcs://"));
+    let spec = project.write_spec(
+        &busybox().to_string(),
+        r#"
+[[step]]
+name = "one"
+inputs = ["src"]
+run = ["sh", "-c", "cat /inputs/src/greeting.txt > /out/one.txt"]
+artifacts = ["one.txt"]
+"#,
+    );
+    let tls: Vec<&str> = vec![
+        "--remote-ca",
+        ca.to_str().unwrap(),
+        "--remote-client-cert",
+        client_cert.to_str().unwrap(),
+        "--remote-client-key",
+        client_key.to_str().unwrap(),
+    ];
+    let a = Runner {
+        project: &project,
+        name: "a",
+    };
+    let (report, stderr) = a.build(&spec, &cache, &tls);
+    assert_eq!(ran(&report), ["one"]);
+    assert!(
+        stderr.contains("step one: uploaded to the remote cache"),
+        "{stderr}"
+    );
+    let b = Runner {
+        project: &project,
+        name: "b",
+    };
+    let (report, _) = b.build(&spec, &cache, &tls);
+    assert!(ran(&report).is_empty());
+    same_artifacts(&a, &b, &["one.txt"]);
+    // Without the client certificate the server refuses the handshake: a warning, a local build.
+    let c = Runner {
+        project: &project,
+        name: "c",
+    };
+    let (report, stderr) = c.build(&spec, &cache, &["--remote-ca", ca.to_str().unwrap()]);
+    assert_eq!(ran(&report), ["one"]);
+    assert!(stderr.contains("building locally"), "{stderr}");
+    // A certificate without its key is a usage error.
+    let assert = sealroom()
+        .arg("build")
+        .arg(&spec)
+        .arg("--store")
+        .arg(project.path("store-d"))
+        .args(cache.args())
+        .args(["--remote-client-cert", client_cert.to_str().unwrap()])
+        .assert()
+        .code(2);
+    assert!(common::stderr_of(&assert).contains("--remote-client-key"));
 }
 
 #[test]

@@ -15,6 +15,15 @@ pub struct BuildGrid {
     pub instance: String,
     bgd: PathBuf,
     dir: tempfile::TempDir,
+    tls: Option<ServerTls>,
+}
+
+/// What a TLS server is started with: its certificate and key, and the CA its clients'
+/// certificates must chain to (BuildGrid then requires one).
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
 }
 
 /// `bgd` from the venv `scripts/buildgrid.sh` makes (or reuses).
@@ -35,20 +44,31 @@ fn bgd() -> PathBuf {
 impl BuildGrid {
     /// A fresh server serving `instance`.
     pub fn start(instance: &str) -> Self {
+        Self::start_with(instance, None)
+    }
+
+    /// A fresh server speaking only TLS with client certificates.
+    pub fn start_tls(instance: &str, tls: ServerTls) -> Self {
+        Self::start_with(instance, Some(tls))
+    }
+
+    fn start_with(instance: &str, tls: Option<ServerTls>) -> Self {
         let mut server = BuildGrid {
             child: None,
             port: super::free_port(),
             instance: instance.to_string(),
             bgd: bgd(),
             dir: tempfile::tempdir().unwrap(),
+            tls,
         };
         server.launch();
         server
     }
 
-    /// `grpc://127.0.0.1:PORT`.
+    /// `grpc://127.0.0.1:PORT` (`grpcs://` with TLS).
     pub fn url(&self) -> String {
-        format!("grpc://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "grpcs" } else { "grpc" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The arguments that point a build at this cache.
@@ -69,9 +89,22 @@ impl BuildGrid {
     fn launch(&mut self) {
         let cas = self.cas_dir();
         std::fs::create_dir_all(&cas).unwrap();
+        let channel = match &self.tls {
+            None => format!(
+                r#"{{ address: "127.0.0.1:{}", insecure-mode: true }}"#,
+                self.port
+            ),
+            Some(tls) => format!(
+                r#"{{ address: "127.0.0.1:{}", insecure-mode: false, credentials: {{ tls-server-key: {}, tls-server-cert: {}, tls-client-certs: {} }} }}"#,
+                self.port,
+                tls.key.display(),
+                tls.cert.display(),
+                tls.client_ca.display()
+            ),
+        };
         let config = format!(
             r#"server:
-  - !channel {{ address: "127.0.0.1:{port}", insecure-mode: true }}
+  - !channel {channel}
 authorization: {{ method: none }}
 monitoring: {{ enabled: false }}
 storages:
@@ -85,7 +118,6 @@ instances:
       - !cas {{ storage: *cas }}
       - !bytestream {{ storage: *cas }}
 "#,
-            port = self.port,
             cas = cas.display(),
             instance = self.instance
         );
