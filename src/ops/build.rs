@@ -3,6 +3,9 @@
 //!
 //! Nothing reaches `--out` until every step has succeeded, and nothing reaches the store that is
 //! not named by its digest: a failed build leaves the output directory as it was.
+//!
+//! With `--remote-cache` (`remote`), a step the local action cache misses is looked up in the
+//! shared cache before it runs, and a step that ran is uploaded after it is stored.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
