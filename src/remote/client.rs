@@ -26,6 +26,8 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 /// The batch limit assumed when the server states none (REAPI: 0 means no limit; gRPC's default
 /// message size still applies on most servers).
 const DEFAULT_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+/// How long a unary call (not ByteStream) may take.
+const UNARY_TIMEOUT: Duration = Duration::from_secs(60);
 /// What a batch request spends on each blob beyond its bytes (digest, framing).
 const PER_BLOB_OVERHEAD: u64 = 256;
 
@@ -105,9 +107,9 @@ impl Client {
         let instance = settings.instance.clone();
         let capabilities = CapabilitiesClient::new(channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .get_capabilities(reapi::GetCapabilitiesRequest {
+            .get_capabilities(unary(reapi::GetCapabilitiesRequest {
                 instance_name: instance.clone(),
-            })
+            }))
             .await
             .map_err(rpc("GetCapabilities"))?
             .into_inner();
@@ -167,7 +169,7 @@ impl Client {
             action_digest: Some(action.clone()),
             ..Default::default()
         };
-        match self.action_cache().get_action_result(request).await {
+        match self.action_cache().get_action_result(unary(request)).await {
             Ok(response) => Ok(Some(response.into_inner())),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
             Err(status) => Err(rpc("GetActionResult")(status)),
@@ -186,7 +188,7 @@ impl Client {
             ..Default::default()
         };
         self.action_cache()
-            .update_action_result(request)
+            .update_action_result(unary(request))
             .await
             .map_err(rpc("UpdateActionResult"))?;
         Ok(())
@@ -207,7 +209,7 @@ impl Client {
             };
             let response = self
                 .cas()
-                .find_missing_blobs(request)
+                .find_missing_blobs(unary(request))
                 .await
                 .map_err(rpc("FindMissingBlobs"))?;
             missing.extend(response.into_inner().missing_blob_digests);
@@ -242,11 +244,11 @@ impl Client {
         for requests in batches.into_iter().filter(|batch| !batch.is_empty()) {
             let response = self
                 .cas()
-                .batch_update_blobs(reapi::BatchUpdateBlobsRequest {
+                .batch_update_blobs(unary(reapi::BatchUpdateBlobsRequest {
                     instance_name: self.instance.clone(),
                     requests,
                     ..Default::default()
-                })
+                }))
                 .await
                 .map_err(rpc("BatchUpdateBlobs"))?;
             for answer in response.into_inner().responses {
@@ -285,11 +287,11 @@ impl Client {
             let asked = digests.len();
             let response = self
                 .cas()
-                .batch_read_blobs(reapi::BatchReadBlobsRequest {
+                .batch_read_blobs(unary(reapi::BatchReadBlobsRequest {
                     instance_name: self.instance.clone(),
                     digests,
                     ..Default::default()
-                })
+                }))
                 .await
                 .map_err(rpc("BatchReadBlobs"))?;
             let responses = response.into_inner().responses;
@@ -442,6 +444,14 @@ impl Client {
         file.flush().await.map_err(write_error)?;
         Ok(())
     }
+}
+
+/// A unary call's request, with its deadline: a server that stops answering costs a step at most
+/// this before it runs locally. (ByteStream calls have the channel's longer limit.)
+fn unary<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(UNARY_TIMEOUT);
+    request
 }
 
 /// A fresh id for a ByteStream upload resource name.
