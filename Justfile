@@ -19,6 +19,7 @@ lint:
 deps:
     bash scripts/ensure-packages.sh
     bash scripts/ensure-docker.sh
+    bash scripts/buildgrid.sh >/dev/null
 
 # The outside acceptance check of one issue, e.g. `just accept A-foundation`.
 accept name:
@@ -46,3 +47,8 @@ bench-record:
 # BENCHMARKS.md records the numbers.
 bench-flood:
     bash benches/log_flood.sh
+
+# Issue [N]: a runner served by the shared remote cache (BuildGrid on 127.0.0.1) against the cold
+# runner that uploaded the spec; about a minute. BENCHMARKS.md records the numbers.
+bench-remote:
+    bash benches/remote_cache.sh

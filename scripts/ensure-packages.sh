@@ -7,7 +7,8 @@
 # npm ci against it; machines that have Node.js already keep theirs), iproute2 and util-linux (`ip`
 # and `unshare`: the remote engine test gives a second dockerd its own bridge and mount namespace),
 # openssh-client and openssh-server (that test reaches the engine over ssh too, through an sshd of
-# its own on 127.0.0.1; the package's own service is not used).
+# its own on 127.0.0.1; the package's own service is not used), python3-venv (the venvs of
+# scripts/ensure-python.sh and scripts/buildgrid.sh, the REAPI server of the remote cache tests).
 set -euo pipefail
 
 missing=()
@@ -22,6 +23,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-packages: installing ${missing[*]}" >&2
   apt-get update -qq

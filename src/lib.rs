@@ -24,6 +24,9 @@
 //!   container engine (run a step, image id, load, save, tag, leftovers); `sandbox::docker` is
 //!   the only module that uses bollard, `sandbox::fake` keeps everything in memory for tests;
 //!   `sandbox::transfer` carries a step's files to and from an engine on another machine.
+//! - [`remote`]: the shared action cache on the Remote Execution API (REAPI v2): a step record
+//!   as an `Action`, stored trees as `Directory` Merkle trees, the gRPC client, and the signed
+//!   statement next to each uploaded result.
 //! - [`image`]: deterministic images from a root filesystem, and OCI images from build outputs.
 //! - [`registry`]: pulling bases and pushing images (the distribution API).
 //! - [`convert`]: a Dockerfile (the hermetic subset) into a spec.
@@ -37,7 +40,7 @@
 //!   arguments.
 //!
 //! Data flows one way, in layers, each using only those below it: `error`; `digest`, `atomic`;
-//! `spec`, `sign`, `provenance`, `fetch`, `store`; `sandbox`, `convert`; `image`; `registry`;
+//! `spec`, `sign`, `provenance`, `fetch`, `store`; `sandbox`, `convert`; `remote`; `image`; `registry`;
 //! `sbom`; `ops`; `cli`. Inside `ops` the commands form no cycle (`build` uses `fetch`,
 //! `attest` and `image_build`; `check` and `reproduce` use `build`). `tests/module_map.rs`
 //! checks all three.
@@ -53,6 +56,7 @@ pub mod lockfile;
 pub mod ops;
 pub mod provenance;
 pub mod registry;
+pub mod remote;
 pub mod sandbox;
 pub mod sbom;
 pub mod sign;

@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 allow_host_network: args.network.allow_host_network,
                 mirrors: network_choices(&args.network).mirrors,
                 load: args.load.then_some(args.tag),
+                remote: args.remote.settings(),
             };
             let report = ops::build::build(&args.spec, &store, &options).await?;
             match cli.format {

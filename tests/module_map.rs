@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["lockfile"],
     &["spec"],
     &["sandbox", "convert"],
+    &["remote"],
     &["image"],
     &["registry"],
     &["sbom"],

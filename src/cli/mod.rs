@@ -201,6 +201,82 @@ pub struct BuildArgs {
     /// (default `<image>:latest`). Repeatable.
     #[arg(long, value_name = "NAME:TAG", requires = "load")]
     pub tag: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// The shared remote cache (REAPI v2; docs/remote.md). Each setting can also come from the
+/// environment variable named in its help.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Remote cache")]
+pub struct RemoteArgs {
+    /// A shared action cache speaking the Remote Execution API v2: `grpc://HOST:PORT`, or
+    /// `grpcs://HOST:PORT` for TLS. An unreachable cache is a warning: the build runs locally.
+    #[arg(long, env = "SEALROOM_REMOTE_CACHE", value_name = "URL",
+          value_parser = clap::value_parser!(crate::remote::RemoteUrl))]
+    pub remote_cache: Option<crate::remote::RemoteUrl>,
+    /// The REAPI instance name of the cache (default: none).
+    #[arg(
+        long,
+        env = "SEALROOM_REMOTE_INSTANCE",
+        value_name = "NAME",
+        default_value = "",
+        hide_default_value = true,
+        requires = "remote_cache"
+    )]
+    pub remote_instance: String,
+    /// Read from the remote cache but never write to it (for untrusted runners).
+    #[arg(long, env = "SEALROOM_REMOTE_READ_ONLY", requires = "remote_cache")]
+    pub remote_read_only: bool,
+    /// A PEM public key whose signed results are trusted; repeat for several. With any, a
+    /// remote entry without a valid signature by one of them is a miss.
+    #[arg(
+        long = "trust-key",
+        env = "SEALROOM_TRUST_KEYS",
+        value_name = "PUB",
+        value_delimiter = ',',
+        requires = "remote_cache"
+    )]
+    pub trust_keys: Vec<PathBuf>,
+    /// The CA certificate (PEM) a grpcs:// cache's certificate must chain to (default: the
+    /// system's roots).
+    #[arg(
+        long,
+        env = "SEALROOM_REMOTE_CA",
+        value_name = "FILE",
+        requires = "remote_cache"
+    )]
+    pub remote_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a grpcs:// cache that wants one; with --remote-client-key.
+    #[arg(long, env = "SEALROOM_REMOTE_CLIENT_CERT", value_name = "FILE",
+          requires_all = ["remote_cache", "remote_client_key"])]
+    pub remote_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "SEALROOM_REMOTE_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "remote_client_cert"
+    )]
+    pub remote_client_key: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    /// The settings, when a cache is given.
+    pub fn settings(&self) -> Option<crate::remote::RemoteSettings> {
+        let url = self.remote_cache.clone()?;
+        Some(crate::remote::RemoteSettings {
+            url,
+            instance: self.remote_instance.clone(),
+            tls: crate::remote::TlsFiles {
+                ca: self.remote_ca.clone(),
+                cert: self.remote_client_cert.clone(),
+                key: self.remote_client_key.clone(),
+            },
+            read_only: self.remote_read_only,
+            trust_keys: self.trust_keys.clone(),
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -42,6 +42,10 @@ pub struct StepReport {
     /// wrote the entry (`None` when the entry does not say).
     pub ran_in: Option<String>,
     pub seconds: f64,
+    /// For a step served by the remote cache: which cache, instance and action, and who signed
+    /// the entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::RemoteFacts>,
     /// What ran (or, for a cache hit, what would have run); its digest is `action`.
     #[serde(skip)]
     pub record: StepRecord,
@@ -103,12 +107,16 @@ impl BuildContext<'_> {
             .map(|report| {
                 // A cache hit is said to be one, with the build that did run the step; no
                 // time is claimed for it.
-                let entry = json!({
+                let mut entry = json!({
                     "actionKey": report.action.to_string(),
                     "cached": report.cached,
                     "ranIn": report.ran_in,
                     "record": report.record.to_json(),
                 });
+                // Served by the remote cache: from where, under which action, signed by whom.
+                if let Some(remote) = &report.remote {
+                    entry["remoteCache"] = serde_json::to_value(remote).expect("facts serialize");
+                }
                 (report.name.as_str(), entry)
             })
             .collect();

@@ -3,6 +3,9 @@
 //!
 //! Nothing reaches `--out` until every step has succeeded, and nothing reaches the store that is
 //! not named by its digest: a failed build leaves the output directory as it was.
+//!
+//! With `--remote-cache` (`remote`), a step the local action cache misses is looked up in the
+//! shared cache before it runs, and a step that ran is uploaded after it is stored.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::ops::attest::StepReport;
 use crate::ops::attest::provenance_path;
 use crate::ops::fetch::{FetchOptions, Fetched, fetch_all};
+use crate::remote::{RemoteCache, RemoteSettings};
 use crate::sandbox::{Engine, InputMount, SandboxError, StepRecord, StepRequest};
 use crate::sign::keys::SigningKey;
 use crate::spec::ByteSize;
@@ -55,6 +59,8 @@ pub struct BuildOptions {
     pub mirrors: crate::fetch::Mirrors,
     /// `--load`: after the build, load each image into the engine, under these `--tag`s.
     pub load: Option<Vec<String>>,
+    /// `--remote-cache` and its settings: a shared REAPI action cache.
+    pub remote: Option<RemoteSettings>,
 }
 
 impl Default for BuildOptions {
@@ -74,6 +80,7 @@ impl Default for BuildOptions {
             allow_host_network: false,
             mirrors: crate::fetch::Mirrors::default(),
             load: None,
+            remote: None,
         }
     }
 }
@@ -117,6 +124,9 @@ pub async fn build(
         .as_deref()
         .map(SigningKey::from_pem_file)
         .transpose()?;
+    if let Some(remote) = &options.remote {
+        remote.validate()?;
+    }
     // A bad `--tag` fails before anything is written.
     let names: Vec<&str> = spec
         .images
@@ -160,6 +170,11 @@ pub async fn run<S: Engine>(
 ) -> Result<BuildReport, Error> {
     let build_id = new_build_id();
     let started_on = SystemTime::now();
+    // A bad remote setting fails here, before anything runs; an unreachable cache is a warning.
+    let remote = match &options.remote {
+        Some(settings) => RemoteCache::connect(settings, signer.cloned()).await?,
+        None => None,
+    };
 
     let source_trees = hash_sources_refusing(store, spec, options.key.as_deref())?;
     let mut trees: HashMap<Name, TreeDigest> = source_trees
@@ -180,7 +195,16 @@ pub async fn run<S: Engine>(
         trees.insert(fetch.name.clone(), done.tree);
     }
 
-    let steps = run_steps(sandbox, store, spec, options, &build_id, &mut trees).await?;
+    let steps = run_steps(
+        sandbox,
+        store,
+        spec,
+        options,
+        &build_id,
+        &mut trees,
+        remote.as_deref(),
+    )
+    .await?;
 
     let finished_on = SystemTime::now();
     let context = crate::ops::attest::BuildContext {
@@ -193,7 +217,14 @@ pub async fn run<S: Engine>(
         fetches: &fetched,
         steps: &steps,
     };
-    let catalog = crate::ops::sbom::image_catalog(sandbox, store, spec, options.sbom).await?;
+    let catalog = crate::ops::sbom::image_catalog_shared(
+        sandbox,
+        store,
+        spec,
+        options.sbom,
+        remote.as_deref(),
+    )
+    .await?;
     let artifacts = write_artifacts(store, spec, &trees, options, &context, &catalog, signer)?;
     let images = crate::ops::image_build::build_images(
         sandbox,
@@ -264,6 +295,7 @@ async fn run_steps<S: Engine>(
     options: &BuildOptions,
     build_id: &str,
     trees: &mut HashMap<Name, TreeDigest>,
+    remote: Option<&RemoteCache>,
 ) -> Result<Vec<StepReport>, Error> {
     let cancel = options.interrupt.child_token();
     let runner = StepRunner {
@@ -273,6 +305,17 @@ async fn run_steps<S: Engine>(
         build_id,
         no_cache: options.no_cache,
         cancel: &cancel,
+        remote,
+        // The SBOM needs the image's contents: the first step that runs reads them, unless the
+        // store has them already.
+        image_files_wanted: &std::sync::atomic::AtomicBool::new(
+            options.sbom != crate::sbom::SbomChoice::None
+                && crate::ops::image_contents::remembered(
+                    store,
+                    &spec.sandbox.image.digest.to_string(),
+                )
+                .is_none(),
+        ),
     };
     let jobs = options.jobs.max(1);
     let mut waiting: Vec<&Step> = spec.steps.iter().collect();
@@ -340,6 +383,11 @@ struct StepRunner<'a, S> {
     build_id: &'a str,
     no_cache: bool,
     cancel: &'a CancellationToken,
+    /// The shared remote cache, when the build has one.
+    remote: Option<&'a RemoteCache>,
+    /// Whether the next step to run should also read the image files of the SBOM's image
+    /// contents out of its container (`sandbox::StepRequest::read_image_files`).
+    image_files_wanted: &'a std::sync::atomic::AtomicBool,
 }
 
 impl<S: Engine> StepRunner<'_, S> {
@@ -359,45 +407,55 @@ impl<S: Engine> StepRunner<'_, S> {
             build_id,
             no_cache,
             cancel,
+            remote,
+            image_files_wanted,
         } = *self;
         let record = StepRecord::for_step(spec, step, &input_trees);
         let action = record.action_key();
         let spec_name = spec.name.to_string();
-        let prepared = {
-            let (store, step, record, spec_name) = (
-                store.clone(),
-                step.clone(),
-                record.clone(),
-                spec_name.clone(),
-            );
-            blocking(move || {
-                prepare(
-                    &store,
-                    &step,
-                    &record,
-                    &action,
-                    &spec_name,
-                    &input_trees,
-                    no_cache,
-                )
-            })
-            .await?
-        };
-        let inputs = match prepared {
-            Prepared::Hit(hit) => {
-                tracing::info!("step {}: cached, output {}", step.name, hit.output);
-                return Ok(StepReport {
-                    name: step.name.to_string(),
-                    cached: true,
-                    action,
-                    output: hit.output,
-                    log: store.has_blob(&hit.log).then_some(hit.log),
-                    ran_in: hit.invocation,
-                    seconds: 0.0,
-                    record,
-                });
+        let mut hit = {
+            let (store, step) = (store.clone(), step.clone());
+            blocking(move || local_hit(&store, &step, &action, no_cache)).await?
+        }
+        .map(|result| (result, None));
+        if hit.is_none()
+            && !no_cache
+            && let Some(remote) = remote
+            && let Some(found) = remote.lookup(store, &record, step.name.as_str()).await
+        {
+            let (store, step, result) = (store.clone(), step.clone(), found.result.clone());
+            if blocking(move || accept_remote_hit(&store, &step, &action, &result)).await? {
+                hit = Some((found.result, Some(found.facts)));
             }
-            Prepared::Run(inputs) => inputs,
+        }
+        if let Some((hit, remote_facts)) = hit {
+            {
+                let (store, step, record, spec_name) = (
+                    store.clone(),
+                    step.clone(),
+                    record.clone(),
+                    spec_name.clone(),
+                );
+                let input_trees = input_trees.clone();
+                blocking(move || note_hit(&store, &step, &record, &spec_name, &input_trees))
+                    .await?;
+            }
+            tracing::info!("step {}: cached, output {}", step.name, hit.output);
+            return Ok(StepReport {
+                name: step.name.to_string(),
+                cached: true,
+                action,
+                output: hit.output,
+                log: store.has_blob(&hit.log).then_some(hit.log),
+                ran_in: hit.invocation,
+                seconds: 0.0,
+                remote: remote_facts,
+                record,
+            });
+        }
+        let inputs = {
+            let store = store.clone();
+            blocking(move || materialize_inputs(&store, &input_trees)).await?
         };
         // Nothing new starts once the build is stopping.
         if cancel.is_cancelled() {
@@ -418,16 +476,28 @@ impl<S: Engine> StepRunner<'_, S> {
             inputs,
             out_dir: out_dir.clone(),
             log_path: log_path.clone(),
+            read_image_files: if image_files_wanted.swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                crate::ops::image_contents::IMAGE_FILES.to_vec()
+            } else {
+                Vec::new()
+            },
         };
         tracing::info!("step {}: running", step.name);
         let started = Instant::now();
         let result = sandbox.run(&request, cancel).await;
         let seconds = started.elapsed().as_secs_f64();
-        let outcome: Result<(), Error> = match result {
-            Ok(outcome) => outcome.check(step.name.as_str()).map_err(Error::from),
-            Err(error) => Err(error.into()),
+        let (outcome, image_files): (Result<(), Error>, _) = match result {
+            Ok(mut outcome) => {
+                let image_files = outcome.image_files.take();
+                (
+                    outcome.check(step.name.as_str()).map_err(Error::from),
+                    image_files,
+                )
+            }
+            Err(error) => (Err(error.into()), None),
         };
-        let (output, log) = {
+        let result = {
             let (store, step, record) = (store.clone(), step.clone(), request.record.clone());
             let invocation = build_id.to_string();
             blocking(move || {
@@ -449,10 +519,25 @@ impl<S: Engine> StepRunner<'_, S> {
                 };
                 store.action_put(&action, &result)?;
                 store.set_last_record(&spec_name, step.name.as_str(), &record.canonical_bytes())?;
-                Ok((output, log))
+                Ok(result)
             })
             .await?
         };
+        let (output, log) = (result.output, result.log);
+        if let Some(files) = image_files {
+            let image = request.record.image.to_string();
+            // A failure here is found again, and reported, when the SBOM asks for them.
+            if let Err(error) =
+                crate::ops::image_contents::remember_files(store, &image, files, remote).await
+            {
+                tracing::debug!("image {image}: contents not remembered: {error}");
+            }
+        }
+        if let Some(remote) = remote {
+            remote
+                .upload(store, &request.record, &result, step.name.as_str())
+                .await;
+        }
         tracing::info!("step {}: done in {seconds:.2}s, output {output}", step.name);
         Ok(StepReport {
             name: step.name.to_string(),
@@ -462,40 +547,25 @@ impl<S: Engine> StepRunner<'_, S> {
             log: Some(log),
             ran_in: Some(build_id.to_string()),
             seconds,
+            remote: None,
             record: request.record,
         })
     }
 }
 
-/// What a step needs before it runs: its output from the cache, or its inputs checked out.
-enum Prepared {
-    Hit(ActionResult),
-    Run(Vec<InputMount>),
-}
-
-/// The blocking half of starting a step: the action cache asked first; a hit is used only when
-/// its whole output tree (every tree object and blob) is in the store, else the step runs again.
-/// A step that runs gets every input materialized (verified once per process, see
-/// `store::checkout`); a hit mounts nothing, so its inputs' checkouts are only marked used for
-/// `store gc`.
-fn prepare(
+/// The blocking half of asking the local action cache: a hit is used only when its whole output
+/// tree (every tree object and blob) is in the store, else the step runs again.
+fn local_hit(
     store: &Store,
     step: &Step,
-    record: &StepRecord,
     action: &ActionDigest,
-    spec_name: &str,
-    input_trees: &[(Name, TreeDigest)],
     no_cache: bool,
-) -> Result<Prepared, Error> {
+) -> Result<Option<ActionResult>, Error> {
     if !no_cache && let Some(hit) = store.action_get(action) {
         match store.missing_below(&hit.output)? {
             None => {
                 check_artifacts(store, step, &hit.output)?;
-                store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
-                for (_, tree) in input_trees {
-                    store.touch_checkout(tree);
-                }
-                return Ok(Prepared::Hit(hit));
+                return Ok(Some(hit));
             }
             Some(missing) => tracing::warn!(
                 "step {}: the cached output {} is incomplete ({missing}); running the step again",
@@ -504,6 +574,31 @@ fn prepare(
             ),
         }
     }
+    Ok(None)
+}
+
+/// What a hit (local or remote) records: the step's last record for `explain`, and its inputs'
+/// checkouts marked used for `store gc` (a hit mounts nothing).
+fn note_hit(
+    store: &Store,
+    step: &Step,
+    record: &StepRecord,
+    spec_name: &str,
+    input_trees: &[(Name, TreeDigest)],
+) -> Result<(), Error> {
+    store.set_last_record(spec_name, step.name.as_str(), &record.canonical_bytes())?;
+    for (_, tree) in input_trees {
+        store.touch_checkout(tree);
+    }
+    Ok(())
+}
+
+/// A step that runs gets every input materialized (verified once per process, see
+/// `store::checkout`).
+fn materialize_inputs(
+    store: &Store,
+    input_trees: &[(Name, TreeDigest)],
+) -> Result<Vec<InputMount>, Error> {
     let mut inputs = Vec::new();
     for (name, tree) in input_trees {
         inputs.push(InputMount {
@@ -511,7 +606,26 @@ fn prepare(
             host_path: store.materialize(tree)?,
         });
     }
-    Ok(Prepared::Run(inputs))
+    Ok(inputs)
+}
+
+/// A remote hit, made a local one: its output must hold the step's artifacts (else it is not
+/// used), then it is entered into the local action cache.
+fn accept_remote_hit(
+    store: &Store,
+    step: &Step,
+    action: &ActionDigest,
+    result: &ActionResult,
+) -> Result<bool, Error> {
+    if let Err(error) = check_artifacts(store, step, &result.output) {
+        tracing::warn!(
+            "step {}: the remote cache entry is not used: {error}",
+            step.name
+        );
+        return Ok(false);
+    }
+    store.action_put(action, result)?;
+    Ok(true)
 }
 
 /// Runs `work` on the blocking pool (a panic in it is a panic here).
@@ -840,7 +954,19 @@ artifacts = ["without.txt"]
             refs("without.txt.cdx.json"),
             ["step:without", image.as_str(), deb.as_str()]
         );
-        assert_eq!(sandbox.image_file_reads(), 1);
+        // The image's contents came out of the first step's container: none of their own.
+        assert_eq!(sandbox.image_file_reads(), 0);
+        let first = &sandbox.requests()[0];
+        assert_eq!(
+            first.read_image_files,
+            crate::ops::image_contents::IMAGE_FILES
+        );
+        assert!(
+            sandbox.requests()[1..]
+                .iter()
+                .all(|request| request.read_image_files.is_empty()),
+            "only one step reads them"
+        );
 
         let cdx_digest = BlobDigest::of(&read("with-src.txt.cdx.json")).hex();
         let provenance = String::from_utf8(read("with-src.txt.intoto.jsonl")).unwrap();
@@ -857,7 +983,7 @@ artifacts = ["without.txt"]
         // A warm build in the same store reads no image and writes the same bytes.
         let before = read("with-src.txt.cdx.json");
         run(&sandbox, &store, &spec, &options, None).await.unwrap();
-        assert_eq!(sandbox.image_file_reads(), 1);
+        assert_eq!(sandbox.image_file_reads(), 0);
         assert_eq!(read("with-src.txt.cdx.json"), before);
     }
 

@@ -470,6 +470,7 @@ pub async fn run_fixed_output<S: Engine>(
         inputs: Vec::new(),
         out_dir: out_dir.clone(),
         log_path: scratch.path().join("log"),
+        read_image_files: Vec::new(),
     };
     tracing::info!(
         "fetch {name}: running {} (network: {})",

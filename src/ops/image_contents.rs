@@ -7,9 +7,14 @@
 //! output is the empty tree; its record blob is the [`ImageContents`] as JSON, re-read and
 //! re-hashed on every hit. A blob that is gone, damaged or no longer parses is a miss, and the
 //! image is read again.
+//!
+//! A build reads them out of the first step's container when one runs (no container of their
+//! own), and shares them through the remote cache like a step's result (`remote`), so that a
+//! runner whose steps all come from the cache creates no container either.
 
 use crate::digest::{ActionDigest, BlobDigest};
 use crate::error::{Error, ExitCode, Failure};
+use crate::remote::RemoteCache;
 use crate::sandbox::Engine;
 use crate::sbom::image::{
     DPKG_STATUS, ImageContents, ImageContentsError, OS_RELEASE, OS_RELEASE_FALLBACK,
@@ -51,6 +56,9 @@ impl Failure for ImageContentsReadError {
     }
 }
 
+/// The files of an image its contents are read from.
+pub const IMAGE_FILES: [&str; 3] = [DPKG_STATUS, OS_RELEASE, OS_RELEASE_FALLBACK];
+
 /// What the image `image_id` (`sha256:<hex>`, as the engine names it) holds: from the store
 /// when an earlier call read it, else read from the image (`/var/lib/dpkg/status`, and
 /// `/etc/os-release` or else `/usr/lib/os-release`, in one container that never starts),
@@ -60,21 +68,60 @@ pub async fn image_contents(
     store: &Store,
     image_id: &str,
 ) -> Result<ImageContents, Error> {
+    image_contents_shared(engine, store, image_id, None).await
+}
+
+/// [`image_contents`], with a remote cache asked after the store and before the engine, and
+/// given what the engine read.
+pub async fn image_contents_shared(
+    engine: &impl Engine,
+    store: &Store,
+    image_id: &str,
+    remote: Option<&RemoteCache>,
+) -> Result<ImageContents, Error> {
     let key = key(image_id);
-    let cached = {
+    let known = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || cached(&store, &key))
             .await
             .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))
     };
-    if let Some(contents) = cached {
+    if let Some(contents) = known {
         tracing::debug!("image {image_id}: contents from the store");
         return Ok(contents);
     }
+    if let Some(remote) = remote
+        && let Some(result) = remote
+            .lookup_image_contents(store, image_id, &key, &IMAGE_FILES)
+            .await
+    {
+        let store = store.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            store.action_put(&key, &result)?;
+            Ok::<_, Error>(cached(&store, &key))
+        })
+        .await
+        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
+        if let Some(contents) = found {
+            tracing::debug!("image {image_id}: contents from the remote cache");
+            return Ok(contents);
+        }
+    }
 
-    let mut files = engine
-        .read_image_files(image_id, &[DPKG_STATUS, OS_RELEASE, OS_RELEASE_FALLBACK])
-        .await?;
+    let files = engine.read_image_files(image_id, &IMAGE_FILES).await?;
+    remember_files(store, image_id, files, remote).await
+}
+
+/// Parses the files read out of image `image_id` (`IMAGE_FILES`, by path; a step's container
+/// can give them, `sandbox::StepRequest::read_image_files`), remembers the contents in the
+/// store, and uploads them to `remote`.
+pub async fn remember_files(
+    store: &Store,
+    image_id: &str,
+    mut files: std::collections::BTreeMap<String, Vec<u8>>,
+    remote: Option<&RemoteCache>,
+) -> Result<ImageContents, Error> {
+    let key = key(image_id);
     let dpkg_status = files.remove(DPKG_STATUS);
     // os-release(5): `/etc/os-release` when there is one, else `/usr/lib/os-release`.
     let os_release = match files.remove(OS_RELEASE) {
@@ -103,10 +150,17 @@ pub async fn image_contents(
     );
 
     let record = serde_json::to_vec_pretty(&contents).expect("image contents serialize");
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || remember(&store, &key, &record))
-        .await
-        .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?;
+    let result = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || remember(&store, &key, &record))
+            .await
+            .unwrap_or_else(|error| std::panic::resume_unwind(error.into_panic()))?
+    };
+    if let Some(remote) = remote {
+        remote
+            .upload_image_contents(store, image_id, &key, &IMAGE_FILES, &result)
+            .await;
+    }
     Ok(contents)
 }
 
@@ -128,18 +182,16 @@ fn cached(store: &Store, key: &ActionDigest) -> Option<ImageContents> {
 }
 
 /// Stores `record` and the action-cache entry that names it (output: the empty tree).
-fn remember(store: &Store, key: &ActionDigest, record: &[u8]) -> Result<(), Error> {
+fn remember(store: &Store, key: &ActionDigest, record: &[u8]) -> Result<ActionResult, Error> {
     let output = store.add_empty_tree()?;
     let (log, _) = store.add_blob_from_reader(record, "the image contents record", None)?;
-    store.action_put(
-        key,
-        &ActionResult {
-            output,
-            log,
-            invocation: None,
-        },
-    )?;
-    Ok(())
+    let result = ActionResult {
+        output,
+        log,
+        invocation: None,
+    };
+    store.action_put(key, &result)?;
+    Ok(result)
 }
 
 #[cfg(test)]

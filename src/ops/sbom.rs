@@ -39,6 +39,17 @@ pub async fn image_catalog(
     spec: &crate::spec::Spec,
     choice: SbomChoice,
 ) -> Result<ImageCatalog, Error> {
+    image_catalog_shared(engine, store, spec, choice, None).await
+}
+
+/// [`image_catalog`], asking the remote cache for image contents the store lacks.
+pub async fn image_catalog_shared(
+    engine: &impl crate::sandbox::Engine,
+    store: &crate::store::Store,
+    spec: &crate::spec::Spec,
+    choice: SbomChoice,
+    remote: Option<&crate::remote::RemoteCache>,
+) -> Result<ImageCatalog, Error> {
     let mut catalog = ImageCatalog::new();
     if choice == SbomChoice::None {
         return Ok(catalog);
@@ -81,7 +92,8 @@ pub async fn image_catalog(
             continue;
         }
         let contents =
-            crate::ops::image_contents::image_contents(engine, store, slot.key()).await?;
+            crate::ops::image_contents::image_contents_shared(engine, store, slot.key(), remote)
+                .await?;
         slot.insert(contents);
     }
     Ok(catalog)

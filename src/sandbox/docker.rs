@@ -721,7 +721,35 @@ impl DockerEngine {
             exit_status,
             log_tail: log.tail_lines(),
             log_digest,
+            image_files: None,
         })
+    }
+
+    /// The request's `read_image_files` out of the exited container `id`; `None` (said at debug
+    /// level) when one cannot be read.
+    async fn read_files_of(
+        &self,
+        id: &str,
+        request: &StepRequest,
+    ) -> Option<BTreeMap<String, Vec<u8>>> {
+        let image_id = request.record.image.to_string();
+        let mut files = BTreeMap::new();
+        for path in &request.read_image_files {
+            match self.read_file_following_links(id, &image_id, path).await {
+                Ok(Some(bytes)) => {
+                    files.insert(path.to_string(), bytes);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(
+                        "step {}: cannot read {path} of its image: {error}",
+                        request.step
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(files)
     }
 
     /// Whether the kernel killed the container for going over its memory limit.
@@ -1065,6 +1093,13 @@ impl DockerEngine {
                     step: request.step.clone(),
                     limit: ByteSize(request.record.limits.memory_bytes),
                 })
+            }
+            outcome => outcome,
+        };
+        let outcome = match outcome {
+            Ok(mut outcome) if outcome.succeeded() && !request.read_image_files.is_empty() => {
+                outcome.image_files = self.read_files_of(&created.id, request).await;
+                Ok(outcome)
             }
             outcome => outcome,
         };
@@ -2349,6 +2384,7 @@ mod tests {
             }],
             out_dir: "/host/out".into(),
             log_path: "/host/log".into(),
+            read_image_files: Vec::new(),
         }
     }
 

@@ -225,10 +225,24 @@ impl Engine for FakeEngine {
             action: "writing the fake log",
             detail: error.to_string(),
         })?;
+        // As the real engine: the image's files out of a step's container, after a success.
+        let image_files = (exit_status == 0 && !request.read_image_files.is_empty()).then(|| {
+            let all = self.image_files.lock().expect("not poisoned");
+            let files = all.get(&request.record.image.to_string());
+            request
+                .read_image_files
+                .iter()
+                .filter_map(|path| {
+                    let bytes = files?.get(*path)?;
+                    Some((path.to_string(), bytes.clone()))
+                })
+                .collect()
+        });
         Ok(StepOutcome {
             exit_status,
             log_tail: vec![log.trim_end().to_string()],
             log_digest: BlobDigest::of(log.as_bytes()),
+            image_files,
         })
     }
 

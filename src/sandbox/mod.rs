@@ -81,6 +81,11 @@ pub struct StepRequest {
     /// A host file (not yet there) the sandbox writes the step's log to, at most
     /// `docker::LOG_KEPT_BYTES` of it; `StepOutcome::log_digest` names exactly those bytes.
     pub log_path: PathBuf,
+    /// Files of the image to read out of the step's container once it has exited successfully,
+    /// before it is removed (`StepOutcome::image_files`): the SBOM's image contents, without a
+    /// container of their own. The container's root is read-only and no mount covers them, so
+    /// they are the image's files, whatever the step did.
+    pub read_image_files: Vec<&'static str>,
 }
 
 impl StepRequest {
@@ -138,6 +143,9 @@ pub struct StepOutcome {
     pub log_tail: Vec<String>,
     /// The sha256 of the log as written to the request's `log_path`.
     pub log_digest: BlobDigest,
+    /// The request's `read_image_files` that exist (path to bytes); `None` when none were asked
+    /// for or they could not be read.
+    pub image_files: Option<std::collections::BTreeMap<String, Vec<u8>>>,
 }
 
 impl StepOutcome {

@@ -2,6 +2,7 @@
 //! what sealroom left behind.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod buildgrid;
 pub mod image;
 pub mod registry;
 
