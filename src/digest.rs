@@ -282,6 +282,22 @@ pub fn hash_file<K: DigestKind>(path: &std::path::Path) -> io::Result<(Digest<K>
     Ok((digest, len))
 }
 
+/// `bytes` as a UUID of `version` (RFC 9562: the version and variant bits set) in its
+/// 8-4-4-4-12 text form.
+pub fn uuid_text(mut bytes: [u8; 16], version: u8) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | (version << 4);
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

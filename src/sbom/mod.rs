@@ -305,18 +305,8 @@ pub(crate) fn timestamp(epoch: u64) -> String {
 /// A name-based UUID (RFC 9562 version 5 layout) from the document's identity, in the 8-4-4-4-12
 /// form: the same inputs give the same serial number, different ones a different number.
 pub(crate) fn uuid(identity: &[u8; 32]) -> String {
-    let mut bytes: [u8; 16] = identity[..16].try_into().expect("16 of 32 bytes");
-    bytes[6] = (bytes[6] & 0x0f) | 0x50;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let bytes: [u8; 16] = identity[..16].try_into().expect("16 of 32 bytes");
+    crate::digest::uuid_text(bytes, 5)
 }
 
 #[cfg(test)]
