@@ -116,20 +116,28 @@ fn subordinate_range(file: &str) -> u64 {
     end
 }
 
-/// `podman system service` as [`USER`], on a socket in a runtime directory of its own; stopped
-/// (the process the test started, by its id) and its directory removed when dropped.
+/// `podman system service` as [`USER`], with a home (Podman's storage and its database) and a
+/// runtime directory of its own in a temp dir, so that nothing of it outlives the test and two
+/// test processes do not share it: Podman's database remembers the runtime directory of its
+/// first run. Stopped (the processes the test started, by their ids) and its directory removed
+/// when dropped.
 struct PodmanService {
     child: Child,
-    runtime: tempfile::TempDir,
+    state: tempfile::TempDir,
     socket: PathBuf,
 }
 
 impl PodmanService {
     fn start(uid: u32, gid: u32) -> PodmanService {
-        let runtime = tempfile::tempdir().unwrap();
-        std::os::unix::fs::chown(runtime.path(), Some(uid), Some(gid)).unwrap();
-        let socket = runtime.path().join("podman.sock");
-        let log = std::fs::File::create(runtime.path().join("service.log")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let state = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        for sub in ["home", "run"] {
+            std::fs::create_dir(state.path().join(sub)).unwrap();
+            std::os::unix::fs::chown(state.path().join(sub), Some(uid), Some(gid)).unwrap();
+        }
+        let socket = state.path().join("run/podman.sock");
+        let log = std::fs::File::create(state.path().join("service.log")).unwrap();
         let child = Command::new("setpriv")
             .args([
                 &format!("--reuid={uid}"),
@@ -138,8 +146,11 @@ impl PodmanService {
                 "env",
                 "-i",
             ])
-            .arg(format!("HOME=/var/lib/{USER}"))
-            .arg(format!("XDG_RUNTIME_DIR={}", runtime.path().display()))
+            .arg(format!("HOME={}", state.path().join("home").display()))
+            .arg(format!(
+                "XDG_RUNTIME_DIR={}",
+                state.path().join("run").display()
+            ))
             .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
             .args(["podman", "system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
@@ -150,7 +161,7 @@ impl PodmanService {
             .expect("setpriv runs podman");
         let mut service = PodmanService {
             child,
-            runtime,
+            state,
             socket,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -170,7 +181,7 @@ impl PodmanService {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.runtime.path().join("service.log")).unwrap_or_default()
+        std::fs::read_to_string(self.state.path().join("service.log")).unwrap_or_default()
     }
 
     /// Whether `GET /_ping` on the socket answers OK.
@@ -191,6 +202,12 @@ impl PodmanService {
         answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
     }
 
+    /// The pid of Podman's pause process, from the runtime directory.
+    fn pause_pid(&self) -> Option<u32> {
+        let pause = self.state.path().join("run/libpod/tmp/pause.pid");
+        std::fs::read_to_string(pause).ok()?.trim().parse().ok()
+    }
+
     fn docker_host(&self) -> String {
         format!("unix://{}", self.socket.display())
     }
@@ -198,19 +215,48 @@ impl PodmanService {
 
 impl Drop for PodmanService {
     fn drop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        let signal = |pid: u32, signal: Signal| {
+            if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+                let _ = kill_process(pid, signal);
+            }
+        };
+        // Podman keeps the user namespace open with a pause process of its own, named in the
+        // runtime directory (read before the service stops: it removes the file); it goes with
+        // the service. Root removes the directory after.
+        let pause = self.pause_pid();
+        // Rootless, `podman` re-executes itself in the user's user namespace: the service is
+        // that child, with the same command line, and outlives the parent the test started.
+        signal(self.child.id(), Signal::TERM);
+        for pid in processes_naming(&self.socket) {
+            signal(pid, Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !processes_naming(&self.socket).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for pid in processes_naming(&self.socket) {
+            signal(pid, Signal::KILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Rootless Podman keeps its user namespace open with a pause process of its own, named in
-        // the runtime directory; it goes with the service. Root removes the directory after.
-        let pause = self.runtime.path().join("libpod/tmp/pause.pid");
-        if let Some(pid) = std::fs::read_to_string(pause)
-            .ok()
-            .and_then(|pid| pid.trim().parse::<i32>().ok())
-            && let Some(pid) = rustix::process::Pid::from_raw(pid)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        if let Some(pid) = pause {
+            signal(pid, Signal::KILL);
         }
     }
+}
+
+/// The pids of running processes (not zombies) with `path` in their command line.
+fn processes_naming(path: &Path) -> Vec<u32> {
+    let wanted = path.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line.windows(wanted.len()).any(|part| part == wanted))
+        })
+        .collect()
 }
 
 /// A project the engine's user can reach: its directory and the store are traversable (0711),
@@ -382,5 +428,24 @@ artifacts = ["caps", "confined", "uid", "net", "root", "inputs", "greeting"]
         std::fs::read_to_string(project.out().join("uid")).unwrap(),
         "1000\n"
     );
+    let socket = service.socket.clone();
+    let pause = service
+        .pause_pid()
+        .expect("Podman's pause process is named");
     drop(service);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        processes_naming(&socket).is_empty(),
+        "the Podman service is stopped with the test"
+    );
+    // Gone, or a zombie waiting for init: not running.
+    let state = std::fs::read_to_string(format!("/proc/{pause}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty()
+            || state
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z')),
+        "Podman's pause process {pause} is stopped with the test: {state}"
+    );
 }
