@@ -49,6 +49,7 @@ bench-flood:
     bash benches/log_flood.sh
 
 # Issue [N]: a runner served by the shared remote cache (BuildGrid on 127.0.0.1) against the cold
-# runner that uploaded the spec; about a minute. BENCHMARKS.md records the numbers.
+# runner that uploaded the spec and a local cached rebuild, for six busybox steps, the 50-step
+# chain and build-specs/bzip2; about three minutes. BENCHMARKS.md records the numbers.
 bench-remote:
     bash benches/remote_cache.sh

@@ -8,7 +8,10 @@
 # and `unshare`: the remote engine test gives a second dockerd its own bridge and mount namespace),
 # openssh-client and openssh-server (that test reaches the engine over ssh too, through an sshd of
 # its own on 127.0.0.1; the package's own service is not used), python3-venv (the venvs of
-# scripts/ensure-python.sh and scripts/buildgrid.sh, the REAPI server of the remote cache tests).
+# scripts/ensure-python.sh and scripts/buildgrid.sh, the REAPI server of the remote cache tests),
+# podman and uidmap (newuidmap/newgidmap: tests/podman_rootless.rs runs rootless Podman's
+# Docker-compatible socket as a user with subordinate id ranges; the steps have no network, so
+# neither slirp4netns nor passt is needed, and Podman's vfs storage needs no fuse-overlayfs).
 set -euo pipefail
 
 missing=()
@@ -24,6 +27,8 @@ command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -x /usr/bin/newuidmap ] && [ -x /usr/bin/newgidmap ] || missing+=(uidmap)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "ensure-packages: installing ${missing[*]}" >&2
   apt-get update -qq
