@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::run_ok as run;
 use common::{busybox, free_port, tool_available};
 
 /// Whether this test can run here: root (a bridge, a mount namespace) and the tools. Under
@@ -45,21 +46,6 @@ fn runnable() -> bool {
         && tool_available("openssl", "version", install)
         && tool_available("docker", "--version", install)
         && tool_available("ssh", "-V", install)
-}
-
-/// Runs `program` with `args`; its output, failing the test with its stderr if it fails.
-fn run(program: &str, args: &[&str]) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
-    assert!(
-        output.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// A CA, a server certificate for IP 127.0.0.1 and a client certificate, in `dir`. Each of

@@ -9,10 +9,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Project;
+use common::run_ok as run;
 
 /// The user the test runs Podman as, made when it does not exist.
 const USER: &str = "sealroom-podman";
@@ -41,21 +42,6 @@ fn runnable() -> bool {
         }
     }
     common::tool_available("podman", "--version", install)
-}
-
-/// Runs `program` with `args`; its output, failing the test with its stderr if it fails.
-fn run(program: &str, args: &[&str]) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {program}: {error}"));
-    assert!(
-        output.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// The user's uid and gid, making it (a system user with a home for Podman's storage) if needed.
